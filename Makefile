@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo bench lint clean
+
+install: $(STAMP)
+
+# torch==2.13.0 first: it resolves to the CPU wheel here; a bare `torch` would pull a multi-GB CUDA build.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q -n 2 tests
+
+demo: install
+	$(PY) scripts/demo.py
+
+bench: install
+	$(PY) bench/extract.py
+	$(PY) bench/train.py
+	$(PY) bench/generate.py
+	$(PY) bench/metrics.py
+
+lint: install
+	$(PY) -m ruff check dialogpt dialogpt_dataset metrics scripts bench tests
+
+clean:
+	rm -rf $(VENV) runs/demo .pytest_cache

@@ -1,0 +1,1 @@
+"""Reddit dialogue data: Pushshift dumps -> conversations -> Arrow/Parquet, as a datasets builder."""
