@@ -36,8 +36,9 @@ class LegacyFormatError(ValueError):
 
 
 def _clean(text: str) -> str:
-    # The formats have no escaping: a tab, newline or " EOS " inside a turn would silently change
-    # the structure on the way back, so they are folded to a space on write.
+    # The formats have no escaping: a tab or newline inside a turn would silently change the
+    # structure on the way back, so whitespace runs are folded to one space on write (a turn that
+    # contains the separator word EOS is refused by format_train_line instead).
     return " ".join(text.split())
 
 
