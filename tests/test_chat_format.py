@@ -23,7 +23,7 @@ from dialogpt.chat_format import (
 )
 
 EOS = 0  # the fixture tokenizer's <|endoftext|> id; also used for the pure integer tests
-I = IGNORE_INDEX
+I = IGNORE_INDEX  # noqa: E741  (short on purpose: label lists stay readable)
 
 
 def test_labels_mask_first_turn_and_weight_zero_turns_but_keep_eos_of_trained_turns():
