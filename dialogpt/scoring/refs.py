@@ -1,0 +1,165 @@
+"""Reference selection and the reference/hypothesis file formats, as DSTC7's ``dstc.py`` reads them.
+
+Selection (``extract_hyp_refs``): every hypothesis is scored against exactly ``n_refs`` reference
+slots. Slot i takes reference ``i % len(refs)``, and if that index equals ``vshuman`` it moves to the
+next one. ``dstc.py``'s ``--vshuman`` defaults to **1 for every system**, so with six or more
+references the slots are refs ``[0, 2, 2, 3, 4, 5]``: ref 1 (the human response) is dropped and
+ref 2 is used twice. The duplicate matters for NIST (information weights and the mean reference
+length count every column); BLEU and METEOR do not move.
+
+Formats (the legacy ones are parsed by :func:`dialogpt_dataset.legacy_tsv.read_refs`):
+
+* multi-reference file, the seed's ``test.refs.txt`` and DSTC7's refs:
+  ``<key>\\t<score>|<ref>\\t<score>|<ref>...``. The text is ``entry.split('|')[1]`` as in DSTC7:
+  anything after a second ``|`` is cut;
+* DSTC7 submission: hypotheses are the **last** TAB column, kept only when the first column (the
+  hash) is in the keys file, **sorted by hash**; a duplicated hash keeps its last line;
+* plain TSV: one line per hypothesis, references separated by TAB, used as given.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+#: dstc.py's defaults (``--n_refs 6``, ``--vshuman 1``).
+DSTC_N_REFS = 6
+DSTC_VSHUMAN = 1
+
+
+class InputError(ValueError):
+    """A user input file is unusable; the message names the file (and line)."""
+
+
+def select_reference_indices(n_available: int, n_refs: int = DSTC_N_REFS, vshuman: int = -1) -> list[int]:
+    """Indices of the references that fill the ``n_refs`` slots (dstc.py ``extract_hyp_refs``).
+
+    >>> select_reference_indices(6, 6, vshuman=1)
+    [0, 2, 2, 3, 4, 5]
+    >>> select_reference_indices(3, 6, vshuman=1)
+    [0, 2, 2, 0, 2, 2]
+    """
+    if n_available < 1:
+        raise ValueError("a hypothesis needs at least one reference")
+    if n_refs < 1:
+        raise ValueError(f"n_refs must be >= 1, got {n_refs}")
+    out = []
+    for i in range(n_refs):
+        idx = i % n_available
+        if idx == vshuman:
+            idx = (idx + 1) % n_available
+        out.append(idx)
+    return out
+
+
+def select_references(refs: Sequence[str], n_refs: int = DSTC_N_REFS, vshuman: int = -1) -> list[str]:
+    return [refs[i] for i in select_reference_indices(len(refs), n_refs, vshuman)]
+
+
+def pad_references(rows: Sequence[Sequence[str]], n_refs: int | None = None, vshuman: int = -1) -> list[list[str]]:
+    """Give every row the same number of references (NIST/BLEU/METEOR score reference *columns*).
+
+    ``n_refs=None`` uses the largest row; shorter rows are filled by cycling, the DSTC7 rule.
+    """
+    if not rows:
+        return []
+    n = n_refs if n_refs is not None else max(len(r) for r in rows)
+    out = []
+    for i, r in enumerate(rows):
+        if not r:
+            raise ValueError(f"hypothesis {i + 1} has no reference")
+        out.append(select_references(r, n, vshuman))
+    return out
+
+
+def dstc_ref_text(text_after_first_pipe: str) -> str:
+    """DSTC7 takes ``entry.split('|')[1]``: text after a second ``|`` is cut."""
+    return text_after_first_pipe.split("|")[0]
+
+
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """Lines as Python's text mode gives them to dstc.py (universal newlines, no line ends)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    with open(p, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def read_keys(path: str | os.PathLike) -> list[str]:
+    return [k for k in read_lines(path) if k]
+
+
+def _is_legacy_refs_line(line: str) -> bool:
+    cols = line.split("\t")
+    if len(cols) < 2:
+        return False
+    for c in cols[1:]:
+        score, sep, _ = c.partition("|")
+        if not sep:
+            return False
+        try:
+            float(score)
+        except ValueError:
+            return False
+    return True
+
+
+def sniff_refs_format(path: str | os.PathLike) -> str:
+    """``"legacy"`` (``key\\tscore|ref...``) when every non-blank line has that shape, else ``"tsv"``."""
+    lines = [x for x in read_lines(path) if x.strip()]
+    if lines and all(_is_legacy_refs_line(x) for x in lines[:200]):
+        return "legacy"
+    return "tsv"
+
+
+def read_legacy_refs(path: str | os.PathLike) -> list[tuple[str, list[str]]]:
+    """``(key, [ref texts])`` rows of a multi-reference file (DSTC7 ``|`` quirk applied)."""
+    from dialogpt_dataset.legacy_tsv import read_refs
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such references file")
+    return [(row.key, [dstc_ref_text(t) for _, t in row.references]) for row in read_refs(p)]
+
+
+def read_tsv_refs(path: str | os.PathLike) -> list[list[str]]:
+    """Plain TSV: line i holds the TAB-separated references of hypothesis i."""
+    return [line.split("\t") for line in read_lines(path)]
+
+
+@dataclass
+class DstcSubmission:
+    keys: list[str]
+    hyps: list[str]
+
+
+def read_dstc_submission(path: str | os.PathLike, keys: Sequence[str]) -> DstcSubmission:
+    """DSTC7 ``extract_cells`` + sort: last column of lines whose hash is in ``keys``, by hash."""
+    wanted = set(keys)
+    cells: dict[str, str] = {}
+    for line in read_lines(path):
+        c = line.split("\t")
+        if c[0] in wanted:
+            cells[c[0]] = c[-1]  # a duplicated hash keeps its last line, as dict assignment does
+    ks = sorted(cells)
+    return DstcSubmission(ks, [cells[k] for k in ks])
+
+
+def dstc_hyps_refs(submission: str | os.PathLike, refs_path: str | os.PathLike, keys_path: str | os.PathLike,
+                   n_refs: int = DSTC_N_REFS, vshuman: int = DSTC_VSHUMAN) -> tuple[list[str], list[list[str]]]:
+    """``dstc.py extract_hyp_refs`` without cleaning: (hypotheses, selected references per hypothesis)."""
+    keys = read_keys(keys_path)
+    sub = read_dstc_submission(submission, keys)
+    refs_by_key = {}
+    for k, texts in read_legacy_refs(refs_path):
+        refs_by_key[k] = texts  # last duplicate wins, as in extract_cells
+    missing = [k for k in sub.keys if k not in refs_by_key]
+    if missing:
+        raise InputError(f"{refs_path}: no references for {len(missing)} submitted key(s), e.g. {missing[0]!r}")
+    if not sub.keys:
+        raise InputError(f"{submission}: no line's first column is a key listed in {keys_path}")
+    refs = [select_references(refs_by_key[k], n_refs, vshuman) for k in sub.keys]
+    return sub.hyps, refs
