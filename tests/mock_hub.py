@@ -145,6 +145,7 @@ class MockHubServer:
         self.user_orgs: dict[str, set[str]] = {}
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[RequestRecord] = []
+        self.responses: list[tuple[str, str, int]] = []  # (method, path, status), same order as ``requests``
         self.errors: list[str] = []  # tracebacks of 500s (bugs in the mock), never printed
         self._lock = threading.RLock()
         self._counter = 0
@@ -213,6 +214,7 @@ class MockHubServer:
     def clear_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.responses.clear()
 
     def requests_matching(self, pattern: str, method: str | None = None) -> list[RequestRecord]:
         """Logged requests whose path matches the regex ``pattern`` (and ``method`` if given)."""
@@ -335,6 +337,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
               content_length: int | None = None) -> None:
+        with self.server_hub._lock:
+            self.server_hub.responses.append((self.command, self.path, status))
         self.send_response(status)
         headers = dict(headers or {})
         headers.setdefault("Content-Type", "application/json")
@@ -357,6 +361,10 @@ class _Handler(BaseHTTPRequestHandler):
             hub.requests.append(RequestRecord(method, self.path, {k.lower(): v for k, v in self.headers.items()}))
         try:
             self.body = self._read_body()
+        except (ValueError, OSError) as e:
+            self.close_connection = True  # the stream position is unknown: do not reuse this connection
+            return self._json({"error": f"Unreadable request body: {e}"}, 400)
+        try:
             self.user = self._authenticate()
             self._route(method)
         except HubError as e:
@@ -386,9 +394,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._validate_yaml()
         if seg == ["api", "agent-harnesses"] and method == "GET":  # huggingface_hub's user-agent registry
             return self._json({"standardEnvVars": [], "harnesses": {}})
-        if seg[:2] == ["api", "repos"] and len(seg) == 3 and method == "POST":
-            return {"create": self._create_repo, "delete": self._delete_repo, "move": self._move_repo}.get(
-                seg[2], self._not_found)()
+        if seg[:2] == ["api", "repos"] and len(seg) == 3:
+            action = {("POST", "create"): self._create_repo, ("DELETE", "delete"): self._delete_repo,
+                      ("POST", "move"): self._move_repo}.get((method, seg[2]), self._not_found)
+            return action()
+        if len(seg) == 2 and seg[0] == "api" and seg[1][:-1] in REPO_TYPES and method == "GET":
+            return self._list_repos(seg[1][:-1])
         if len(seg) >= 3 and seg[0] == "api" and seg[1].endswith("s") and seg[1][:-1] in REPO_TYPES:
             return self._route_api(method, seg[1][:-1], seg[2:])
         if seg[:1] == ["_mock_lfs"] and len(seg) == 2:
@@ -571,34 +582,47 @@ class _Handler(BaseHTTPRequestHandler):
         hub = self.server_hub
         with hub._lock:
             repo = self._repo(repo_type, repo_id)
-            commit = hub._resolve(repo, revision)
-            siblings = [
-                {"rfilename": p, "size": b.size, "blobId": b.git_oid,
-                 **({"lfs": {"sha256": b.sha256, "size": b.size, "pointerSize": 134}} if b.lfs else {})}
-                for p, b in sorted(commit.files.items())
-            ]
-            card = self._card_data(commit)
-        info: dict[str, Any] = {
-            "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24], "id": repo_id, "author": repo_id.split("/")[0],
-            "sha": commit.sha, "lastModified": commit.date, "createdAt": repo.created_at, "private": repo.private,
-            "gated": False, "disabled": False, "downloads": 0, "likes": 0, "tags": [], "siblings": siblings,
-            "usedStorage": sum(b.size for b in commit.files.values()),
-        }
-        if card is not None:
-            info["cardData"] = card
-        if repo_type == "model":
-            info.update({"modelId": repo_id, "library_name": "transformers"})
-        if repo_type == "space":
-            info.update({"sdk": "static", "runtime": {"stage": "RUNNING", "hardware": {"current": None}}})
+            info = self._info_dict(repo, hub._resolve(repo, revision))
         self._json(info)
 
-    def _card_data(self, commit: Commit) -> dict | None:
-        """The README's YAML front matter is what the Hub calls ``cardData``; we only report that it exists."""
-        blob = commit.files.get("README.md")
-        if blob is None:
-            return None
-        text = self.server_hub.read_blob(blob).decode("utf-8", "replace")
-        return {} if text.startswith("---") else None
+    @staticmethod
+    def _info_dict(repo: Repo, commit: Commit) -> dict[str, Any]:
+        """What /api/{type}s/{id} returns (``cardData`` is left out: the stdlib has no YAML parser)."""
+        siblings = [
+            {"rfilename": p, "size": b.size, "blobId": b.git_oid,
+             **({"lfs": {"sha256": b.sha256, "size": b.size, "pointerSize": 134}} if b.lfs else {})}
+            for p, b in sorted(commit.files.items())
+        ]
+        info: dict[str, Any] = {
+            "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24], "id": repo.repo_id,
+            "author": repo.repo_id.split("/")[0], "sha": commit.sha, "lastModified": commit.date,
+            "createdAt": repo.created_at, "private": repo.private, "gated": False, "disabled": False,
+            "downloads": 0, "likes": 0, "tags": [], "siblings": siblings,
+            "usedStorage": sum(b.size for b in commit.files.values()),
+        }
+        if repo.repo_type == "model":
+            info.update({"modelId": repo.repo_id, "library_name": "transformers"})
+        if repo.repo_type == "space":
+            info.update({"sdk": "static", "runtime": {"stage": "RUNNING", "hardware": {"current": None}}})
+        return info
+
+    def _list_repos(self, repo_type: str) -> None:
+        """GET /api/models?author=&search= (list_models / list_datasets): visible repos, newest first."""
+        hub = self.server_hub
+        author, search = self.query.get("author", [None])[0], self.query.get("search", [None])[0]
+        out = []
+        with hub._lock:
+            for (rtype, repo_id), repo in hub.repos.items():
+                if rtype != repo_type or (author and repo_id.split("/")[0] != author):
+                    continue
+                if search and search.lower() not in repo_id.lower():
+                    continue
+                try:
+                    self._repo(rtype, repo_id)
+                except HubError:
+                    continue
+                out.append(self._info_dict(repo, repo.commits[repo.branches["main"]]))
+        self._json(out[::-1])
 
     # ------------------------------------------------------------------ tree / paths-info
     def _entry(self, repo: Repo, commit: Commit, path: str, expand: bool) -> dict:

@@ -143,6 +143,30 @@ def test_private_repo_needs_token_and_token_never_leaks(mock_hub, hub_user, tiny
     assert mock_hub.errors == []
 
 
+def test_branches_tags_and_pull_requests(mock_hub, tmp_path):
+    from huggingface_hub import HfApi, hf_hub_download
+
+    api = HfApi()
+    repo_id = "org/" + _unique("refs")
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=b"main v1", path_in_repo="f.txt", repo_id=repo_id)
+    api.create_tag(repo_id, tag="v1")
+    api.create_branch(repo_id, branch="dev")
+    api.upload_file(path_or_fileobj=b"dev", path_in_repo="f.txt", repo_id=repo_id, revision="dev")
+    pr = api.upload_file(path_or_fileobj=b"proposal", path_in_repo="f.txt", repo_id=repo_id, create_pr=True)
+    api.upload_file(path_or_fileobj=b"main v2", path_in_repo="f.txt", repo_id=repo_id)
+
+    def read(revision):
+        return open(hf_hub_download(repo_id, "f.txt", revision=revision, cache_dir=tmp_path), "rb").read()
+
+    assert [read(r) for r in ("main", "v1", "dev", pr.pr_revision)] == [b"main v2", b"main v1", b"dev", b"proposal"]
+    refs = api.list_repo_refs(repo_id)
+    assert {b.name for b in refs.branches} == {"main", "dev"} and [t.name for t in refs.tags] == ["v1"]
+    titles = [c.title for c in api.list_repo_commits(repo_id)]
+    assert titles[-1] == "initial commit" and len(titles) == 3  # the PR and dev commits are not on main
+    assert mock_hub.errors == []
+
+
 def test_unknown_repo_and_file_raise_library_errors(mock_hub, tmp_path):
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
