@@ -1,0 +1,243 @@
+"""``build_dataset(BuildConfig) -> BuildResult``: dumps -> a loadable, pushable dataset folder.
+
+Runs the :class:`~dialogpt_dataset.builder.RedditDialog` builder (which runs or resumes the
+datatrove pipeline) with ``download_and_prepare(num_proc=...)``, then writes ``output_dir``::
+
+    data/{train,validation,test}-NNNNN-of-NNNNN.parquet   the rows (features in builder.FEATURES)
+    README.md        dataset card: YAML ``configs:`` (so load_dataset(dir) works) + filter counts
+    test.refs.txt    the seed's multi-reference file: src \\t score|ref \\t score|ref ...
+    keys.txt         every instance id in the build: --keys-file keys.txt reproduces it exactly
+    train.tsv        (--export-tsv) the seed's train.tsv: "0.0 t1 EOS 1.0 t2\\t1.0 response"
+    .work/           shards, datatrove logs and completion marks: a killed build resumes from here
+
+and optionally pushes the folder (without ``.work``) to the Hub as a dataset repo.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dialogpt_dataset import pipeline
+from dialogpt_dataset.builder import SIZES, RedditDialog, dummy_dumps_dir, parse_months
+from dialogpt_dataset.dumps import available_months, find_month_files
+from dialogpt_dataset.multiref import DEFAULT_MIN_REFS, refs_file_rows
+
+ROWS_PER_PARQUET = 500_000
+
+
+@dataclass
+class BuildConfig:
+    """What to build and where. ``size`` (dummy, small, full) or ``months`` ("2006-01:2006-06")."""
+
+    output_dir: str
+    dumps_dir: str | None = None
+    size: str | None = None
+    months: str | list[str] | None = None
+    #: multi-reference test months; default: 2018-03..2019-01 for full, none (hash split) otherwise
+    test_months: str | list[str] | None = None
+    num_proc: int = 1
+    keys_file: str | None = None
+    min_refs: int = DEFAULT_MIN_REFS
+    max_refs: int | None = None
+    executor: str = "local"
+    export_tsv: bool = False
+    push_to_hub: str | None = None
+    private: bool = False
+    token: str | None = None
+    max_bad_lines: int = 1000
+    num_shards: int | None = None
+    validation_fraction: float | None = None
+    test_fraction: float | None = None
+    use_title: bool = True
+    use_selftext: bool = False
+    words_blocklist: str | None = None
+    subreddits_blocklist: str | None = None
+    slurm_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.size is None and self.months is None:
+            self.size = "dummy"
+        if self.size is not None and self.months is not None:
+            raise ValueError("give --size or --months, not both")
+        if self.size not in (None, "dummy", "small", "full"):
+            raise ValueError(f"--size {self.size!r}: expected dummy, small or full")
+        if self.size != "dummy" and not self.dumps_dir:
+            raise ValueError("--dumps DIR is required unless --size dummy")
+        if self.executor not in ("local", "ray", "slurm"):
+            raise ValueError(f"--executor {self.executor!r}: expected local, ray or slurm")
+        if self.num_proc < 1:
+            raise ValueError(f"--num-proc {self.num_proc}: must be >= 1")
+        if self.min_refs < 1:
+            raise ValueError(f"--min-refs {self.min_refs}: must be >= 1")
+        if self.max_refs is not None and self.max_refs < self.min_refs:
+            raise ValueError(f"--max-refs {self.max_refs} is below --min-refs {self.min_refs}")
+        if self.keys_file and not Path(self.keys_file).is_file():
+            raise ValueError(f"--keys-file {self.keys_file}: no such file")
+        if self.max_bad_lines < 0:
+            raise ValueError(f"--max-bad-lines {self.max_bad_lines}: must be >= 0")
+
+    @property
+    def config_name(self) -> str:
+        return self.size or "custom"
+
+    def resolved_months(self) -> tuple[str, list[str], list[str]]:
+        """(dumps_dir, train months, test months), checked against the files present."""
+        if self.size == "dummy":
+            d = str(dummy_dumps_dir()) if not self.dumps_dir else self.dumps_dir
+            months = available_months(d)
+            test = parse_months(self.test_months)
+        elif self.size in SIZES:
+            d = self.dumps_dir
+            months = SIZES[self.size]["months"]
+            test = parse_months(self.test_months) if self.test_months is not None else SIZES[self.size]["test_months"]
+        else:
+            d = self.dumps_dir
+            months = parse_months(self.months)
+            test = parse_months(self.test_months)
+        missing = [m for m in sorted(set(months) | set(test)) if find_month_files(d, m)[1] is None]
+        if missing:
+            shown = ", ".join(missing[:6]) + (f" ... ({len(missing)} months)" if len(missing) > 6 else "")
+            raise FileNotFoundError(f"{d}: no RC_<month> comments dump for {shown}")
+        return d, sorted(set(months) - set(test)), test
+
+
+@dataclass
+class BuildResult:
+    output_dir: Path
+    parquet_files: dict[str, list[Path]]
+    num_rows: dict[str, int]
+    counters: Counter
+    refs_path: Path
+    keys_path: Path
+    card_path: Path
+    tsv_path: Path | None = None
+    hub_url: str | None = None
+    months: list[str] = field(default_factory=list)
+    test_months: list[str] = field(default_factory=list)
+
+    def counts_table(self) -> str:
+        from dialogpt_dataset.card import counts_table
+
+        return counts_table(self.counters)
+
+
+def _plan_overrides(cfg: BuildConfig) -> dict:
+    dummy = cfg.size == "dummy"
+    return {
+        "num_shards": cfg.num_shards,
+        "validation_fraction": cfg.validation_fraction if cfg.validation_fraction is not None else (0.1 if dummy else 0.05),
+        "test_fraction": cfg.test_fraction if cfg.test_fraction is not None else (0.2 if dummy else 0.05),
+        "use_title": cfg.use_title, "use_selftext": cfg.use_selftext,
+        "min_refs": cfg.min_refs, "max_refs": cfg.max_refs,
+        "keys_file": str(Path(cfg.keys_file).resolve()) if cfg.keys_file else None,
+        "max_bad_lines": cfg.max_bad_lines,
+        "words_blocklist": cfg.words_blocklist, "subreddits_blocklist": cfg.subreddits_blocklist,
+    }
+
+
+def make_builder(cfg: BuildConfig) -> RedditDialog:
+    dumps_dir, months, test_months = cfg.resolved_months()
+    out = Path(cfg.output_dir)
+    work = out / ".work"
+    return RedditDialog(
+        config_name=cfg.config_name,
+        cache_dir=str(work / "hf_cache"),
+        dumps_dir=str(Path(dumps_dir).resolve()), months=months, test_months=test_months,
+        work_dir=str(work / "pipeline"), pipeline_num_proc=cfg.num_proc, executor=cfg.executor,
+        plan_overrides=_plan_overrides(cfg),
+    )
+
+
+def _export_parquet(ds, out: Path, split: str) -> list[Path]:
+    n = max(1, -(-len(ds) // ROWS_PER_PARQUET))
+    paths = []
+    for i in range(n):
+        p = out / "data" / f"{split}-{i:05d}-of-{n:05d}.parquet"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        ds.shard(num_shards=n, index=i, contiguous=True).to_parquet(str(p))
+        paths.append(p)
+    return paths
+
+
+def build_dataset(cfg: BuildConfig) -> BuildResult:
+    """Build (or resume building) the dataset folder described by ``cfg``; see the module doc."""
+    import pyarrow.parquet as pq
+
+    from dialogpt_dataset import legacy_tsv
+    from dialogpt_dataset.card import render_dataset_card
+
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.executor == "ray":
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(num_cpus=cfg.num_proc, include_dashboard=False)
+    builder = make_builder(cfg)
+    builder.download_and_prepare(num_proc=cfg.num_proc if cfg.num_proc > 1 else None)
+    if cfg.executor == "slurm":
+        raise RuntimeError("--executor slurm submitted the jobs; re-run with --executor local once they finish")
+    plan = builder.make_plan()
+    work = Path(plan.work_dir)
+
+    for old in (out / "data").glob("*.parquet"):
+        old.unlink()
+    files, rows = {}, {}
+    for split in pipeline.SPLITS:
+        ds = builder.as_dataset(split)
+        files[split] = _export_parquet(ds, out, split)
+        rows[split] = len(ds)
+
+    # test.refs.txt and keys.txt come from the stage-2 shards, which keep scores and reference ids
+    test_rows = []
+    for f in pipeline.stage2_files(work, "test"):
+        test_rows.extend(pq.read_table(f).to_pylist())
+    test_rows.sort(key=lambda r: r["id"])
+    refs_path = out / "test.refs.txt"
+    legacy_tsv.write_refs(refs_path, refs_file_rows(test_rows))
+    keys_path = out / "keys.txt"
+    with open(keys_path, "w", encoding="utf-8") as f:
+        for split in ("train", "validation"):
+            for p in pipeline.stage2_files(work, split):
+                for i in pq.read_table(p, columns=["id"]).column("id").to_pylist():
+                    f.write(i + "\n")
+        for r in test_rows:
+            for i in r["reference_ids"]:
+                f.write(i + "\n")
+
+    tsv_path = None
+    if cfg.export_tsv:
+        tsv_path = out / "train.tsv"
+        train = builder.as_dataset("train")
+        legacy_tsv.write_train_tsv(tsv_path, (r["turns"] for r in train))
+
+    counters = pipeline.read_counters(work)
+    result = BuildResult(out, files, rows, counters, refs_path, keys_path, out / "README.md", tsv_path,
+                         months=plan.months, test_months=plan.test_months)
+    render_dataset_card(result, cfg, plan).save(str(result.card_path))
+    (out / "build_stats.json").write_text(json.dumps(
+        {"num_rows": rows, "counters": dict(sorted(counters.items())), "months": plan.months,
+         "test_months": plan.test_months}, indent=2))
+    if cfg.push_to_hub:
+        result.hub_url = push_dataset(out, cfg.push_to_hub, private=cfg.private, token=cfg.token)
+    return result
+
+
+def push_dataset(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Upload a built folder (minus ``.work``) as a Hub dataset repo; returns the repo URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
+                      ignore_patterns=[".work/**", ".work"], commit_message="Upload Reddit dialogue dataset")
+    return str(url)
+
+
+def clean_work_dir(output_dir: str | Path) -> None:
+    """Remove the resumable work state of a finished build (shards, logs, Arrow cache)."""
+    shutil.rmtree(Path(output_dir) / ".work", ignore_errors=True)

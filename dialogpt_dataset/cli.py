@@ -1,0 +1,74 @@
+"""``build_dataset.py`` / ``dialogpt-build-dataset``: Pushshift dumps -> a Reddit dialogue dataset folder.
+
+    python scripts/build_dataset.py --size dummy --output ./reddit-dialog
+    python scripts/build_dataset.py --size small --dumps ./pushshift --output ./reddit-dialog --num-proc 8
+    python scripts/build_dataset.py --months 2006-01:2006-06 --dumps ./pushshift --output ./rd --export-tsv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dialogpt_dataset.build import BuildConfig, build_dataset
+from dialogpt_dataset.dumps import DumpError
+from dialogpt_dataset.legacy_tsv import LegacyFormatError
+from dialogpt_dataset.pipeline import PlanError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="build_dataset.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dumps", help="folder of RS_YYYY-MM.* / RC_YYYY-MM.* Pushshift dumps (not needed for --size dummy)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--size", choices=["dummy", "small", "full"],
+                   help="dummy: the shipped sample; small: 2005-12..2009-12; full: 2005-12..2017-11 (+ test 2018-03..2019-01)")
+    g.add_argument("--months", help="custom range(s), e.g. 2006-01:2006-06 or 2006-01,2006-03")
+    p.add_argument("--test-months", help="months for the multi-reference test split (default: full -> 2018-03:2019-01; "
+                   "otherwise a stable hash of the thread id picks test threads)")
+    p.add_argument("--output", required=True, help="dataset folder to write (Parquet, README.md, test.refs.txt, keys.txt)")
+    p.add_argument("--num-proc", type=int, default=1, help="parallel tasks (datatrove workers and datasets num_proc)")
+    p.add_argument("--keys-file", help="keep only these instance ids (our keys.txt, or the original's keys-*.gz)")
+    p.add_argument("--min-refs", type=int, default=5, help="fewest distinct replies for a test context (default 5)")
+    p.add_argument("--max-refs", type=int, default=None, help="keep at most this many references (best score first)")
+    p.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
+                   help="datatrove executor: local (default), ray (a running Ray cluster), slurm (submits jobs)")
+    p.add_argument("--slurm-partition", default="cpu", help="with --executor slurm")
+    p.add_argument("--num-shards", type=int, default=None, help="hash partitions of each month (default: sized from the input)")
+    p.add_argument("--max-bad-lines", type=int, default=1000, help="malformed JSON lines tolerated per file (skipped, counted)")
+    p.add_argument("--no-title", action="store_true", help="do not use the submission title as root turn (the original's TITLE=0)")
+    p.add_argument("--selftext", action="store_true", help="append the submission's selftext to the title turn")
+    p.add_argument("--export-tsv", action="store_true", help="also write train.tsv in the original DialoGPT format")
+    p.add_argument("--push-to-hub", metavar="ORG/NAME", help="upload the folder as a Hub dataset repo")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repo")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = BuildConfig(
+            output_dir=args.output, dumps_dir=args.dumps, size=args.size, months=args.months,
+            test_months=args.test_months, num_proc=args.num_proc, keys_file=args.keys_file,
+            min_refs=args.min_refs, max_refs=args.max_refs, executor=args.executor,
+            export_tsv=args.export_tsv, push_to_hub=args.push_to_hub, private=args.private,
+            max_bad_lines=args.max_bad_lines, num_shards=args.num_shards, use_title=not args.no_title,
+            use_selftext=args.selftext, slurm_kwargs={"partition": args.slurm_partition},
+        )
+        result = build_dataset(cfg)
+    except (ValueError, FileNotFoundError, DumpError, PlanError, LegacyFormatError, RuntimeError) as e:
+        print(f"build_dataset: error: {e}", file=sys.stderr)
+        return 2
+    print(result.counts_table())
+    print(f"wrote {result.output_dir}: " + ", ".join(f"{s} {n} rows" for s, n in result.num_rows.items()))
+    print(f"  dataset card: {result.card_path}\n  multi-reference file: {result.refs_path}\n  keys: {result.keys_path}")
+    if result.tsv_path:
+        print(f"  legacy train.tsv: {result.tsv_path}")
+    if result.hub_url:
+        print(f"  pushed to {result.hub_url}")
+    print(f'load it with: datasets.load_dataset("{result.output_dir}")')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

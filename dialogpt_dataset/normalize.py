@@ -1,0 +1,246 @@
+"""DialoGPT's text rules and filters: every rejection is a named, counted rule.
+
+The rules follow ``reddit_extractor/src/reddit.py`` of microsoft/DialoGPT run with its
+``configs/Makefile.local`` settings (``--clean True --min_score 1 --min_depth 2 --max_depth 5
+--leaves_only 1``; ``--leaves_only 0`` for the test months). ``RULES`` lists them in the order they
+are applied; the build prints their counts and writes them into the dataset card.
+
+Comment rules (the original's extract stage; a rejected comment is not part of any thread):
+
+* ``deleted``       body is ``[deleted]`` (original filter 1).
+* ``removed``       body is ``[removed]`` (ours: Pushshift marks moderator removals this way since
+  ~2014; the original only knew ``[deleted]``).
+* ``quote``         body contains ``>`` or ``&gt;`` (original filter 3: quoted replies).
+* ``bot``           author looks like a bot (``AutoModerator``, names ending in ``bot``) or the body
+  says "I am a bot" (ours).
+* ``non_ascii``     more than 10% of the letters/digits are non-ASCII (ours: the original strips
+  such characters in normalisation and keeps the fragments; we drop mostly non-English text).
+* ``too_short``     fewer than 2 words after minimal normalisation (original filter 2).
+
+Instance rules (the original's conv stage, ``filter_instance`` with ``--clean``); the text has gone
+through :func:`gpt_norm` first:
+
+* ``empty_target``  the response has no token left (``len(tgt.split()) <= 1`` with its weight).
+* ``long_word``     a response token longer than 30 characters.
+* ``too_long``      source + target longer than 200 tokens, counted as the original counts its TSV
+  fields (weights and `` EOS `` separators included).
+* ``url``           ``__url__`` anywhere in the instance (the original drops every instance with a
+  URL, which also removes URL-only turns).
+* ``tags``          a bracket or parenthesis anywhere (markdown links ``[x](y)``, emoticons too).
+* ``all_caps``      five upper-case letters in a row anywhere ("yelling").
+* ``repetition``    a response token repeated three times in a row.
+* ``reserved_eos``  a turn contains the token ``EOS`` (ours: it is the legacy TSV's turn separator).
+
+Text rules (:func:`gpt_norm`, applied to every turn of a kept instance; not filters):
+
+* words starting with ``#`` are dropped; a word containing ``http`` is cut there and ``__url__``
+  appended (``see:http://x`` -> ``see: __url__``);
+* backslashes removed; ``b/c`` ``j/k`` ``w/o`` ``w/`` expanded;
+* every character outside ``A-Za-z0-9()[]:,.!?'`` and curly double quotes becomes a space (this
+  strips non-ASCII text; the literal word ``URL`` turns into ``__url__``, a quirk kept on purpose);
+* tokenised with NLTK's ``TweetTokenizer(preserve_case=True)`` (:func:`tokenize`), joined by spaces.
+
+Offensive words (``data/words.blocklist.txt``): in the training months a turn containing one gets
+weight 0.0 (kept as context, never trained on), counted as ``offensive_turn``; in the test months
+the instance is dropped (``offensive``), as in the original. The original's shipped lists are empty
+(its authors could not release theirs), so the lists here are our own.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from importlib import resources
+
+URL_TOKEN = "__url__"
+MAX_TURN_WORDS = 30  # --max_len 30 --max_len_type w ("30 words means roughly 70 characters")
+MAX_INSTANCE_TOKENS = 200
+MAX_WORD_CHARS = 30
+
+#: (name, stage, description) in application order; the dataset card's table is built from this.
+RULES: list[tuple[str, str, str]] = [
+    ("bad_json", "read", "malformed JSON line skipped"),
+    ("missing_field", "read", "record lacks id / link_id / parent_id / body"),
+    ("submission_few_comments", "read", "submission with num_comments < 2 (original RS filter 1)"),
+    ("deleted", "comment", "body is [deleted]"),
+    ("removed", "comment", "body is [removed]"),
+    ("quote", "comment", "body quotes with '>' / '&gt;'"),
+    ("bot", "comment", "author or body looks like a bot"),
+    ("non_ascii", "comment", "more than 10% non-ASCII letters"),
+    ("too_short", "comment", "fewer than 2 words"),
+    ("no_submission_in_month", "thread", "comment whose submission is not in this month's RS file"),
+    ("not_in_keys", "instance", "instance id not in --keys-file"),
+    ("not_a_leaf", "instance", "target has replies (training months use leaves only)"),
+    ("bad_subreddit", "instance", "subreddit in the blocklist"),
+    ("low_score", "instance", "target score < 1"),
+    ("target_too_long", "instance", "target longer than 30 words"),
+    ("min_depth", "instance", "fewer than 2 turns"),
+    ("offensive", "instance", "test months: offensive word in the response"),
+    ("empty_target", "instance", "empty response after normalisation"),
+    ("long_word", "instance", "response token longer than 30 characters"),
+    ("too_long", "instance", "more than 200 tokens"),
+    ("url", "instance", "contains a URL"),
+    ("tags", "instance", "brackets / markdown links"),
+    ("all_caps", "instance", "5+ capitals in a row"),
+    ("repetition", "instance", "a token repeated 3 times in a row"),
+    ("reserved_eos", "instance", "contains the reserved token EOS"),
+    ("multiref_too_few_refs", "test", "test context with fewer than --min-refs distinct replies"),
+]
+RULE_NAMES = [r[0] for r in RULES]
+
+_NOT_ALLOWED = re.compile(r"[^A-Za-z0-9()\[\]:,.!?'“” ]")
+_TAGS = re.compile(r"[\[\]\(\)]")
+_CAPS = re.compile(r"[A-Z]{5,}")
+_BOT_NAMES = {"automoderator", "autotldr", "remindmebot", "totesmessenger", "snapshillbot", "tweetposter"}
+
+
+@functools.lru_cache(maxsize=1)
+def _tweet_tokenizer():
+    from nltk.tokenize import TweetTokenizer
+
+    return TweetTokenizer(preserve_case=True)
+
+
+def tokenize(text: str) -> list[str]:
+    """The original's tokeniser (NLTK ``TweetTokenizer(preserve_case=True)``), in one place."""
+    return _tweet_tokenizer().tokenize(text)
+
+
+def minimal_norm(text: str) -> str:
+    """The extract-stage normalisation: drop backslashes, fold newlines and tabs to spaces."""
+    return text.replace("\\", "").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+
+
+def gpt_norm(text: str) -> str:
+    """The conv-stage normalisation (``gpt_norm_sentence`` of the original), see the module doc."""
+    words = []
+    for word in text.split():
+        if word[0] == "#":  # the original drops hashtags
+            continue
+        i = word.lower().find("http")
+        if i >= 0:
+            word = word[:i] + " " + URL_TOKEN
+        words.append(word.strip())
+    text = " ".join(words)
+    text = text.replace("\\", "")
+    text = text.replace("b/c", "because").replace("j/k", "just kidding").replace("w/o", "without")
+    text = text.replace("w/", "with")
+    text = text.replace("__mention__", "MENTION").replace(URL_TOKEN, "URL")
+    text = _NOT_ALLOWED.sub(" ", text)
+    text = text.replace("MENTION", "__mention__").replace("URL", URL_TOKEN)
+    return " ".join(tokenize(text))
+
+
+def is_bot(author: str | None, body: str) -> bool:
+    a = (author or "").lower()
+    if a in _BOT_NAMES or a.endswith("bot") or a.endswith("_bot"):
+        return True
+    return "i am a bot" in body.lower() or "i'm a bot" in body.lower()
+
+
+def mostly_non_ascii(text: str) -> bool:
+    alnum = [c for c in text if c.isalnum()]
+    if not alnum:
+        return False
+    return sum(1 for c in alnum if ord(c) > 127) > 0.1 * len(alnum)
+
+
+def comment_rule(body: str, author: str | None = None) -> str | None:
+    """Name of the first comment rule ``body`` breaks, or None when the comment is usable."""
+    if body == "[deleted]":
+        return "deleted"
+    if body == "[removed]":
+        return "removed"
+    if ">" in body or "&gt;" in body:
+        return "quote"
+    if is_bot(author, body):
+        return "bot"
+    if mostly_non_ascii(body):
+        return "non_ascii"
+    if len(minimal_norm(body).split()) < 2:
+        return "too_short"
+    return None
+
+
+def too_long_turn(text: str) -> bool:
+    """The original's ``len(c['body'].split()) > max_len`` on the minimally normalised body."""
+    return len(text.split()) > MAX_TURN_WORDS
+
+
+class Blocklist:
+    """Whole-word, case-insensitive word/phrase matching (the original used flashtext this way)."""
+
+    def __init__(self, entries: Iterable[str] = ()):
+        self.words: set[str] = set()
+        self.phrases: list[str] = []
+        for e in entries:
+            e = e.strip().lower()
+            if not e or e.startswith("#"):
+                continue
+            if " " in e:
+                self.phrases.append(e)
+            else:
+                self.words.add(e)
+
+    @classmethod
+    def from_file(cls, path) -> "Blocklist":
+        with open(path, encoding="utf-8") as f:
+            return cls(f)
+
+    def __bool__(self) -> bool:
+        return bool(self.words or self.phrases)
+
+    def matches(self, text: str) -> bool:
+        low = text.lower()
+        if self.words and not self.words.isdisjoint(re.findall(r"[a-z0-9']+", low)):
+            return True
+        padded = f" {' '.join(re.findall(r'[a-z0-9]+', low))} "
+        return any(f" {p} " in padded for p in self.phrases)
+
+
+def _data_file(name: str):
+    return resources.files("dialogpt_dataset").joinpath("data", name)
+
+
+@functools.lru_cache(maxsize=1)
+def default_word_blocklist() -> Blocklist:
+    with _data_file("words.blocklist.txt").open(encoding="utf-8") as f:
+        return Blocklist(f)
+
+
+@functools.lru_cache(maxsize=1)
+def default_subreddit_blocklist() -> frozenset[str]:
+    with _data_file("subreddits.blocklist.txt").open(encoding="utf-8") as f:
+        return frozenset(x.strip().lower() for x in f if x.strip() and not x.startswith("#"))
+
+
+def instance_rule(texts: Sequence[str], weighted: bool = True) -> str | None:
+    """First instance rule broken by a normalised session (oldest turn first, last = response).
+
+    ``weighted`` says whether the original's TSV carried ``1.0``/``0.0`` weights in front of each
+    turn (training months) or not (test months); its token counts include them, and so do ours.
+    """
+    w = 1 if weighted else 0
+    tgt_toks = texts[-1].split()
+    if len(tgt_toks) + w <= 1:
+        return "empty_target"
+    if any(len(t) > MAX_WORD_CHARS for t in tgt_toks):
+        return "long_word"
+    n_src = sum(len(t.split()) + w for t in texts[:-1]) + max(0, len(texts) - 2)
+    if n_src + len(tgt_toks) + w > MAX_INSTANCE_TOKENS:
+        return "too_long"
+    joined = " ".join(texts)
+    if URL_TOKEN in joined:
+        return "url"
+    if _TAGS.search(joined):
+        return "tags"
+    if _CAPS.search(joined):
+        return "all_caps"
+    # the original scans the response *with* its weight token; a weight never repeats 3 times alone
+    for i in range(2, len(tgt_toks)):
+        if tgt_toks[i - 2] == tgt_toks[i] == tgt_toks[i - 1]:
+            return "repetition"
+    if any("EOS" in t.split() for t in texts):
+        return "reserved_eos"
+    return None

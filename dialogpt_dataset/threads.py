@@ -1,0 +1,203 @@
+"""One Reddit thread in, sessions and counters out: a pure function, no I/O, no executor.
+
+The pipeline groups a month's records by ``link_id`` and calls :func:`build_sessions` once per
+thread, so the same code runs in a unit test, in a local worker and on a Ray or Slurm cluster.
+
+Rules (the original ``reddit.py`` ``save_convo`` / ``get_convo``, each rejection counted under the
+name in :data:`dialogpt_dataset.normalize.RULES`):
+
+1. Each month is processed on its own, as in the original: a comment is used only when its
+   submission is in the same month's RS file (``no_submission_in_month``), and submissions with
+   ``num_comments < 2`` are dropped (``submission_few_comments``). When the month has **no RS file**
+   at all, threads are rooted at their top-level comments instead (each such session is counted
+   as ``rooted_at_comment``; the original would have crashed on the missing submission).
+2. Comments are filtered by :func:`normalize.comment_rule`; a filtered comment is as if absent, so
+   a reply to it starts a new context (the original's ``pid in comments`` test).
+3. Targets: in training months only leaves (comments with no kept reply; ``--leaves_only 1``),
+   in test months every comment (``--leaves_only 0``). Targets are visited sorted by
+   ``(link_id, parent_id, id)`` as the original sorts them.
+4. Per target, in order: ``--keys-file`` (``not_in_keys``), subreddit blocklist
+   (``bad_subreddit``), score >= 1 (``low_score``, missing score = 0), then the context walk.
+5. Context walk (``get_convo``): from the target up through its parents, at most ``max_depth`` (5)
+   comments; a comment longer than 30 words ends the walk above it (the context starts after
+   it; a too-long target drops the instance: ``target_too_long``); a parent that is missing or
+   filtered ends it too. If the walk reaches the submission and ``use_title`` is on, the title
+   (plus selftext with ``use_selftext``) is the root turn. Fewer than ``min_depth`` (2) turns:
+   ``min_depth``.
+6. Each turn goes through :func:`normalize.gpt_norm`; weights are 1.0, or 0.0 for a turn with a
+   blocklisted word in training months (``offensive_turn``; in test months the instance is dropped:
+   ``offensive``); then :func:`normalize.instance_rule`.
+
+Ids: a session's id is ``"<link_id>,<parent_id>,<comment_id>"`` (``t3_..,t1_..,t1_..``), the
+header the original wrote in front of each instance and the one its multi-reference id lists use.
+No author names leave this module.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dialogpt_dataset import normalize
+
+
+@dataclass
+class ExtractConfig:
+    """The extraction settings (defaults = the original's ``configs/Makefile.local``)."""
+
+    min_depth: int = 2
+    max_depth: int = 5
+    min_score: int = 1
+    #: the submission title as root turn. The issue asks for it; the original's Makefile.local had
+    #: TITLE=0, so pass ``use_title=False`` for the original's exact selection.
+    use_title: bool = True
+    use_selftext: bool = False
+    #: training months use leaves only; the test months (multi-reference set) use every comment
+    leaves_only: bool = True
+    word_blocklist: normalize.Blocklist | None = None
+    subreddit_blocklist: frozenset[str] = frozenset()
+    #: (link_id, comment_id) pairs to keep, from --keys-file; None keeps everything
+    keys: frozenset[tuple[str, str]] | None = None
+
+
+@dataclass
+class Session:
+    id: str
+    link_id: str
+    parent_id: str
+    comment_id: str
+    subreddit: str
+    created_utc: int
+    turns: list[dict] = field(default_factory=list)  # {"text", "weight", "score"}, oldest first
+
+    def to_row(self) -> dict:
+        return {"id": self.id, "subreddit": self.subreddit, "created_utc": self.created_utc,
+                "turns": self.turns, "references": []}
+
+
+def session_id(link_id: str, parent_id: str, comment_id: str) -> str:
+    return f"{link_id},{parent_id},{comment_id}"
+
+
+def key_of_id(instance_id: str) -> tuple[str, str]:
+    """The (link_id, comment_id) pair an instance id stands for (what --keys-file matches on)."""
+    parts = instance_id.split(",")
+    return parts[0], parts[-1]
+
+
+def build_sessions(
+    submission: dict | None,
+    comments: Iterable[dict],
+    cfg: ExtractConfig,
+    counters: Counter,
+    has_rs: bool = True,
+) -> list[Session]:
+    """All sessions of one thread (one ``link_id`` of one month). See the module doc for the rules.
+
+    ``submission`` / ``comments`` are the compact records of :mod:`dialogpt_dataset.dumps`
+    (``id``, ``p`` parent, ``l`` link, ``s`` score, ``t`` created, ``r`` subreddit, ``b`` body,
+    ``a`` author; submissions ``ti`` title, ``st`` selftext, ``n`` num_comments).
+    """
+    comments = list(comments)
+    if has_rs and submission is None:
+        counters["no_submission_in_month"] += len(comments)
+        return []
+    if submission is not None and submission.get("n") is not None and submission["n"] < 2:
+        counters["submission_few_comments"] += 1
+        return []
+
+    kept: dict[str, dict] = {}
+    for c in comments:
+        rule = normalize.comment_rule(c["b"], c.get("a"))
+        if rule:
+            counters[rule] += 1
+            continue
+        if c["id"] in kept:  # a record repeated in the dump: keep the first
+            counters["duplicate_record"] += 1
+            continue
+        kept[c["id"]] = dict(c, b=normalize.minimal_norm(c["b"]))
+
+    parents = {c["p"] for c in kept.values()}
+    targets = []
+    for c in kept.values():
+        if cfg.leaves_only and c["id"] in parents:
+            counters["not_a_leaf"] += 1
+        else:
+            targets.append(c)
+    targets.sort(key=lambda c: (c["l"], c["p"], c["id"]))
+
+    blocklist = cfg.word_blocklist
+    norm_cache: dict[str, str] = {}
+
+    def norm(key: str, text: str) -> str:
+        if key not in norm_cache:
+            norm_cache[key] = normalize.gpt_norm(text)
+        return norm_cache[key]
+
+    root_text = None
+    if submission is not None and cfg.use_title:
+        root_text = submission["ti"]
+        if cfg.use_selftext and submission["st"] not in ("", "[deleted]", "[removed]"):
+            root_text = f"{root_text} {normalize.minimal_norm(submission['st'])}"
+
+    sessions: list[Session] = []
+    for tgt in targets:
+        if cfg.keys is not None and (tgt["l"], tgt["id"]) not in cfg.keys:
+            counters["not_in_keys"] += 1
+            continue
+        subreddit = (submission or {}).get("r") or tgt["r"]
+        if subreddit in cfg.subreddit_blocklist:
+            counters["bad_subreddit"] += 1
+            continue
+        if tgt["s"] < cfg.min_score:
+            counters["low_score"] += 1
+            continue
+        if normalize.too_long_turn(tgt["b"]):
+            counters["target_too_long"] += 1
+            continue
+
+        chain = []  # target first, walking up
+        c = tgt
+        reached_top = False
+        while len(chain) < cfg.max_depth and not normalize.too_long_turn(c["b"]):
+            chain.append(c)
+            if c["p"].startswith("t3_"):
+                reached_top = True
+                break
+            if c["p"] not in kept:
+                break
+            c = kept[c["p"]]
+        chain.reverse()
+        raw = [(cm["id"], cm["b"], cm["s"]) for cm in chain]
+        if reached_top and root_text is not None:
+            raw.insert(0, (submission["id"], root_text, submission["s"]))
+        if len(raw) < cfg.min_depth:
+            counters["min_depth"] += 1
+            continue
+
+        texts = [norm(k, t) for k, t, _ in raw]
+        weights = [1.0] * len(texts)
+        if blocklist:
+            if cfg.leaves_only:
+                for i, t in enumerate(texts):
+                    if blocklist.matches(t):
+                        weights[i] = 0.0
+                        counters["offensive_turn"] += 1
+            elif blocklist.matches(texts[-1]):
+                counters["offensive"] += 1
+                continue
+        rule = normalize.instance_rule(texts, weighted=cfg.leaves_only)
+        if rule:
+            counters[rule] += 1
+            continue
+
+        if reached_top and root_text is None and submission is None:
+            counters["rooted_at_comment"] += 1
+        counters["sessions"] += 1
+        sessions.append(Session(
+            id=session_id(tgt["l"], tgt["p"], tgt["id"]), link_id=tgt["l"], parent_id=tgt["p"],
+            comment_id=tgt["id"], subreddit=subreddit, created_utc=int(tgt["t"]),
+            turns=[{"text": t, "weight": w, "score": int(s)} for t, w, (_, _, s) in zip(texts, weights, raw)],
+        ))
+    return sessions
