@@ -1,0 +1,260 @@
+"""``dialogpt-eval`` / ``scripts/evaluate_multiref.py``: DSTC7's metrics (and perplexity) in one command.
+
+    dialogpt-eval --hyp test.hyp.txt --refs data/test.refs.txt --output-json scores.json
+    dialogpt-eval --hyp submission.txt --refs dstc/test.refs --keys keys/test.2k.txt --clean
+    dialogpt-eval --hyp hyp.txt --refs refs.tsv                     # TAB-separated references per line
+    dialogpt-eval --hyp hyp.txt --refs ./reddit-dialog --split test  # a dataset with a `references` column
+    dialogpt-eval --model runs/medium --dataset ./reddit-dialog --split validation   # perplexity
+
+Prints the seed's table row (NIST2 NIST4 BLEU2 BLEU4 METEOR ENT-4 DIST-1 DIST-2 Avg.Len) as
+markdown; ``--output-json`` writes the raw fractions. Reference selection follows ``dstc.py``:
+for the multi-reference file formats (``test.refs.txt``, DSTC7 refs) the defaults are dstc.py's
+``--n-refs 6 --vshuman 1`` (slots [0, 2, 2, 3, 4, 5]); a plain TSV or a dataset is used as given
+(rows padded by cycling to the widest one). ``--vshuman -1`` keeps every reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from dialogpt.scoring import METRIC_KEYS, prepare, score_all
+from dialogpt.scoring.meteor import MeteorError
+from dialogpt.scoring.refs import (
+    DSTC_N_REFS, DSTC_VSHUMAN, InputError, dstc_hyps_refs, read_legacy_refs, read_lines, read_tsv_refs,
+    select_references, sniff_refs_format,
+)
+
+REFS_FORMATS = ("auto", "legacy", "tsv", "dataset")
+TABLE_COLUMNS = ("NIST2", "NIST4", "BLEU2", "BLEU4", "METEOR", "ENT-4", "DIST-1", "DIST-2", "Avg. Len")
+
+
+@dataclass
+class EvalConfig:
+    """What to score. Checked once, in ``__post_init__``, naming the flags that clash."""
+
+    hyp: str | None = None            # hypotheses, one per line (or a DSTC7 submission with --keys)
+    refs: str | None = None           # refs file (legacy / TSV) or dataset dir / Hub id
+    refs_format: str = "auto"         # auto | legacy | tsv | dataset
+    keys: str | None = None           # DSTC7 keys file: --hyp is then a submission (hash ... TAB response)
+    split: str = "test"               # dataset split for --refs and for --model
+    clean: bool = False               # DSTC7 clean_str on hypotheses and references
+    n_refs: int | None = None         # reference slots (default: 6 for legacy formats, else widest row)
+    vshuman: int | None = None        # reference index to skip (default: 1 for legacy formats, else -1)
+    meteor: bool = True               # run the METEOR jar (needs Java)
+    allow_empty: bool = False         # score empty hypothesis lines (as DSTC7's __empty__) instead of failing
+    output_json: str | None = None
+    name: str | None = None           # first column of the table row
+    model: str | None = None          # causal LM for perplexity
+    dataset: str | None = None        # dataset for perplexity (default: --refs when it is a dataset)
+    max_seq_length: int = 128
+    batch_size: int = 8
+
+    def __post_init__(self):
+        if self.refs_format not in REFS_FORMATS:
+            raise ValueError(f"--refs-format must be one of {', '.join(REFS_FORMATS)}, got {self.refs_format!r}")
+        if self.hyp is None and self.model is None:
+            raise ValueError("nothing to do: give --hyp (with --refs) and/or --model")
+        if self.hyp is not None and self.refs is None:
+            raise ValueError("--hyp needs --refs")
+        if self.refs is not None and self.hyp is None and self.model is None:
+            raise ValueError("--refs needs --hyp")
+        if self.keys is not None and self.refs_format in ("tsv", "dataset"):
+            raise ValueError(f"--keys needs a DSTC7 refs file, not --refs-format {self.refs_format}")
+        if self.n_refs is not None and self.n_refs < 1:
+            raise ValueError(f"--n-refs must be >= 1, got {self.n_refs}")
+        if self.model is not None and self.dataset is None:
+            if self.refs is not None and self._refs_kind() == "dataset":
+                self.dataset = self.refs
+            else:
+                raise ValueError("--model needs --dataset DIR_OR_ID (or --refs given as a dataset) for its turns")
+        if self.max_seq_length < 2 or self.batch_size < 1:
+            raise ValueError("--max-seq-length must be >= 2 and --batch-size >= 1")
+
+    def _refs_kind(self) -> str:
+        if self.refs_format != "auto":
+            return self.refs_format
+        p = Path(self.refs)
+        if p.is_file():
+            return "legacy" if self.keys is not None else sniff_refs_format(p)
+        if p.is_dir():
+            return "dataset"
+        if p.suffix in (".txt", ".tsv", ".refs") or p.parent != Path(".") and p.parent.exists():
+            raise InputError(f"{p}: no such references file")
+        return "dataset"  # a Hub id such as org/name
+
+
+def _load_split(name: str, split: str, flag: str):
+    import datasets
+
+    p = Path(name)
+    try:
+        if p.is_dir() and ((p / "dataset_dict.json").exists() or (p / "state.json").exists()):
+            dd = datasets.load_from_disk(str(p))
+            if isinstance(dd, datasets.DatasetDict):
+                if split not in dd:
+                    raise InputError(f"{flag} {name}: no split {split!r} (has {', '.join(dd)})")
+                return dd[split]
+            return dd
+        return datasets.load_dataset(name, split=split)
+    except InputError:
+        raise
+    except ValueError as e:  # datasets: 'Unknown split "x". Should be one of [...]'
+        raise InputError(f"{flag} {name}: {e}") from None
+    except FileNotFoundError as e:
+        raise InputError(f"{flag} {name}: {e}") from None
+
+
+def _read_hyps(cfg: EvalConfig) -> list[str]:
+    hyps = read_lines(cfg.hyp)
+    if not hyps:
+        raise InputError(f"{cfg.hyp}: no hypotheses in the file")
+    if not cfg.allow_empty:
+        for i, h in enumerate(hyps, start=1):
+            if not h.strip():
+                raise InputError(f"{cfg.hyp}:{i}: empty hypothesis (pass --allow-empty to score it as "
+                                 "DSTC7 does, as the segment __empty__)")
+    return hyps
+
+
+def _check_counts(hyp_path: str, n_hyp: int, refs_desc: str, n_refs: int) -> None:
+    if n_hyp != n_refs:
+        line = min(n_hyp, n_refs) + 1
+        longer = hyp_path if n_hyp > n_refs else refs_desc
+        raise InputError(f"{hyp_path} has {n_hyp} hypotheses but {refs_desc} has {n_refs} reference rows "
+                         f"({longer}:{line} has no partner)")
+
+
+def load_hyps_refs(cfg: EvalConfig) -> tuple[list[str], list[list[str]]]:
+    """The hypotheses and their selected references (uncleaned), from whichever input format."""
+    kind = cfg._refs_kind()
+    if cfg.keys is not None:
+        n_refs = cfg.n_refs or DSTC_N_REFS
+        vshuman = DSTC_VSHUMAN if cfg.vshuman is None else cfg.vshuman
+        hyps, refs = dstc_hyps_refs(cfg.hyp, cfg.refs, cfg.keys, n_refs=n_refs, vshuman=vshuman)
+        if not cfg.allow_empty:
+            for h in hyps:
+                if not h.strip():
+                    raise InputError(f"{cfg.hyp}: empty hypothesis in the submission (pass --allow-empty)")
+        return hyps, refs
+    hyps = _read_hyps(cfg)
+    if kind == "legacy":
+        rows = [texts for _, texts in read_legacy_refs(cfg.refs)]
+        n_refs = cfg.n_refs or DSTC_N_REFS
+        vshuman = DSTC_VSHUMAN if cfg.vshuman is None else cfg.vshuman
+        desc = cfg.refs
+    elif kind == "tsv":
+        rows = read_tsv_refs(cfg.refs)
+        n_refs, vshuman, desc = cfg.n_refs, (-1 if cfg.vshuman is None else cfg.vshuman), cfg.refs
+    else:
+        ds = _load_split(cfg.refs, cfg.split, "--refs")
+        if "references" not in ds.column_names:
+            raise InputError(f"--refs {cfg.refs} split {cfg.split}: no 'references' column "
+                             f"(columns: {', '.join(ds.column_names)})")
+        rows = [list(r) for r in ds["references"]]
+        for i, r in enumerate(rows):
+            if not r:
+                raise InputError(f"--refs {cfg.refs} split {cfg.split} row {i}: no references")
+        n_refs, vshuman, desc = cfg.n_refs, (-1 if cfg.vshuman is None else cfg.vshuman), f"{cfg.refs} [{cfg.split}]"
+    _check_counts(cfg.hyp, len(hyps), desc, len(rows))
+    if n_refs is None:
+        n_refs = max(len(r) for r in rows)
+    return hyps, [select_references(r, n_refs, vshuman) for r in rows]
+
+
+def model_perplexity(cfg: EvalConfig) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dialogpt.chat_format import install_chat_template
+    from dialogpt.scoring.perplexity import perplexity
+
+    ds = _load_split(cfg.dataset, cfg.split, "--dataset")
+    if "turns" not in ds.column_names:
+        raise InputError(f"--dataset {cfg.dataset} split {cfg.split}: no 'turns' column "
+                         f"(columns: {', '.join(ds.column_names)})")
+    tok = AutoTokenizer.from_pretrained(cfg.model)
+    install_chat_template(tok)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model)
+    res = perplexity(model, tok, ds["turns"], max_seq_length=cfg.max_seq_length, batch_size=cfg.batch_size,
+                     progress=True)
+    return {"perplexity": res.ppl, "eval_loss": res.loss, "eval_tokens": res.tokens}
+
+
+def run(cfg: EvalConfig) -> dict:
+    """Scores as a dict: :data:`METRIC_KEYS` (METEOR only if run) and/or perplexity keys."""
+    out: dict = {}
+    if cfg.hyp is not None:
+        hyps, refs = load_hyps_refs(cfg)
+        hyps, refs = prepare(hyps, refs, clean=cfg.clean)
+        out.update(score_all(hyps, refs, compute_meteor=cfg.meteor))
+    if cfg.model is not None:
+        out.update(model_perplexity(cfg))
+    return out
+
+
+def format_table(name: str, scores: dict) -> str:
+    """The seed's README row: NIST with 2 decimals, BLEU/METEOR/Distinct in %, entropy, length."""
+    def pct(k):
+        return f"{100 * scores[k]:.2f}%" if k in scores else "-"
+
+    def num(k, d):
+        return f"{scores[k]:.{d}f}" if k in scores else "-"
+
+    cells = [num("nist2", 2), num("nist4", 2), pct("bleu2"), pct("bleu4"), pct("meteor"), num("entropy4", 2),
+             pct("dist1"), pct("dist2"), num("avg_len", 1)]
+    head = "| Experiment | " + " | ".join(TABLE_COLUMNS) + " |"
+    sep = "|" + "---|" * (len(TABLE_COLUMNS) + 1)
+    return "\n".join([head, sep, f"| {name} | " + " | ".join(cells) + " |"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dialogpt-eval", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--hyp", help="hypotheses, one per line (a DSTC7 submission when --keys is given)")
+    p.add_argument("--refs", help="test.refs.txt / DSTC7 refs (key TAB score|ref ...), a TSV of references, "
+                                  "or a dataset dir / Hub id with a 'references' column")
+    p.add_argument("--refs-format", default="auto", choices=REFS_FORMATS)
+    p.add_argument("--keys", help="DSTC7 keys file: score only these hashes, sorted, as dstc.py")
+    p.add_argument("--split", default="test", help="dataset split (default: test)")
+    p.add_argument("--clean", action="store_true", help="DSTC7 clean_str on hypotheses and references (dstc.py -c)")
+    p.add_argument("--n-refs", type=int, default=None, help="reference slots per hypothesis (dstc.py: 6)")
+    p.add_argument("--vshuman", type=int, default=None,
+                   help="reference index to skip when filling slots; default 1 (dstc.py) for the refs-file "
+                        "formats, -1 (none) for TSV and datasets")
+    p.add_argument("--no-meteor", dest="meteor", action="store_false", help="skip METEOR (no Java needed)")
+    p.add_argument("--allow-empty", action="store_true", help="score empty hypothesis lines instead of failing")
+    p.add_argument("--output-json", help="write the raw scores (fractions) to this JSON file")
+    p.add_argument("--name", help="name in the table row (default: the --hyp file name)")
+    p.add_argument("--model", help="causal LM (dir or Hub id): report its perplexity on --dataset/--split")
+    p.add_argument("--dataset", help="dataset (dir or Hub id) with a 'turns' column for --model")
+    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = EvalConfig(**vars(args))
+        scores = run(cfg)
+    except (InputError, MeteorError, ValueError, FileNotFoundError, OSError) as e:
+        print(f"dialogpt-eval: error: {e}", file=sys.stderr)
+        return 2
+    if cfg.hyp is not None:
+        print(format_table(cfg.name or Path(cfg.hyp).name, scores))
+    if "perplexity" in scores:
+        print(f"perplexity {scores['perplexity']:.4f} (loss {scores['eval_loss']:.4f} over "
+              f"{scores['eval_tokens']} label tokens, {cfg.dataset} [{cfg.split}])")
+    if cfg.output_json:
+        ordered = {k: scores[k] for k in METRIC_KEYS if k in scores}
+        ordered.update({k: v for k, v in scores.items() if k not in ordered})
+        Path(cfg.output_json).write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

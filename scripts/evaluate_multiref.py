@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""Score responses with DSTC7's multi-reference metrics (NIST, BLEU, METEOR, Entropy, Distinct),
+exact to the official tools, and/or a model's perplexity. Same code as ``dialogpt-eval``:
+
+    python scripts/evaluate_multiref.py --hyp test.hyp.txt --refs data/test.refs.txt --output-json scores.json
+
+See ``python scripts/evaluate_multiref.py --help`` and :mod:`dialogpt.eval_cli`.
+"""
+
+import sys
+
+from dialogpt.eval_cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
