@@ -1,0 +1,140 @@
+"""dialogpt-chat: stdin -> stdout over a real pipe, commands, self-play, seeds, and batch mode over
+the three input kinds (refs file, plain contexts, dataset split)."""
+
+from __future__ import annotations
+
+import io
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dialogpt.chat_cli import main, read_contexts
+from dialogpt.generation import GenerationOptions, Responder
+from dialogpt.safety import SafetyFilter
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGS = ["--max-new-tokens", "6", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def responder(tiny_model_dir):
+    """What the CLI should be doing, built in-process: greedy, 6 new tokens, shipped blocklist."""
+    r = Responder.from_pretrained(str(tiny_model_dir), device="cpu", safety=SafetyFilter.from_blocklist())
+    r.options = r.options.replace(max_new_tokens=6)
+    return r
+
+
+def test_pipe_stdin_lines_to_reply_lines_with_history_and_commands(tiny_model_dir, responder):
+    stdin = "hello there\nhow are you?\n/history\n/reset\nhello there\n/quit\nnever read\n"
+    out = subprocess.run(
+        [sys.executable, "-m", "dialogpt.chat_cli", str(tiny_model_dir), *FLAGS],
+        input=stdin, capture_output=True, text=True, timeout=180, cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    r1 = responder.respond(["hello there"]).text
+    r2 = responder.respond(["hello there", r1, "how are you?"]).text  # the history carries over
+    assert lines == [r1, r2, "You: hello there", f"Bot: {r1}", "You: how are you?", f"Bot: {r2}", r1]
+    assert "Traceback" not in out.stderr
+
+
+def _run_chat(monkeypatch, capsys, argv, stdin: str):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    rc = main(argv)
+    return rc, capsys.readouterr()
+
+
+def test_seeded_sampling_repeats_and_reset_forgets(monkeypatch, capsys, tiny_model_dir):
+    argv = [str(tiny_model_dir), *FLAGS, "--strategy", "sample", "--temperature", "1.5", "--seed", "11"]
+    rc, a = _run_chat(monkeypatch, capsys, argv, "hi\nwhat now\n")
+    rc2, b = _run_chat(monkeypatch, capsys, argv, "hi\nwhat now\n")
+    assert rc == rc2 == 0 and a.out == b.out and len(a.out.splitlines()) == 2
+    rc3, c = _run_chat(monkeypatch, capsys, [*argv[:-1], "12"], "hi\nwhat now\n")
+    assert c.out != a.out
+
+
+def test_self_play(monkeypatch, capsys, tiny_model_dir, responder):
+    rc, cap = _run_chat(monkeypatch, capsys, [str(tiny_model_dir), *FLAGS, "--self-play", "3", "--prompt", "hey"], "")
+    assert rc == 0
+    lines = cap.out.splitlines()
+    assert len(lines) == 4 and lines[0] == "A: hey"
+    t1 = responder.respond(["hey"]).text
+    t2 = responder.respond(["hey", t1]).text
+    assert lines[1] == f"B: {t1}" and lines[2] == f"A: {t2}" and lines[3].startswith("B: ")
+
+
+def _refs_file(tmp_path) -> Path:
+    from dialogpt_dataset.legacy_tsv import write_refs
+
+    p = tmp_path / "test.refs.txt"
+    write_refs(p, [("hello there EOS hi , how are you ?", [(1.0, "fine"), (0.5, "good")]),
+                   ("what is up", [(1.0, "nothing much")]),
+                   ("tell me a joke EOS no EOS please ?", [(1.0, "ok")])])
+    return p
+
+
+CONTEXTS = [["hello there", "hi , how are you ?"], ["what is up"], ["tell me a joke", "no", "please ?"]]
+
+
+def test_read_contexts_from_refs_text_and_dataset(tmp_path):
+    assert read_contexts(str(_refs_file(tmp_path))) == CONTEXTS
+    txt = tmp_path / "contexts.txt"
+    txt.write_text("hello there\thi , how are you ?\n\nwhat is up\ntell me a joke EOS no EOS please ?\n")
+    assert read_contexts(str(txt)) == CONTEXTS
+
+    import datasets
+
+    d = tmp_path / "built"
+    (d / "data").mkdir(parents=True)
+    ds = datasets.Dataset.from_dict({
+        "turns": [[{"text": t, "weight": 0.0, "score": 1} for t in c] for c in CONTEXTS],
+        "references": [["fine"], ["nothing much"], ["ok"]],
+    })
+    ds.to_parquet(str(d / "data" / "test-00000-of-00001.parquet"))
+    ds.select([0]).to_parquet(str(d / "data" / "train-00000-of-00001.parquet"))
+    assert read_contexts(str(d), "test") == CONTEXTS
+    saved = tmp_path / "saved"
+    datasets.DatasetDict({"test": ds}).save_to_disk(str(saved))
+    assert read_contexts(str(saved), "test") == CONTEXTS
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    with pytest.raises(ValueError, match="empty"):
+        read_contexts(str(empty))
+
+
+def test_batch_mode_writes_one_hypothesis_per_context(tmp_path, capsys, tiny_model_dir, responder):
+    out = tmp_path / "hyp" / "test.hyp.txt"
+    rc = main([str(tiny_model_dir), *FLAGS, "--input", str(_refs_file(tmp_path)), "--output", str(out),
+               "--batch-size", "2"])
+    assert rc == 0
+    hyps = out.read_text(encoding="utf-8").split("\n")
+    assert hyps[-1] == "" and len(hyps) == 4
+    assert hyps[:3] == [r.text for r in responder.respond_batch(CONTEXTS)]
+    assert "wrote 3 hypotheses" in capsys.readouterr().err
+    # scripts/generate.py is the same thing.
+    out2 = tmp_path / "hyp2.txt"
+    argv = ["generate.py", str(tiny_model_dir), *FLAGS, "--input", str(_refs_file(tmp_path)), "--output", str(out2)]
+    old = sys.argv
+    sys.argv = argv
+    try:
+        with pytest.raises(SystemExit) as e:
+            runpy.run_path(str(REPO / "scripts" / "generate.py"), run_name="__main__")
+    finally:
+        sys.argv = old
+    assert e.value.code == 0 and out2.read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
+
+
+def test_user_mistakes_are_one_line_errors(tmp_path, capsys, tiny_model_dir):
+    assert main([str(tiny_model_dir), "--input", "x.txt"]) == 2
+    assert "both --input and --output" in capsys.readouterr().err
+    assert main([str(tiny_model_dir), "--input", str(tmp_path / "missing.txt"), "--output", "o.txt"]) == 1
+    err = capsys.readouterr().err
+    assert "missing.txt" in err and "Traceback" not in err
+    assert main([str(tiny_model_dir), "--num-candidates", "3", "--self-play", "1"]) == 1
+    assert "greedy" in capsys.readouterr().err
+    assert main([str(tmp_path / "no_model"), "--self-play", "1"]) == 1
+    assert "error:" in capsys.readouterr().err
+    assert GenerationOptions().strategy == "greedy"
