@@ -32,6 +32,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 import traceback
@@ -160,8 +161,8 @@ class MockHubServer:
         class Handler(_Handler):
             server_hub = hub
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        self._httpd.hub = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="mock-hub", daemon=True)
         self._thread.start()
         return self
@@ -171,6 +172,12 @@ class MockHubServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+
+    def __enter__(self) -> MockHubServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     @property
     def url(self) -> str:
@@ -296,6 +303,18 @@ class MockHubServer:
 
 
 # ====================================================================== HTTP layer
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    hub: MockHubServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """socketserver prints tracebacks to stderr; a client hanging up is normal, anything else is kept."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError)):
+            with self.hub._lock:
+                self.hub.errors.append(f"connection from {client_address}\n{traceback.format_exc()}")
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Routes one request. All state lives on ``server_hub``; every answer goes through :meth:`_send`."""
 

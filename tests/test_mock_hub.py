@@ -167,6 +167,26 @@ def test_branches_tags_and_pull_requests(mock_hub, tmp_path):
     assert mock_hub.errors == []
 
 
+def test_anonymous_write_can_be_forbidden(mock_hub, hub_user):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    repo_id = "org/" + _unique("locked")
+    mock_hub.allow_anonymous_write = False
+    try:
+        with pytest.raises(HfHubHTTPError) as err:
+            HfApi(token=False).create_repo(repo_id)
+        assert err.value.response.status_code == 401
+        HfApi(token=TOKEN).create_repo(repo_id)
+        with pytest.raises(HfHubHTTPError):
+            HfApi(token=False).upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id)
+        HfApi(token=TOKEN).upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id)
+    finally:
+        mock_hub.allow_anonymous_write = True
+    assert mock_hub.repo_files("model", repo_id)["x.txt"] == b"x"
+    assert mock_hub.errors == []
+
+
 def test_unknown_repo_and_file_raise_library_errors(mock_hub, tmp_path):
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
