@@ -36,7 +36,7 @@ import zstandard
 
 MAX_WINDOW_SIZE = 2**31
 COMPRESSIONS = ("zst", "bz2", "xz", "gz", "json", "ndjson", "jsonl", "")
-_NAME = re.compile(r"^(RS|RC)_(?:v2_)?(\d{4}-\d{2})(?:\.(zst|bz2|xz|gz|json|ndjson|jsonl))?$")
+_NAME = re.compile(r"^(RS|RC)_(?:v2_)?(\d{4}-(?:0[1-9]|1[0-2]))(?:\.(zst|bz2|xz|gz|json|ndjson|jsonl))?$")
 
 
 class DumpError(ValueError):
@@ -69,15 +69,63 @@ def available_months(dumps_dir: str | os.PathLike) -> list[str]:
     return sorted({m[1] for p in d.iterdir() if (m := parse_dump_name(p.name))}) if d.is_dir() else []
 
 
+class _ZstdRaw(io.RawIOBase):
+    """Streaming zstd decompression that reads every frame and fails on a truncated one.
+
+    ``ZstdDecompressor.stream_reader`` stops quietly at the end of the input even when a frame is
+    incomplete (a truncated download would look like a short month), so frames are driven by hand.
+    """
+
+    def __init__(self, path):
+        self.fh = open(path, "rb")
+        self.dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
+        self.dobj = self.dctx.decompressobj()
+        self.out = memoryview(b"")
+        self.in_frame = False
+        self.done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _feed(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            out.append(self.dobj.decompress(data))
+            self.in_frame = True
+            if self.dobj.eof:  # a frame ended: the rest (if any) starts the next frame
+                data = self.dobj.unused_data
+                self.dobj = self.dctx.decompressobj()
+                self.in_frame = False
+            else:
+                data = b""
+        return b"".join(out)
+
+    def readinto(self, b) -> int:
+        while not len(self.out) and not self.done:
+            chunk = self.fh.read(1 << 20)
+            if not chunk:
+                self.done = True
+                if self.in_frame:
+                    raise zstandard.ZstdError("input ends inside a zstd frame (truncated file)")
+                break
+            self.out = memoryview(self._feed(chunk))
+        n = min(len(b), len(self.out))
+        b[:n] = self.out[:n]
+        self.out = self.out[n:]
+        return n
+
+    def close(self) -> None:
+        self.fh.close()
+        super().close()
+
+
 def open_dump(path: str | os.PathLike) -> io.BufferedIOBase:
     """A binary, decompressing, streaming reader for one dump file."""
     path = Path(path)
     parsed = parse_dump_name(path.name)
     ext = parsed[2] if parsed else path.suffix.lstrip(".")
     if ext == "zst":
-        fh = open(path, "rb")
-        reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).stream_reader(fh, closefd=True)
-        return io.BufferedReader(reader, buffer_size=1 << 20)
+        return io.BufferedReader(_ZstdRaw(path), buffer_size=1 << 20)
     if ext == "bz2":
         return bz2.open(path, "rb")
     if ext == "xz":
