@@ -80,7 +80,8 @@ def meteor(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, heap: str = "1
             for row in refs:
                 for r in row:
                     f.write(_one_line(r) + "\n")
-        cmd = [java, f"-Xmx{heap}", "-jar", str(jar_path), str(hyp_file), str(ref_file),
+        # DSTC7's command line; the serial GC only saves CPU threads (the score does not depend on it).
+        cmd = [java, f"-Xmx{heap}", "-XX:+UseSerialGC", "-jar", str(jar_path), str(hyp_file), str(ref_file),
                "-r", str(n_ref), "-l", "en", "-norm"]
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
     out = proc.stdout.decode("utf-8", "replace")
