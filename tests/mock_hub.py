@@ -69,6 +69,10 @@ class RequestRecord(NamedTuple):
     path: str
     headers: dict[str, str]
 
+    def __repr__(self) -> str:  # a failing assertion must not print a token into the test report
+        shown = {k: ("<redacted>" if k == "authorization" else v) for k, v in self.headers.items()}
+        return f"RequestRecord(method={self.method!r}, path={self.path!r}, headers={shown!r})"
+
 
 class HubError(Exception):
     """An HTTP error answer: raised anywhere in a handler, turned into a JSON error response."""
@@ -354,16 +358,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_length: int | None = None) -> None:
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         with self.server_hub._lock:
             self.server_hub.responses.append((self.command, self.path, status))
         self.send_response(status)
         headers = dict(headers or {})
         headers.setdefault("Content-Type", "application/json")
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body) if content_length is None else content_length))
+        for k, v in headers.items():  # header values must be latin-1 on one line (paths may be unicode)
+            self.send_header(k, " ".join(str(v).splitlines()).encode("latin-1", "backslashreplace").decode("latin-1"))
+        self.send_header("Content-Length", str(len(body)))  # for HEAD too: the size of what GET would send
         self.end_headers()
         if self.command != "HEAD" and body:
             self.wfile.write(body)
