@@ -287,6 +287,8 @@ class Handler(BaseHTTPRequestHandler):
     server: DialoGPTServer
     protocol_version = "HTTP/1.1"
     server_version = "dialogpt-serve/0.1"
+    # Garbage request lines would otherwise be answered HTTP/0.9-style: a body with no status line.
+    default_request_version = "HTTP/1.0"
 
     # -- plumbing
     def log_message(self, fmt, *args):  # quiet by default; --log-requests turns it on
@@ -303,6 +305,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (malformed request lines, unknown methods) as JSON too."""
+        self.close_connection = True
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        try:
+            self._send_json(code, RequestError(code, message or phrase).body())
+        except OSError:
+            pass
 
     def _error(self, err: RequestError, headers: dict | None = None) -> None:
         self._send_json(err.status, err.body(), headers)

@@ -1,0 +1,247 @@
+"""dialogpt-serve on 127.0.0.1 with the tiny model: the openai client (normal and streaming), bad
+requests over plain HTTP, a full queue (503), and 20 concurrent clients."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import openai
+import pytest
+
+from dialogpt.generation import GenerationOptions, Responder
+from dialogpt.server import ServerConfig, make_server
+
+MESSAGES = [{"role": "system", "content": "ignored by DialoGPT"},
+            {"role": "user", "content": "hello there"},
+            {"role": "assistant", "content": "hi"},
+            {"role": "user", "content": "how are you?"}]
+HISTORY = ["hello there", "hi", "how are you?"]
+
+
+@pytest.fixture(scope="module")
+def responder(tiny_model_dir):
+    return Responder.from_pretrained(str(tiny_model_dir), device="cpu",
+                                     options=GenerationOptions(max_new_tokens=8))
+
+
+@contextmanager
+def serving(responder, **config):
+    srv = make_server(responder, ServerConfig(host="127.0.0.1", port=0, model_name="tiny", **config))
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(responder):
+    with serving(responder, max_queue=8, max_batch=4, max_body_bytes=4096, max_tokens_limit=32, max_n=4) as srv:
+        yield srv
+
+
+def _client(srv) -> openai.OpenAI:
+    return openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def _http(srv, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    host, port = srv.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers or {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def test_openai_client_models_and_chat_completion(server, responder):
+    c = _client(server)
+    assert [m.id for m in c.models.list().data] == ["tiny"]
+    out = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=8)
+    expected = responder.respond(HISTORY, GenerationOptions(max_new_tokens=8))
+    assert out.object == "chat.completion" and out.model == "tiny" and len(out.choices) == 1
+    assert out.choices[0].message.role == "assistant"
+    assert out.choices[0].message.content == expected.text
+    assert out.choices[0].finish_reason == ("stop" if expected.candidates[0].finished else "length")
+    assert out.usage.prompt_tokens == expected.prompt_tokens
+    assert out.usage.total_tokens == out.usage.prompt_tokens + out.usage.completion_tokens
+    many = c.chat.completions.create(model="tiny", messages=MESSAGES, n=3, temperature=1.3, top_p=0.9, max_tokens=5)
+    assert [ch.index for ch in many.choices] == [0, 1, 2]
+    assert all(ch.message.content for ch in many.choices)
+
+
+def test_streaming_matches_the_non_streamed_reply(server):
+    c = _client(server)
+    full = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=8)
+    chunks = list(c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=8,
+                                            stream=True, stream_options={"include_usage": True}))
+    assert all(ch.object == "chat.completion.chunk" for ch in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == full.choices[0].message.content
+    finals = [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason]
+    assert finals == [full.choices[0].finish_reason]
+    assert chunks[-1].usage.total_tokens == full.usage.total_tokens
+    # On the wire: SSE events ending with data: [DONE].
+    body = json.dumps({"model": "tiny", "messages": MESSAGES, "stream": True, "max_tokens": 3}).encode()
+    status, headers, raw = _http(server, "POST", "/v1/chat/completions", body)
+    assert status == 200 and headers["Content-Type"] == "text/event-stream"
+    events = [e for e in raw.decode().split("\n\n") if e]
+    assert events[-1] == "data: [DONE]" and all(e.startswith("data: ") for e in events)
+
+
+@pytest.mark.parametrize("body, status, needle", [
+    (b"{not json", 400, "not valid JSON"),
+    (b"[1, 2]", 400, "JSON object"),
+    (json.dumps({"model": "tiny"}).encode(), 400, "messages"),
+    (json.dumps({"messages": []}).encode(), 400, "messages"),
+    (json.dumps({"messages": [{"role": "robot", "content": "x"}]}).encode(), 400, "role"),
+    (json.dumps({"messages": [{"role": "user", "content": 5}]}).encode(), 400, "content"),
+    (json.dumps({"messages": [{"role": "system", "content": "only"}]}).encode(), 400, "no user"),
+    (json.dumps({"messages": MESSAGES, "temperature": "hot"}).encode(), 400, "temperature"),
+    (json.dumps({"messages": MESSAGES, "temperature": 3}).encode(), 400, "temperature"),
+    (json.dumps({"messages": MESSAGES, "max_tokens": 1000}).encode(), 400, "max_tokens"),
+    (json.dumps({"messages": MESSAGES, "max_tokens": 2.5}).encode(), 400, "max_tokens"),
+    (json.dumps({"messages": MESSAGES, "n": 0}).encode(), 400, "'n'"),
+    (json.dumps({"messages": MESSAGES, "stream": "yes"}).encode(), 400, "stream"),
+    (json.dumps({"messages": MESSAGES, "model": "gpt-4"}).encode(), 404, "does not exist"),
+    (b"x" * 5000, 413, "at most 4096"),
+])
+def test_bad_requests_get_clear_json_errors(server, body, status, needle):
+    got, _, raw = _http(server, "POST", "/v1/chat/completions", body)
+    assert got == status
+    err = json.loads(raw)["error"]
+    assert needle in err["message"] and err["type"]
+
+
+def test_routes_methods_and_raw_garbage_never_crash(server):
+    assert _http(server, "GET", "/nowhere")[0] == 404
+    assert _http(server, "GET", "/v1/chat/completions")[0] == 405
+    assert _http(server, "DELETE", "/v1/models")[0] == 405
+    assert _http(server, "GET", "/v1/models/tiny")[0] == 200
+    assert _http(server, "GET", "/v1/models/other")[0] == 404
+    host, port = server.server_address[:2]
+    for raw in (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n",  # no Content-Length
+                b"\x00\x01garbage\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n"):
+        with socket.create_connection((host, port), timeout=10) as s:
+            s.sendall(raw)
+            first = s.recv(200)
+            assert first.startswith(b"HTTP/"), first
+    status, _, raw = _http(server, "GET", "/health")
+    health = json.loads(raw)
+    assert status == 200 and health["status"] == "ok" and health["model"] == "tiny"
+    assert health["max_queue"] == 8 and health["failed"] == 0
+
+
+class _Gate:
+    """A responder stand-in whose generate call waits until the test opens the gate."""
+
+    def __init__(self, inner):
+        self.inner, self.opened, self.entered = inner, threading.Event(), threading.Event()
+        self.options, self.tokenizer, self.safety, self.stats = inner.options, inner.tokenizer, None, inner.stats
+
+    def respond_batch(self, histories, options=None, **kw):
+        self.entered.set()
+        assert self.opened.wait(60)
+        return self.inner.respond_batch(histories, options, **kw)
+
+
+def test_full_queue_answers_503_then_recovers(responder):
+    gate = _Gate(responder)
+    with serving(gate, max_queue=1, max_batch=1) as srv:
+        body = json.dumps({"model": "tiny", "messages": MESSAGES, "max_tokens": 2}).encode()
+        results = []
+        first = threading.Thread(target=lambda: results.append(_http(srv, "POST", "/v1/chat/completions", body)))
+        first.start()
+        assert gate.entered.wait(60)  # the worker holds job 1
+        second = threading.Thread(target=lambda: results.append(_http(srv, "POST", "/v1/chat/completions", body)))
+        second.start()
+        deadline = time.monotonic() + 60
+        while srv.worker.jobs.qsize() < 1 and time.monotonic() < deadline:  # job 2 waits in the queue
+            time.sleep(0.01)
+        status, headers, raw = _http(srv, "POST", "/v1/chat/completions", body)
+        assert status == 503 and headers["Retry-After"] == "1"
+        assert json.loads(raw)["error"]["code"] == "overloaded"
+        gate.opened.set()
+        first.join(60)
+        second.join(60)
+        assert [r[0] for r in results] == [200, 200]
+        assert srv.worker.counters["rejected_busy"] == 1
+
+
+def test_twenty_concurrent_clients(responder):
+    with serving(responder, max_queue=6, max_batch=4, max_connections=32) as srv:
+        outcomes: dict[int, list[int]] = {}
+        texts: dict[int, str] = {}
+
+        def client(i: int) -> None:
+            c = _client(srv)
+            seen = []
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:  # retries on 503, bounded in time
+                try:
+                    out = c.chat.completions.create(
+                        model="tiny", temperature=0, max_tokens=4,
+                        messages=[{"role": "user", "content": f"message number {i % 5}"}])
+                    seen.append(200)
+                    texts[i] = out.choices[0].message.content
+                    break
+                except openai.APIStatusError as e:
+                    seen.append(e.status_code)
+                    time.sleep(0.05)
+            outcomes[i] = seen
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads)
+        assert sorted(outcomes) == list(range(20))
+        assert all(seen[-1] == 200 and set(seen) <= {200, 503} for seen in outcomes.values())
+        # Same message -> same greedy reply, however the requests were batched together.
+        for i in range(20):
+            assert texts[i] == texts[i % 5]
+        w = srv.worker.counters
+        assert w["completed"] == 20 and w["failed"] == 0
+        assert w["rejected_busy"] == sum(s.count(503) for s in outcomes.values())
+        assert w["batches"] <= 20
+
+
+def test_dialogpt_serve_command_starts_answers_and_stops(tiny_model_dir):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dialogpt.server", str(tiny_model_dir), "--host", "127.0.0.1", "--port", "0",
+         "--served-model-name", "tiny", "--device", "cpu", "--max-new-tokens", "3"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        m, seen = None, []
+        while m is None and len(seen) < 50:  # skip any warnings printed before the banner
+            seen.append(proc.stderr.readline())
+            m = re.search(r"http://127\.0\.0\.1:\d+", seen[-1])
+        assert m, seen
+        with urllib.request.urlopen(m.group(0) + "/health", timeout=30) as resp:
+            assert json.loads(resp.read())["model"] == "tiny"
+        req = urllib.request.Request(m.group(0) + "/v1/chat/completions", method="POST",
+                                     data=json.dumps({"messages": MESSAGES, "model": "tiny"}).encode())
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            reply = json.loads(resp.read())
+        assert reply["usage"]["completion_tokens"] <= 3
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
