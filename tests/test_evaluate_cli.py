@@ -1,0 +1,191 @@
+"""dialogpt-eval / scripts/evaluate_multiref.py end to end: every input format, DSTC7 selection,
+the table row and JSON, perplexity against a manual loss, and one-line errors for user mistakes."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+from metrics_helpers import REF_DIR, TOL, load_case
+
+from dialogpt.eval_cli import main
+from dialogpt.scoring import METRIC_KEYS, score_all
+from dialogpt_dataset.legacy_tsv import write_refs
+
+DEMO = REF_DIR / "demo"
+
+
+def _run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_demo_case_end_to_end_with_meteor(tmp_path, capsys):
+    js = tmp_path / "scores.json"
+    rc, out, err = _run(capsys, "--hyp", DEMO / "hyp.txt", "--refs", DEMO / "refs.txt", "--output-json", js)
+    assert rc == 0, err
+    got = json.loads(js.read_text())
+    assert list(got) == METRIC_KEYS
+    _, _, exp = load_case("demo")
+    for k in METRIC_KEYS:
+        assert got[k] == pytest.approx(exp[k], abs=TOL), k
+    lines = out.strip().splitlines()
+    assert lines[0] == ("| Experiment | NIST2 | NIST4 | BLEU2 | BLEU4 | METEOR | ENT-4 | DIST-1 | DIST-2 "
+                        "| Avg. Len |")
+    assert lines[2] == "| hyp.txt | 2.08 | 2.19 | 44.10% | 32.24% | 27.14% | 1.79 | 86.67% | 100.00% | 5.0 |"
+
+
+HYPS = ["he is a rocket scientist .", "i love it !", "no way , man"]
+SEVEN = [[f"he is {w} ." for w in ("a scientist", "the human", "a trader", "an engineer", "a rocket man", "ok", "x")],
+         [f"i {w} it !" for w in ("love", "human", "like", "hate", "adore", "made", "saw")],
+         [f"{w} way , man" for w in ("no", "human", "any", "some", "that", "this", "my")]]
+
+
+def test_seed_refs_file_uses_dstc_py_slots_by_default(tmp_path, capsys):
+    (tmp_path / "hyp.txt").write_text("\n".join(HYPS) + "\n")
+    write_refs(tmp_path / "test.refs.txt", [(f"context {i} EOS more", r) for i, r in enumerate(SEVEN)])
+    js = tmp_path / "s.json"
+    rc, out, err = _run(capsys, "--hyp", tmp_path / "hyp.txt", "--refs", tmp_path / "test.refs.txt",
+                        "--no-meteor", "--output-json", js)
+    assert rc == 0, err
+    got = json.loads(js.read_text())
+    # dstc.py defaults: 6 slots, vshuman=1 -> refs [0, 2, 2, 3, 4, 5]; the "human" refs never count
+    slots = [[r[i] for i in (0, 2, 2, 3, 4, 5)] for r in SEVEN]
+    assert got == pytest.approx(score_all(HYPS, slots, compute_meteor=False), abs=1e-12)
+    assert "meteor" not in got and "| - |" in out
+    rc, _, _ = _run(capsys, "--hyp", tmp_path / "hyp.txt", "--refs", tmp_path / "test.refs.txt", "--no-meteor",
+                    "--vshuman", "-1", "--n-refs", "7", "--output-json", js)
+    all7 = json.loads(js.read_text())
+    assert all7 == pytest.approx(score_all(HYPS, SEVEN, compute_meteor=False), abs=1e-12)
+    assert all7["nist4"] != pytest.approx(got["nist4"], abs=1e-6)
+
+
+def test_dstc7_submission_with_keys_matches_the_sorted_tsv(tmp_path, capsys):
+    (tmp_path / "keys.txt").write_text("h2\nh0\nh1\n")
+    (tmp_path / "sub.txt").write_text("h1\tctx\tI love it!\nhX\tctx\tunused\nh0\tctx\tHe is a rocket scientist.\n"
+                                      "h2\tctx\told\nh2\tctx\tno way, man\n")
+    write_refs(tmp_path / "refs.txt", [(f"h{i}", r) for i, r in enumerate(SEVEN)])
+    js = tmp_path / "s.json"
+    rc, out, err = _run(capsys, "--hyp", tmp_path / "sub.txt", "--refs", tmp_path / "refs.txt", "--keys",
+                        tmp_path / "keys.txt", "--clean", "--no-meteor", "--output-json", js)
+    assert rc == 0, err
+    slots = [[r[i] for i in (0, 2, 2, 3, 4, 5)] for r in SEVEN]
+    assert json.loads(js.read_text()) == pytest.approx(score_all(HYPS, slots, clean=True, compute_meteor=False))
+
+
+def test_plain_tsv_refs_are_used_as_given(tmp_path, capsys):
+    hyps, refs, exp = load_case("he_baseline")
+    js = tmp_path / "s.json"
+    rc, _, err = _run(capsys, "--hyp", REF_DIR / "he_baseline" / "hyp.txt", "--refs",
+                      REF_DIR / "he_baseline" / "refs.txt", "--no-meteor", "--output-json", js)
+    assert rc == 0, err
+    got = json.loads(js.read_text())
+    for k in got:
+        assert got[k] == pytest.approx(exp[k], abs=TOL), k
+
+
+@pytest.fixture()
+def dialog_dataset(tmp_path):
+    """A dataset folder as the builder exports it: Parquet per split, `turns` + `references`."""
+    import datasets
+
+    rows = [
+        {"turns": [{"text": "how are you ?", "weight": 0.0}, {"text": "fine , thanks", "weight": 1.0},
+                   {"text": "good to hear", "weight": 1.0}], "references": ["good to hear", "great"]},
+        {"turns": [{"text": "what is this ?", "weight": 0.0}, {"text": "a test", "weight": 1.0}],
+         "references": ["a test", "just a test", "a trial"]},
+        {"turns": [{"text": "single turn only", "weight": 1.0}], "references": ["ok"]},
+    ]
+    d = tmp_path / "ds"
+    (d / "data").mkdir(parents=True)
+    datasets.Dataset.from_list(rows).to_parquet(str(d / "data" / "test-00000-of-00001.parquet"))
+    return d, rows
+
+
+def test_dataset_references_and_perplexity_of_the_tiny_model(tmp_path, capsys, dialog_dataset, tiny_model_dir):
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dialogpt.chat_format import encode_session, install_chat_template
+
+    d, rows = dialog_dataset
+    (tmp_path / "hyp.txt").write_text("good to hear\na test\nok\n")
+    js = tmp_path / "s.json"
+    rc, out, err = _run(capsys, "--hyp", tmp_path / "hyp.txt", "--refs", d, "--split", "test",
+                        "--model", tiny_model_dir, "--no-meteor", "--output-json", js)
+    assert rc == 0, err
+    got = json.loads(js.read_text())
+    expected = score_all(["good to hear", "a test", "ok"], [r["references"] for r in rows], compute_meteor=False)
+    assert {k: got[k] for k in expected} == pytest.approx(expected)
+    assert "perplexity" in out
+
+    # the same number by hand: one session at a time, labels from encode_session
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    install_chat_template(tok)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
+    nll, n = 0.0, 0
+    with torch.no_grad():
+        for r in rows:
+            enc = encode_session(tok, r["turns"], 128)
+            if enc.num_label_tokens == 0:
+                continue  # the single-turn row has nothing to predict
+            logits = model(torch.tensor([enc.input_ids])).logits[0, :-1]
+            labels = torch.tensor(enc.labels[1:])
+            nll += F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum").item()
+            n += int((labels != -100).sum())
+    assert got["eval_tokens"] == n
+    assert got["eval_loss"] == pytest.approx(nll / n, rel=1e-5)
+    assert got["perplexity"] == pytest.approx(math.exp(nll / n), rel=1e-5)
+
+
+def test_dataset_without_references_column_or_split(tmp_path, capsys, dialog_dataset):
+    d, _ = dialog_dataset
+    (tmp_path / "hyp.txt").write_text("a\nb\nc\n")
+    rc, _, err = _run(capsys, "--hyp", tmp_path / "hyp.txt", "--refs", d, "--split", "validation", "--no-meteor")
+    assert rc == 2 and "validation" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("hyp_text, refs_text, message", [
+    ("a\nb\nc\n", "x\ty\nz\n", "hyp.txt has 3 hypotheses but {refs} has 2 reference rows ({hyp}:3 has no partner)"),
+    ("a\n\nc\n", "x\ny\nz\n", "{hyp}:2: empty hypothesis"),
+])
+def test_user_mistakes_are_one_line_errors_naming_file_and_line(tmp_path, capsys, hyp_text, refs_text, message):
+    hyp, refs = tmp_path / "hyp.txt", tmp_path / "refs.tsv"
+    hyp.write_text(hyp_text)
+    refs.write_text(refs_text)
+    rc, out, err = _run(capsys, "--hyp", hyp, "--refs", refs, "--no-meteor")
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert message.format(hyp=hyp, refs=refs) in err
+
+
+def test_missing_files_and_allow_empty(tmp_path, capsys):
+    rc, _, err = _run(capsys, "--hyp", tmp_path / "nope.txt", "--refs", DEMO / "refs.txt", "--no-meteor")
+    assert rc == 2 and f"{tmp_path / 'nope.txt'}: no such file" in err
+    rc, _, err = _run(capsys, "--hyp", DEMO / "hyp.txt", "--refs", tmp_path / "refs.txt", "--no-meteor")
+    assert rc == 2 and "refs.txt: no such references file" in err
+    (tmp_path / "hyp.txt").write_text("i love it !\n\n")
+    (tmp_path / "refs.tsv").write_text("i love it !\nsomething\n")
+    js = tmp_path / "s.json"
+    rc, _, err = _run(capsys, "--hyp", tmp_path / "hyp.txt", "--refs", tmp_path / "refs.tsv", "--allow-empty",
+                      "--no-meteor", "--output-json", js)
+    assert rc == 0, err
+    # the empty line is scored as DSTC7's "__empty__" segment: 5 mteval tokens, 0 for avg_len
+    assert json.loads(js.read_text())["avg_len"] == 2.0
+
+
+def test_script_is_a_thin_wrapper(tmp_path):
+    js = tmp_path / "s.json"
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "evaluate_multiref.py"), "--hyp",
+                          str(DEMO / "hyp.txt"), "--refs", str(DEMO / "refs.txt"), "--no-meteor",
+                          "--output-json", str(js), "--name", "demo"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "| demo | 2.08 | 2.19 | 44.10% | 32.24% | - |" in out.stdout
+    assert json.loads(js.read_text())["bleu4"] == pytest.approx(0.3223894034, abs=TOL)
