@@ -188,6 +188,9 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
         old.unlink()
     files, rows = {}, {}
     for split in pipeline.SPLITS:
+        if split not in builder.info.splits:  # no rows at all (e.g. filtered out by --keys-file)
+            files[split], rows[split] = [], 0
+            continue
         ds = builder.as_dataset(split)
         files[split] = _export_parquet(ds, out, split)
         rows[split] = len(ds)
@@ -212,7 +215,7 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
     tsv_path = None
     if cfg.export_tsv:
         tsv_path = out / "train.tsv"
-        train = builder.as_dataset("train")
+        train = builder.as_dataset("train") if rows["train"] else []
         legacy_tsv.write_train_tsv(tsv_path, (r["turns"] for r in train))
 
     counters = pipeline.read_counters(work)

@@ -152,9 +152,10 @@ class RedditDialog(datasets.ArrowBasedBuilder):
             old = pipeline.Plan.load(plan.work_dir)
             plan.num_shards, plan.read_splits = old.num_shards, old.read_splits
         pipeline.run_pipeline(plan, self.config.executor, self.config.pipeline_num_proc)
-        return [
-            datasets.SplitGenerator(name=split, gen_kwargs={"files": [str(p) for p in pipeline.stage2_files(plan.work_dir, split)]})
+        return [  # an empty split (e.g. no test context kept by --keys-file) is left out
+            datasets.SplitGenerator(name=split, gen_kwargs={"files": [str(p) for p in files]})
             for split in pipeline.SPLITS
+            if (files := pipeline.nonempty_stage2_files(plan.work_dir, split))
         ]
 
     def _generate_tables(self, files: list[str]):

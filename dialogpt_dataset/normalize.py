@@ -184,7 +184,7 @@ class Blocklist:
                 self.words.add(e)
 
     @classmethod
-    def from_file(cls, path) -> "Blocklist":
+    def from_file(cls, path) -> Blocklist:
         with open(path, encoding="utf-8") as f:
             return cls(f)
 

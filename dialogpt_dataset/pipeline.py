@@ -97,7 +97,7 @@ class Plan:
         os.replace(tmp, p)
 
     @classmethod
-    def load(cls, work_dir: str | os.PathLike) -> "Plan":
+    def load(cls, work_dir: str | os.PathLike) -> Plan:
         return cls(**json.loads((Path(work_dir) / "plan.json").read_text()))
 
     def extract_config(self, leaves_only: bool, keys=None) -> ExtractConfig:
@@ -318,6 +318,12 @@ def write_rows(path: Path, rows: list[dict], test_extras: bool) -> None:
 
 def stage2_files(work_dir: str | os.PathLike, split: str) -> list[Path]:
     return sorted((Path(work_dir) / "stage2" / split).glob("*.parquet"))
+
+
+def nonempty_stage2_files(work_dir: str | os.PathLike, split: str) -> list[Path]:
+    import pyarrow.parquet as pq
+
+    return [p for p in stage2_files(work_dir, split) if pq.read_metadata(p).num_rows > 0]
 
 
 def make_executors(plan: Plan, executor: str = "local", num_proc: int = 1, slurm_kwargs: dict | None = None):

@@ -1,0 +1,229 @@
+"""End to end: dumps -> datatrove pipeline -> datasets builder -> Parquet + card, resume, keys, Ray, Hub."""
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dialogpt.chat_format import as_turns
+from dialogpt_dataset import dumps as dumps_mod
+from dialogpt_dataset import pipeline, synthetic
+from dialogpt_dataset.build import BuildConfig, build_dataset
+from dialogpt_dataset.cli import main as cli_main
+from dialogpt_dataset.legacy_tsv import read_refs, read_train_tsv
+
+MONTHS = "2006-01:2006-03"
+
+
+@pytest.fixture(scope="module")
+def dumps_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("dumps")
+    synthetic.write_month(d, "2006-01", 500, "zst", seed=7)
+    synthetic.write_month(d, "2006-02", 500, "xz", seed=7)
+    synthetic.write_month(d, "2006-03", 500, "bz2", seed=7, with_rs=False)  # no RS: rooted at comments
+    return d
+
+
+def cfg(dumps_dir, out, **kw) -> BuildConfig:
+    base = dict(output_dir=str(out), dumps_dir=str(dumps_dir), months=MONTHS, num_shards=3, min_refs=2,
+                test_fraction=0.3, validation_fraction=0.1)
+    base.update(kw)
+    return BuildConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def reference_build(dumps_dir, tmp_path_factory):
+    """One uninterrupted local build that the other tests compare against."""
+    return build_dataset(cfg(dumps_dir, tmp_path_factory.mktemp("ref") / "rd"))
+
+
+def split_rows(out: Path, split: str) -> list[dict]:
+    rows = []
+    for f in sorted((Path(out) / "data").glob(f"{split}-*.parquet")):
+        rows += pq.read_table(f).to_pylist()
+    return rows
+
+
+def test_reference_build_layout_and_counts(reference_build):
+    r = reference_build
+    assert r.num_rows["train"] > 50 and r.num_rows["validation"] > 0 and r.num_rows["test"] > 0
+    assert sorted(p.name for p in (r.output_dir / "data").iterdir()) == [
+        "test-00000-of-00001.parquet", "train-00000-of-00001.parquet", "validation-00000-of-00001.parquet"]
+    c = r.counters
+    assert c["records_rc"] == 1500 and c["months_without_rs"] == 1 and c["rooted_at_comment"] > 0
+    assert c["rows_train"] == r.num_rows["train"] and c["rows_test"] == r.num_rows["test"]
+    for rule in ("deleted", "removed", "quote", "bot", "url", "low_score", "not_a_leaf", "min_depth"):
+        assert c[rule] > 0, rule
+    ids = [row["id"] for row in split_rows(r.output_dir, "train")]
+    assert len(set(ids)) == len(ids)  # deterministic order: by month-shard file, then id
+
+
+def test_kill_and_resume_gives_identical_parquet(dumps_dir, reference_build, tmp_path, monkeypatch):
+    out = tmp_path / "rd"
+    real_iter = dumps_mod.iter_records
+
+    def dying_iter(path, *a, **kw):  # "kill" stage 1 halfway through the third month's comments
+        for i, rec in enumerate(real_iter(path, *a, **kw)):
+            if "2006-03" in str(path) and i == 200:
+                raise KeyboardInterrupt("killed")
+            yield rec
+
+    monkeypatch.setattr(dumps_mod, "iter_records", dying_iter)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(cfg(dumps_dir, out))
+    monkeypatch.setattr(dumps_mod, "iter_records", real_iter)
+
+    seen_months, seen_shards = [], []
+    real_shard_month = pipeline.ShardDumps.shard_month
+    real_write = pipeline.write_rows
+
+    def spy_shard_month(self, month, part, counters):
+        seen_months.append(month)
+        return real_shard_month(self, month, part, counters)
+
+    def dying_write(path, rows, test_extras):  # then kill stage 2 in its second shard, mid-write
+        if "-0001.parquet" in path.name and path.parent.name == "validation":
+            raise KeyboardInterrupt("killed")
+        return real_write(path, rows, test_extras)
+
+    monkeypatch.setattr(pipeline.ShardDumps, "shard_month", spy_shard_month)
+    monkeypatch.setattr(pipeline, "write_rows", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(cfg(dumps_dir, out))
+    assert seen_months == ["2006-03"]  # the finished months were not read again
+
+    def spy_process(self, month, shard, *a):
+        seen_shards.append(shard)
+        return real_process(self, month, shard, *a)
+
+    real_process = pipeline.BuildConversations.process_shard
+    monkeypatch.setattr(pipeline, "write_rows", real_write)
+    monkeypatch.setattr(pipeline.BuildConversations, "process_shard", spy_process)
+    seen_months.clear()
+    result = build_dataset(cfg(dumps_dir, out))
+    assert seen_months == [] and sorted(set(seen_shards)) == [1, 2]
+
+    assert result.num_rows == reference_build.num_rows
+    assert result.counters == reference_build.counters  # no task counted twice
+    for split in pipeline.SPLITS:
+        a = pq.read_table(reference_build.output_dir / "data" / f"{split}-00000-of-00001.parquet")
+        b = pq.read_table(out / "data" / f"{split}-00000-of-00001.parquet")
+        assert a.equals(b), split
+    assert (out / "test.refs.txt").read_text() == (reference_build.output_dir / "test.refs.txt").read_text()
+
+
+def test_keys_file_freezes_the_selection(dumps_dir, reference_build, tmp_path):
+    keys = (reference_build.output_dir / "keys.txt").read_text().split()
+    # the full keys.txt reproduces the build exactly
+    full = build_dataset(cfg(dumps_dir, tmp_path / "full", keys_file=str(reference_build.output_dir / "keys.txt")))
+    for split in pipeline.SPLITS:
+        assert split_rows(full.output_dir, split) == split_rows(reference_build.output_dir, split)
+    # a subset, half in our format and half in the original's keys-*.gz format, keeps exactly that subset
+    train_ids = [r["id"] for r in split_rows(reference_build.output_dir, "train")]
+    chosen = train_ids[::3]
+    kf = tmp_path / "keys.gz"
+    with gzip.open(kf, "wt") as f:
+        for i, k in enumerate(chosen):
+            link, _, cid = k.split(",")
+            f.write(f"{k}\n" if i % 2 else f"{link}\t{cid}\tkeep\n{link}\t{cid}\tdep\n")
+    sub = build_dataset(cfg(dumps_dir, tmp_path / "sub", keys_file=str(kf)))
+    assert [r["id"] for r in split_rows(sub.output_dir, "train")] == chosen
+    assert sub.num_rows["validation"] == 0 and sub.num_rows["test"] == 0
+    assert sub.counters["not_in_keys"] > 0
+    assert keys == (full.output_dir / "keys.txt").read_text().split()
+
+
+def test_ray_executor_gives_the_same_rows(dumps_dir, reference_build, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        result = build_dataset(cfg(dumps_dir, tmp_path / "ray", executor="ray", num_proc=2))
+    finally:
+        ray.shutdown()
+    for split in pipeline.SPLITS:
+        assert split_rows(result.output_dir, split) == split_rows(reference_build.output_dir, split)
+
+
+def test_slurm_executor_is_constructed(dumps_dir, tmp_path):
+    plan = pipeline.Plan(dumps_dir=str(dumps_dir), work_dir=str(tmp_path), months=["2006-01"], num_shards=2)
+    e1, e2 = pipeline.make_executors(plan, "slurm", 2, {"partition": "cpu"})
+    assert (e1.tasks, e2.tasks, e2.depends) == (1, 2, e1)
+    with pytest.raises(ValueError, match="expected local, ray or slurm"):
+        pipeline.make_executors(plan, "spark", 1)
+
+
+def test_builder_download_and_prepare_num_proc_2(dumps_dir, reference_build, tmp_path):
+    from dialogpt_dataset.builder import RedditDialog
+
+    b = RedditDialog(config_name="custom", cache_dir=str(tmp_path / "cache"), dumps_dir=str(dumps_dir),
+                     months=["2006-01", "2006-02", "2006-03"], work_dir=str(tmp_path / "work"), pipeline_num_proc=2,
+                     plan_overrides=dict(num_shards=3, min_refs=2, test_fraction=0.3, validation_fraction=0.1))
+    b.download_and_prepare(num_proc=2)
+    train = b.info.splits["train"]
+    assert len(train.shard_lengths) == 2 and sum(train.shard_lengths) == train.num_examples
+    assert train.num_examples == reference_build.num_rows["train"]
+    assert sorted(b.as_dataset("train")["id"]) == sorted(r["id"] for r in split_rows(reference_build.output_dir, "train"))
+
+
+def test_dummy_cli_build_loads_offline_with_card_refs_and_tsv(tmp_path, capsys, mock_hub):
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    out = tmp_path / "reddit-dialog"
+    assert cli_main(["--size", "dummy", "--output", str(out), "--export-tsv"]) == 0
+    printed = capsys.readouterr().out
+    assert "not_a_leaf" in printed and "load_dataset" in printed
+
+    ds = datasets.load_dataset(str(out))
+    assert set(ds) == {"train", "validation", "test"}
+    assert ds["train"].features["turns"].feature["weight"].dtype == "float32"
+    assert ds["train"].num_rows > 500 and ds["test"].num_rows >= 5
+    row = ds["train"][0]
+    assert len(as_turns(row["turns"])) >= 2 and row["references"] == []
+    t = ds["test"][0]
+    assert len(t["references"]) >= 5 and len(set(t["references"])) == len(t["references"])
+    stream = datasets.load_dataset(str(out), split="train", streaming=True)
+    assert next(iter(stream))["id"] == row["id"]
+
+    stats = json.loads((out / "build_stats.json").read_text())
+    card = DatasetCard.load(out / "README.md")
+    assert card.data.configs[0]["data_files"][0] == {"split": "train", "path": "data/train-*.parquet"}
+    assert card.data.months == ["2006-01", "2006-02", "2006-03", "2024-02"]
+    assert card.data.task_categories == ["text-generation"]
+    assert f"| `deleted` | comment | body is [deleted] | {stats['counters']['deleted']} |" in card.text
+    assert f"| train | {ds['train'].num_rows} |" in card.text
+
+    refs = read_refs(out / "test.refs.txt")
+    assert len(refs) == ds["test"].num_rows
+    first = refs[0]
+    assert first.context_turns == [x["text"] for x in t["turns"]] and first.texts == t["references"]
+    tsv = read_train_tsv(out / "train.tsv")
+    assert len(tsv) == ds["train"].num_rows
+    assert [x.text for x in tsv[0]] == [x["text"] for x in row["turns"]]
+
+    # push it to the (mock) Hub and load it back by repo id
+    from dialogpt_dataset.build import push_dataset
+
+    push_dataset(out, "org/reddit-dialog")
+    files = mock_hub.repo_files("dataset", "org/reddit-dialog")
+    assert "README.md" in files and not any(f.startswith(".work") for f in files)
+    hub = datasets.load_dataset("org/reddit-dialog", cache_dir=str(tmp_path / "hub_cache"))
+    assert hub["test"]["references"] == ds["test"]["references"] and hub["train"].num_rows == ds["train"].num_rows
+    assert mock_hub.errors == []
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path, capsys, dumps_dir):
+    assert cli_main(["--size", "small", "--output", str(tmp_path / "x")]) == 2
+    assert "--dumps DIR is required" in capsys.readouterr().err
+    assert cli_main(["--months", "2007-01:2007-02", "--dumps", str(dumps_dir), "--output", str(tmp_path / "y")]) == 2
+    assert "no RC_<month> comments dump for 2007-01, 2007-02" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    data = (dumps_dir / "RC_2006-01.zst").read_bytes()
+    (bad / "RC_2006-01.zst").write_bytes(data[: len(data) // 2])
+    assert cli_main(["--months", "2006-01", "--dumps", str(bad), "--output", str(tmp_path / "z")]) == 2
+    assert "RC_2006-01.zst" in capsys.readouterr().err
+    assert cli_main(["--months", "2006-0x", "--dumps", str(dumps_dir), "--output", str(tmp_path / "w")]) == 2
+    assert "expected YYYY-MM" in capsys.readouterr().err
