@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 from pathlib import Path
@@ -132,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         config = config_from_args(argv)
         result = train(config)
-        print(f"done: {result.global_step} steps, train loss {result.train_loss}, eval loss {result.eval_loss}, "
-              f"{result.tokens_per_sec:,.0f} tok/s; model in {result.output_dir}")
+        if os.environ.get("RANK", "0") == "0":  # one summary line, not one per process
+            print(f"done: {result.global_step} steps, train loss {result.train_loss}, eval loss {result.eval_loss}, "
+                  f"{result.tokens_per_sec:,.0f} tok/s; model in {result.output_dir}")
         return 0
 
     return main_guard(run)

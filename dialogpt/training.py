@@ -715,6 +715,9 @@ def _train(config: TrainConfig, accelerator, step_callback) -> TrainResult:
     while not done:
         if config.num_epochs is not None and state.epoch >= config.num_epochs:
             break
+        # Accelerate's loader re-seeds the batch sampler with its own iteration counter on every
+        # __iter__; set both so a resumed run (fresh counter) sees the same epoch order.
+        train_dl.set_epoch(state.epoch)
         sampler.set_epoch(state.epoch)
         skip = state.batches_in_epoch
         loader = accelerator.skip_first_batches(train_dl, skip) if skip else train_dl
