@@ -20,7 +20,7 @@ test: install
 	$(PY) -m pytest -q -n 2 tests
 
 demo: install
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 bench: install
 	$(PY) bench/extract.py

@@ -1,0 +1,212 @@
+#!/usr/bin/env python
+"""``make demo``: the whole DialoGPT loop, end to end, through the same commands users run.
+
+    build the dialogue dataset -> train a tokenizer (only when training from scratch)
+    -> train the forward model and the reverse (MMI) model with ``accelerate launch``
+    -> decode the multi-reference test split with MMI reranking -> score it (NIST/BLEU/METEOR/...)
+    -> put the measured metrics into the model card -> three multi-turn chats.
+
+On the shipped sample (``--size dummy``, the default) it runs on a laptop CPU in a few minutes.
+With dumps, a GPU and the network the same script runs the real thing, e.g.::
+
+    python scripts/demo.py --size small --dumps ./pushshift --model microsoft/DialoGPT-medium \\
+        --steps 20000 --batch-size 16 --output runs/small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHATS = [
+    ["Does money buy happiness?", "What is the best way to buy happiness?", "This is so difficult!"],
+    ["What's your favourite game?", "Why do you like it so much?"],
+    ["I just adopted a dog :)", "He is a golden retriever.", "Any tips for the first week?"],
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output", default="runs/demo", help="folder for everything the demo writes (default: runs/demo)")
+    p.add_argument("--size", default="dummy", choices=["dummy", "small", "full"], help="dataset size (default: dummy)")
+    p.add_argument("--dumps", help="folder of Pushshift RS_/RC_ dumps (needed for --size small|full)")
+    p.add_argument("--model", help="fine-tune this model (dir or hub id, e.g. microsoft/DialoGPT-medium) "
+                                   "instead of training a tiny GPT-2 from scratch")
+    p.add_argument("--reverse-model", help="an existing reverse (MMI) model instead of training one")
+    p.add_argument("--steps", type=int, default=300, help="optimizer steps of the forward model (default: 300)")
+    p.add_argument("--reverse-steps", type=int, default=None, help="steps of the reverse model (default: steps/2)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--num-proc", type=int, default=2, help="parallel workers for the dataset build")
+    p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    p.add_argument("--limit", type=int, default=None, help="decode only the first N test contexts")
+    p.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
+    return p.parse_args(argv)
+
+
+class Stage:
+    """Prints a numbered header, runs commands, and reports time and what was written."""
+
+    def __init__(self, total: int):
+        self.total, self.n, self.t0 = total, 0, time.time()
+
+    def start(self, title: str) -> None:
+        self.n += 1
+        self._t = time.time()
+        print(f"\n=== [{self.n}/{self.total}] {title}", flush=True)
+
+    def done(self, wrote: str) -> None:
+        print(f"--- done in {time.time() - self._t:.1f}s; wrote {wrote}", flush=True)
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **kw.pop("env", {})}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, **kw)
+    if proc.returncode != 0:
+        raise SystemExit(f"demo: stage failed (exit {proc.returncode}): {cmd[0]} ... see the output above")
+    return proc
+
+
+def tool(name: str) -> list[str]:
+    """A console script of this package, run with the interpreter that runs the demo."""
+    return [sys.executable, "-m", "dialogpt.cli", name]
+
+
+def accelerate_launch(script: str) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", script]
+
+
+def train_tokenizer(data_dir: Path, out_dir: Path) -> None:
+    from datasets import load_dataset
+
+    from dialogpt.tokenization import train_bytelevel_tokenizer
+
+    train = load_dataset(str(data_dir), split="train")
+    texts = (t["text"] for row in train for t in row["turns"])
+    train_bytelevel_tokenizer(texts, vocab_size=2000, save_dir=out_dir)
+
+
+def train_args(a: argparse.Namespace, data: Path, out: Path, tokenizer: str | None, steps: int) -> list[str]:
+    args = ["--dataset", str(data), "--output_dir", str(out), "--num_optim_steps", str(steps),
+            "--train_batch_size", str(a.batch_size), "--gradient_accumulation_steps", "1",
+            "--max_seq_length", str(a.max_seq_length), "--lr_schedule", "BERT",
+            "--warmup_proportion", "0.05", "--logging_steps", str(max(1, steps // 10)),
+            "--eval_steps", str(max(1, steps // 3)), "--save_steps", str(max(1, steps // 2)),
+            "--save_total_limit", "1", "--mixed_precision", a.mixed_precision, "--seed", "42"]
+    if a.model:
+        args += ["--model_name_or_path", a.model, "--learning_rate", "5e-5"]
+    else:
+        args += ["--model_config", "tiny", "--tokenizer_name", str(tokenizer), "--learning_rate", "3e-3"]
+    return args
+
+
+def write_limited_refs(data_dir: Path, limit: int, path: Path) -> Path:
+    from datasets import load_dataset
+
+    test = load_dataset(str(data_dir), split="test").select(range(limit))
+    path.write_text("".join("\t".join(" ".join(r.split()) for r in row["references"]) + "\n" for row in test))
+    return path
+
+
+def add_metrics_to_card(model_dir: Path, scores: dict[str, float], test_name: str) -> None:
+    """Re-render the model card with the metrics just measured (never placeholders)."""
+    from dialogpt.model_card import add_metrics
+
+    add_metrics(model_dir, scores, split=test_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    if a.size != "dummy" and not a.dumps:
+        print("demo: --size small|full needs --dumps DIR with Pushshift RS_/RC_ files", file=sys.stderr)
+        return 2
+    out = (REPO / a.output) if not Path(a.output).is_absolute() else Path(a.output)
+    out.mkdir(parents=True, exist_ok=True)
+    data, tok, fwd = out / "data", out / "tokenizer", out / "model"
+    rev = Path(a.reverse_model) if a.reverse_model else out / "reverse"
+    hyp, scores_json = out / "test.hyp.txt", out / "scores.json"
+    stage = Stage(total=7)
+
+    stage.start(f"Build the {a.size} Reddit dialogue dataset (datatrove pipeline -> Parquet)")
+    build = tool("build_dataset") + ["--size", a.size, "--output", str(data), "--num-proc", str(a.num_proc)]
+    if a.dumps:
+        build += ["--dumps", a.dumps]
+    run(build)
+    stage.done(f"{data}/ (Parquet splits, README.md dataset card with filter counts, test.refs.txt)")
+
+    stage.start("Tokenizer")
+    if a.model:
+        print(f"using the tokenizer of {a.model}")
+        stage.done("nothing (the model's own tokenizer is used)")
+    else:
+        train_tokenizer(data, tok)
+        stage.done(f"{tok}/ (ByteLevel BPE trained on the train split, with the dialogue chat_template)")
+
+    stage.start(f"Train the forward model ({a.model or 'tiny GPT-2 from scratch'}, {a.steps} steps)")
+    run(accelerate_launch("scripts/run_clm_dialog.py") + train_args(a, data, fwd, tok, a.steps))
+    stage.done(f"{fwd}/ (model, tokenizer, generation_config, README.md card, train_log.txt, eval_log.txt)")
+
+    stage.start("Train the reverse (MMI) model: response -> source")
+    if a.reverse_model:
+        print(f"using {a.reverse_model}")
+        stage.done("nothing")
+    else:
+        steps = a.reverse_steps or max(1, a.steps // 2)
+        run(accelerate_launch("scripts/run_clm_dialog.py") + train_args(a, data, rev, tok, steps) + ["--reverse"])
+        stage.done(f"{rev}/")
+
+    stage.start("Decode the multi-reference test split (sampling, 4 candidates, MMI reranking)")
+    gen = tool("chat") + [str(fwd), "--reverse-model", str(rev), "--input", str(data), "--split", "test",
+                          "--output", str(hyp), "--strategy", "sample", "--top-k", "40", "--num-candidates", "4",
+                          "--max-new-tokens", "32", "--seed", "0", "--device", "cpu"]
+    if a.limit:
+        gen += ["--limit", str(a.limit)]
+    run(gen)
+    stage.done(f"{hyp}")
+
+    stage.start("Evaluate against the multi-reference test set (NIST, BLEU, METEOR, Entropy, Distinct)")
+    refs = ["--refs", str(data), "--split", "test"]
+    if a.limit:  # score only the decoded contexts: their references, as a TAB-separated file
+        refs = ["--refs", str(write_limited_refs(data, a.limit, out / "test.refs.limit.tsv")), "--refs-format", "tsv"]
+    ev = tool("eval") + ["--hyp", str(hyp), *refs, "--output-json", str(scores_json), "--name", "demo",
+                         "--allow-empty"]
+    if a.no_meteor:
+        ev += ["--no-meteor"]
+    run(ev)
+    scores = json.loads(scores_json.read_text())
+    add_metrics_to_card(fwd, scores, "test (multi-reference)")
+    stage.done(f"{scores_json}; metrics added to {fwd}/README.md")
+
+    stage.start("Three multi-turn chats (stdin -> stdout, /reset between conversations)")
+    lines = []
+    for chat in CHATS:
+        lines += chat + ["/reset"]
+    proc = run(tool("chat") + [str(fwd), "--reverse-model", str(rev), "--strategy", "sample", "--top-k", "40",
+                               "--num-candidates", "4", "--seed", "0", "--max-new-tokens", "32", "--device", "cpu"],
+               input="\n".join(lines) + "\n", capture_output=True, text=True)
+    replies = [r for r in proc.stdout.splitlines() if r.strip()]
+    k = 0
+    for c, chat in enumerate(CHATS, start=1):
+        print(f"--- chat {c}")
+        for user in chat:
+            print(f"  User: {user}")
+            print(f"  Bot:  {replies[k] if k < len(replies) else '(no reply)'}")
+            k += 1
+    stage.done("nothing (printed above)")
+
+    print(f"\nDemo finished in {time.time() - stage.t0:.0f}s. Everything is under {out}/.")
+    print(f"Chat with it yourself:  dialogpt-chat {fwd} --reverse-model {rev}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
