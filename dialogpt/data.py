@@ -44,7 +44,12 @@ def load_session_splits(dataset: str | None = None, train_file: str | None = Non
         if p.is_dir() and ((p / "dataset_dict.json").exists() or (p / "state.json").exists()):
             dd = datasets.load_from_disk(str(p))
         else:
-            dd = datasets.load_dataset(dataset, cache_dir=cache_dir)
+            try:
+                dd = datasets.load_dataset(dataset, cache_dir=cache_dir)
+            except ValueError as e:
+                if "corresponds to no data" in str(e):  # datasets' words for an empty split
+                    raise ValueError(f"--dataset {dataset}: the data is empty ({e})") from None
+                raise ValueError(f"--dataset {dataset}: {str(e).splitlines()[0]}") from None
         if isinstance(dd, datasets.Dataset):
             dd = datasets.DatasetDict({train_split: dd})
         if train_split not in dd:

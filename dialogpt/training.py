@@ -42,7 +42,7 @@ from .schedules import SCHEDULES, lr_lambda
 
 MODEL_SHAPES: dict[str, dict[str, int]] = {
     # name: GPT-2 shapes from DESIGN.md (117M / 345M / 762M) plus the 2-layer test model
-    "tiny": dict(n_layer=2, n_embd=64, n_head=2),
+    "tiny": dict(n_layer=2, n_embd=64, n_head=2, n_positions=256),  # = tests/conftest.py TINY_GPT2
     "small": dict(n_layer=12, n_embd=768, n_head=12),
     "medium": dict(n_layer=24, n_embd=1024, n_head=16),
     "large": dict(n_layer=36, n_embd=1280, n_head=20),
@@ -272,7 +272,8 @@ def build_model_config(name_or_path: str, vocab_size: int, eos_token_id: int | N
     if name_or_path in MODEL_SHAPES:
         ids = {} if eos_token_id is None else dict(bos_token_id=eos_token_id, eos_token_id=eos_token_id,
                                                    pad_token_id=eos_token_id)
-        cfg = GPT2Config(vocab_size=vocab_size, n_positions=N_POSITIONS, **ids, **MODEL_SHAPES[name_or_path])
+        shape = {"n_positions": N_POSITIONS, **MODEL_SHAPES[name_or_path]}
+        cfg = GPT2Config(vocab_size=vocab_size, **ids, **shape)
     elif Path(name_or_path).is_file():
         cfg = GPT2Config.from_json_file(name_or_path)
         cfg.vocab_size = vocab_size
