@@ -83,13 +83,12 @@ def tokenize_for_mteval(line: str) -> list[str]:
     return mteval_tokenize(xml_segment(line))
 
 
-def _ngrams(tokens: Sequence[str], max_n: int) -> Counter:
-    c: Counter = Counter()
-    n_tok = len(tokens)
+def _gram_list(tokens: Sequence[str], max_n: int) -> list[tuple]:
+    """All 1..max_n-grams of one segment, as tuples (built with zip: C speed)."""
+    out: list[tuple] = []
     for n in range(1, max_n + 1):
-        for i in range(n_tok - n + 1):
-            c[tuple(tokens[i:i + n])] += 1
-    return c
+        out.extend(zip(*[tokens[i:] for i in range(n)]))
+    return out
 
 
 def _ngram_info(ref_counts: Counter, total_words: int) -> dict[tuple, float]:
@@ -101,13 +100,14 @@ def _ngram_info(ref_counts: Counter, total_words: int) -> dict[tuple, float]:
     ``"0"`` (a bigram starting with the token ``0``) falls back to the unigram denominator.
     """
     info = {}
+    ln2 = math.log(2)
     for gram, count in ref_counts.items():
         prefix = gram[:-1]
         if prefix and prefix != ("0",):
             denom = ref_counts[prefix]
         else:
             denom = total_words
-        info[gram] = -math.log(count / denom) / math.log(2)
+        info[gram] = -math.log(count / denom) / ln2
     return info
 
 
@@ -148,10 +148,10 @@ def nist_stats(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Sequen
     for refs in refs_tokens:
         per = []
         for r in refs:
-            c = _ngrams(r, max_n)
-            all_ref_counts.update(c)
+            grams = _gram_list(r, max_n)
+            all_ref_counts.update(grams)
             ref_words += len(r)
-            per.append(c)
+            per.append(Counter(grams))
         seg_ref_counts.append(per)
     info_w = _ngram_info(all_ref_counts, ref_words)
     info = [0.0] * max_n
@@ -159,11 +159,8 @@ def nist_stats(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Sequen
     for hyp, per in zip(hyp_tokens, seg_ref_counts):
         for n in range(1, max_n + 1):
             hyp_ngrams[n - 1] += max(len(hyp) - n + 1, 0)
-        ref_max: Counter = Counter()
-        for c in per:
-            ref_max |= c  # element-wise max over references
-        for gram, cnt in _ngrams(hyp, max_n).items():
-            m = ref_max.get(gram)
+        for gram, cnt in Counter(_gram_list(hyp, max_n)).items():
+            m = max(c.get(gram, 0) for c in per)  # clip by the largest count in any one reference
             if m:
                 info[len(gram) - 1] += info_w[gram] * min(cnt, m)
     return NistStats(info, hyp_ngrams, ref_words, n_ref_cols)
