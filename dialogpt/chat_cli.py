@@ -79,6 +79,7 @@ def add_responder_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     r.add_argument("--dtype", choices=["float32", "float16", "bfloat16"])
     r.add_argument("--batch-size", type=int, default=16, help="contexts per generate call (batch mode)")
+    r.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 
 
 _DECODING_FLAGS = ("strategy", "max_new_tokens", "min_new_tokens", "temperature", "top_k", "top_p", "num_beams",
@@ -237,6 +238,10 @@ def run_chat(responder, args, stdin=None, stdout=None) -> int:
 
 
 def make_responder(args):
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     from .generation import GenerationOptions, Responder
     from .rerank import parse_ranker_specs
     from .safety import SafetyFilter, load_classifier, load_blocklist
