@@ -54,6 +54,9 @@ def test_loss_falls_and_the_run_folder_is_complete(tmp_path, dataset_dir, tokeni
     assert hp["num_optim_steps"] == 30 and hp["num_processes"] == 1
     card = (out / "README.md").read_text()
     assert "pipeline_tag: text-generation" in card and f"{round(res.eval_loss, 4)}" in card
+    # the card's "how to chat" snippet runs as written against the saved folder
+    snippet = card.split("```python\n", 1)[1].split("```", 1)[0].replace(f'"{out.name}"', repr(str(out)))
+    exec(compile(snippet, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "***** Running training *****" in printed and "processes (world size)       = 1" in printed
     assert "tok/s" in printed and "padding eff" in printed
