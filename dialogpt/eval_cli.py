@@ -24,8 +24,15 @@ from pathlib import Path
 from dialogpt.scoring import METRIC_KEYS, prepare, score_all
 from dialogpt.scoring.meteor import MeteorError
 from dialogpt.scoring.refs import (
-    DSTC_N_REFS, DSTC_VSHUMAN, InputError, dstc_hyps_refs, read_legacy_refs, read_lines, read_tsv_refs,
-    select_references, sniff_refs_format,
+    DSTC_N_REFS,
+    DSTC_VSHUMAN,
+    InputError,
+    dstc_hyps_refs,
+    read_legacy_refs,
+    read_lines,
+    read_tsv_refs,
+    select_references,
+    sniff_refs_format,
 )
 
 REFS_FORMATS = ("auto", "legacy", "tsv", "dataset")

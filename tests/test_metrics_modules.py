@@ -37,7 +37,7 @@ def test_module_doctests_and_signature(name, in_repo):
     try:
         results = doctest.testmod(module, verbose=False, raise_on_error=True, extraglobs={"evaluate": evaluate})
     except doctest.UnexpectedException as e:
-        raise e.exc_info[1]
+        raise e.exc_info[1] from None
     assert results.failed == 0
     assert results.attempted > 1
 

@@ -8,12 +8,25 @@ import os
 import pytest
 
 from dialogpt.scoring import (
-    MeteorError, clean_str, corpus_bleu, corpus_nist, diversity, meteor, mteval_tokenize, nist_bleu,
-    prepare, score_all, tokenize_for_mteval,
+    MeteorError,
+    clean_str,
+    corpus_bleu,
+    corpus_nist,
+    diversity,
+    meteor,
+    mteval_tokenize,
+    nist_bleu,
+    prepare,
+    score_all,
+    tokenize_for_mteval,
 )
 from dialogpt.scoring.diversity import distinct, entropy
 from dialogpt.scoring.refs import (
-    dstc_hyps_refs, dstc_ref_text, read_dstc_submission, select_reference_indices, sniff_refs_format,
+    dstc_hyps_refs,
+    dstc_ref_text,
+    read_dstc_submission,
+    select_reference_indices,
+    sniff_refs_format,
 )
 
 # ---------------------------------------------------------------- mteval-v14c tokenisation
