@@ -211,6 +211,18 @@ def test_dummy_cli_build_loads_offline_with_card_refs_and_tsv(tmp_path, capsys, 
     assert "README.md" in files and not any(f.startswith(".work") for f in files)
     hub = datasets.load_dataset("org/reddit-dialog", cache_dir=str(tmp_path / "hub_cache"))
     assert hub["test"]["references"] == ds["test"]["references"] and hub["train"].num_rows == ds["train"].num_rows
+
+    # a private repo: only its owner's token sees it, and the token is never printed
+    token = "hf_mock_dataset_owner_token"
+    mock_hub.add_token(token, "dora", orgs=["dataorg"])
+    capsys.readouterr()
+    push_dataset(out, "dataorg/reddit-private", private=True, token=token)
+    with pytest.raises(Exception):
+        datasets.load_dataset("dataorg/reddit-private", cache_dir=str(tmp_path / "anon"), token=False)
+    priv = datasets.load_dataset("dataorg/reddit-private", cache_dir=str(tmp_path / "auth"), token=token)
+    assert priv["validation"]["id"] == ds["validation"]["id"]
+    captured = capsys.readouterr()
+    assert token not in captured.out + captured.err
     assert mock_hub.errors == []
 
 
