@@ -8,9 +8,11 @@
 
 Prints the seed's table row (NIST2 NIST4 BLEU2 BLEU4 METEOR ENT-4 DIST-1 DIST-2 Avg.Len) as
 markdown; ``--output-json`` writes the raw fractions. Reference selection follows ``dstc.py``:
-for the multi-reference file formats (``test.refs.txt``, DSTC7 refs) the defaults are dstc.py's
-``--n-refs 6 --vshuman 1`` (slots [0, 2, 2, 3, 4, 5]); a plain TSV or a dataset is used as given
-(rows padded by cycling to the widest one). ``--vshuman -1`` keeps every reference.
+for the multi-reference test set (``test.refs.txt``, DSTC7 refs, or a dataset's ``references``,
+which hold the same rows) the defaults are dstc.py's ``--n-refs 6 --vshuman 1`` (slots
+[0, 2, 2, 3, 4, 5]: ref 1 dropped, ref 2 twice), which is how the seed's tables were scored; a
+plain TSV is used as given (rows padded by cycling to the widest one). ``--vshuman -1`` keeps every
+reference. The selection used is reported on stderr.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ class EvalConfig:
     keys: str | None = None           # DSTC7 keys file: --hyp is then a submission (hash ... TAB response)
     split: str = "test"               # dataset split for --refs and for --model
     clean: bool = False               # DSTC7 clean_str on hypotheses and references
-    n_refs: int | None = None         # reference slots (default: 6 for legacy formats, else widest row)
-    vshuman: int | None = None        # reference index to skip (default: 1 for legacy formats, else -1)
+    n_refs: int | None = None         # reference slots (default: 6 as dstc.py, widest row for a plain TSV)
+    vshuman: int | None = None        # reference index to skip (default: 1 as dstc.py, -1 for a plain TSV)
     meteor: bool = True               # run the METEOR jar (needs Java)
     allow_empty: bool = False         # score empty hypothesis lines (as DSTC7's __empty__) instead of failing
     output_json: str | None = None
@@ -142,6 +144,7 @@ def load_hyps_refs(cfg: EvalConfig) -> tuple[list[str], list[list[str]]]:
         n_refs = cfg.n_refs or DSTC_N_REFS
         vshuman = DSTC_VSHUMAN if cfg.vshuman is None else cfg.vshuman
         hyps, refs = dstc_hyps_refs(cfg.hyp, cfg.refs, cfg.keys, n_refs=n_refs, vshuman=vshuman)
+        _report_selection(n_refs, vshuman)
         if not cfg.allow_empty:
             for h in hyps:
                 if not h.strip():
@@ -165,11 +168,20 @@ def load_hyps_refs(cfg: EvalConfig) -> tuple[list[str], list[list[str]]]:
         for i, r in enumerate(rows):
             if not r:
                 raise InputError(f"--refs {cfg.refs} split {cfg.split} row {i}: no references")
-        n_refs, vshuman, desc = cfg.n_refs, (-1 if cfg.vshuman is None else cfg.vshuman), f"{cfg.refs} [{cfg.split}]"
+        n_refs = cfg.n_refs or DSTC_N_REFS
+        vshuman = DSTC_VSHUMAN if cfg.vshuman is None else cfg.vshuman
+        desc = f"{cfg.refs} [{cfg.split}]"
     _check_counts(cfg.hyp, len(hyps), desc, len(rows))
     if n_refs is None:
         n_refs = max(len(r) for r in rows)
+    _report_selection(n_refs, vshuman)
     return hyps, [select_references(r, n_refs, vshuman) for r in rows]
+
+
+def _report_selection(n_refs: int, vshuman: int) -> None:
+    skip = f"skipping reference index {vshuman} (dstc.py's --vshuman; -1 keeps all)" if vshuman >= 0 else \
+        "keeping every reference"
+    print(f"dialogpt-eval: {n_refs} reference slots per hypothesis, {skip}", file=sys.stderr)
 
 
 def model_perplexity(cfg: EvalConfig) -> dict:
@@ -228,10 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", help="DSTC7 keys file: score only these hashes, sorted, as dstc.py")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument("--clean", action="store_true", help="DSTC7 clean_str on hypotheses and references (dstc.py -c)")
-    p.add_argument("--n-refs", type=int, default=None, help="reference slots per hypothesis (dstc.py: 6)")
+    p.add_argument("--n-refs", type=int, default=None, help="reference slots per hypothesis (default 6 as dstc.py; widest row for a plain TSV)")
     p.add_argument("--vshuman", type=int, default=None,
-                   help="reference index to skip when filling slots; default 1 (dstc.py) for the refs-file "
-                        "formats, -1 (none) for TSV and datasets")
+                   help="reference index to skip when filling slots; default 1 (dstc.py) for refs files and "
+                        "datasets, -1 (none) for a plain TSV")
     p.add_argument("--no-meteor", dest="meteor", action="store_false", help="skip METEOR (no Java needed)")
     p.add_argument("--allow-empty", action="store_true", help="score empty hypothesis lines instead of failing")
     p.add_argument("--output-json", help="write the raw scores (fractions) to this JSON file")

@@ -13,7 +13,7 @@ from conftest import REPO_ROOT
 from metrics_helpers import REF_DIR, TOL, load_case
 
 from dialogpt.eval_cli import main
-from dialogpt.scoring import METRIC_KEYS, score_all
+from dialogpt.scoring import METRIC_KEYS, score_all, select_references
 from dialogpt_dataset.legacy_tsv import write_refs
 
 DEMO = REF_DIR / "demo"
@@ -121,9 +121,12 @@ def test_dataset_references_and_perplexity_of_the_tiny_model(tmp_path, capsys, d
                         "--model", tiny_model_dir, "--no-meteor", "--output-json", js)
     assert rc == 0, err
     got = json.loads(js.read_text())
-    expected = score_all(["good to hear", "a test", "ok"], [r["references"] for r in rows], compute_meteor=False)
+    # the dataset's references are the multi-reference test set: dstc.py's slots by default
+    slots = [select_references(r["references"], 6, vshuman=1) for r in rows]
+    assert slots[1] == ["a test", "a trial", "a trial", "a test", "a trial", "a trial"]
+    expected = score_all(["good to hear", "a test", "ok"], slots, compute_meteor=False)
     assert {k: got[k] for k in expected} == pytest.approx(expected)
-    assert "perplexity" in out
+    assert "perplexity" in out and "6 reference slots per hypothesis, skipping reference index 1" in err
 
     # the same number by hand: one session at a time, labels from encode_session
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
@@ -161,7 +164,7 @@ def test_user_mistakes_are_one_line_errors_naming_file_and_line(tmp_path, capsys
     refs.write_text(refs_text)
     rc, out, err = _run(capsys, "--hyp", hyp, "--refs", refs, "--no-meteor")
     assert rc == 2 and out == ""
-    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("dialogpt-eval: error: ") and "Traceback" not in err
     assert message.format(hyp=hyp, refs=refs) in err
 
 
