@@ -244,7 +244,7 @@ def make_responder(args):
         torch.set_num_threads(args.threads)
     from .generation import GenerationOptions, Responder
     from .rerank import parse_ranker_specs
-    from .safety import SafetyFilter, load_classifier, load_blocklist
+    from .safety import SafetyFilter, load_blocklist, load_classifier
 
     classifier = load_classifier(args.safety_classifier) if args.safety_classifier else None
     safety = None

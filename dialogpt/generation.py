@@ -36,8 +36,8 @@ from .rerank import (
     DialogRPTReranker,
     LogprobReranker,
     MMIReranker,
-    Reranker,
     RankerSpec,
+    Reranker,
 )
 from .safety import SafetyFilter
 
@@ -416,7 +416,7 @@ class Responder:
                 for c, s in zip(cs, ss):
                     c.score = float(s)
         replies = []
-        for hist, cs, plen in zip(histories, cands, plens):
+        for cs, plen in zip(cands, plens):
             # Stable sort: ties (and no reranker) keep generation order, i.e. beam / sample order.
             ranked = sorted(cs, key=lambda c: -(c.score if c.score is not None else 0.0))
             chosen = None

@@ -467,7 +467,7 @@ class Handler(BaseHTTPRequestHandler):
                      "choices": choices_delta}
             if req.include_usage:
                 chunk["usage"] = usage_obj
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode("utf-8"))
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
         for i, (text, fin) in enumerate(choices):
             event([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,

@@ -138,3 +138,24 @@ def test_user_mistakes_are_one_line_errors(tmp_path, capsys, tiny_model_dir):
     assert main([str(tmp_path / "no_model"), "--self-play", "1"]) == 1
     assert "error:" in capsys.readouterr().err
     assert GenerationOptions().strategy == "greedy"
+
+
+def test_interactive_terminal_session_over_a_pty(tiny_model_dir, responder):
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "dialogpt.chat_cli", str(tiny_model_dir), *FLAGS],
+                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        os.write(master, b"hello there\n/history\n/reset\n/history\n/quit\n")
+        out, err = proc.communicate(timeout=180)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, err[-2000:]
+    r1 = responder.respond(["hello there"]).text
+    assert "/reset" in out and "/quit" in out  # the banner lists the commands
+    assert f">> You: Bot: {r1}" in out
+    assert f"You: hello there\nBot: {r1}" in out and "(history cleared)" in out
+    assert out.count(">> You: ") == 5  # one prompt per line read, the last one answered by /quit
