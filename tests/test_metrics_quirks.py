@@ -107,6 +107,10 @@ def test_bleu_by_hand_no_smoothing_at_corpus_level():
     assert bleu[1] == pytest.approx(math.sqrt(3 / 4 * 2 / 3))
     assert bleu[2] == pytest.approx((3 / 4 * 2 / 3 * 1 / 2) ** (1 / 3))
     assert bleu[3] == 0.0  # no 4-gram match: 0, not a smoothed value
+    # mteval-v13a's default smoothing (sacrebleu "exp"): the zero count becomes 1/(2^1 * 1 4-gram)
+    smoothed = corpus_bleu([["a", "b", "c", "d"]], [[["a", "b", "c", "e"]]], smooth_method="exp")
+    assert smoothed[:3] == pytest.approx(bleu[:3])
+    assert smoothed[3] == pytest.approx((3 / 4 * 2 / 3 * 1 / 2 * 1 / 2) ** (1 / 4))
 
 
 def test_bleu_closest_reference_length_ties_go_to_the_shorter():

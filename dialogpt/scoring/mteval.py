@@ -187,7 +187,7 @@ def corpus_nist(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Seque
 
 
 def corpus_bleu(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Sequence[Sequence[str]]],
-                max_n: int = 4) -> list[float]:
+                max_n: int = 4, smooth_method: str = "none") -> list[float]:
     """Cumulative BLEU-1..max_n (fractions) through sacrebleu, configured to reproduce mteval-v14c.
 
     sacrebleu's own ``13a`` tokenizer is mteval-v13a's, which differs from what DSTC7's scores saw
@@ -198,7 +198,12 @@ def corpus_bleu(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Seque
     * ``lowercase=False`` - mteval's ASCII lowercasing is already applied (sacrebleu would also
       lowercase non-ASCII letters);
     * ``smooth_method="none"`` and ``effective_order=False`` - the corpus-level score is the plain
-      geometric mean (a zero n-gram match count gives 0);
+      geometric mean (a zero n-gram match count gives 0). This follows the reference notes for
+      v14c (``tests/data/reference_metrics/README.md``: "no smoothing at corpus level"). mteval-v13a
+      and Moses' mteval-v14 instead apply their default ``1/2^k`` smoothing to the corpus totals
+      too, which is sacrebleu's ``"exp"``: pass ``smooth_method="exp"`` for those. The two differ
+      only when some order has no match in the whole corpus, which none of the official reference
+      cases has;
     * brevity penalty from the **closest** reference length, ties to the shorter one - sacrebleu's
       rule and mteval's ``brevity_penalty_closest``;
     * every segment has the same number of references (the DSTC7 selection repeats references to
@@ -217,13 +222,15 @@ def corpus_bleu(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Seque
     n_ref = n_cols.pop()
     hyps = [" ".join(t) for t in hyp_tokens]
     ref_streams = [[" ".join(refs[j]) for refs in refs_tokens] for j in range(n_ref)]
-    bleu = BLEU(lowercase=False, tokenize="none", smooth_method="none", effective_order=False, force=True,
+    if smooth_method not in ("none", "exp"):
+        raise ValueError(f"smooth_method must be 'none' (mteval-v14c) or 'exp' (mteval-v13a), got {smooth_method!r}")
+    bleu = BLEU(lowercase=False, tokenize="none", smooth_method=smooth_method, effective_order=False, force=True,
                 max_ngram_order=max_n)
     stats = bleu.corpus_score(hyps, ref_streams)
     out = []
     for n in range(1, max_n + 1):
         s = BLEU.compute_bleu(stats.counts[:n], stats.totals[:n], stats.sys_len, stats.ref_len,
-                              smooth_method="none", effective_order=False, max_ngram_order=n)
+                              smooth_method=smooth_method, effective_order=False, max_ngram_order=n)
         out.append(s.score / 100.0)
     return out
 
