@@ -268,16 +268,18 @@ class GenerationWorker:
 
 
 # ---------------------------------------------------------------------- responses
-def _choices(reply, n: int, fallback: str) -> list[tuple[str, str]]:
-    """(text, finish_reason) for the first ``n`` shown candidates (blocked ones skipped)."""
-    out = [(c.text, "stop" if c.finished else "length") for c in reply.candidates if not c.blocked][:n]
+def _choices(reply, n: int, fallback: str) -> list[tuple[str, str, int]]:
+    """(text, finish_reason, generated tokens) for the first ``n`` shown candidates (blocked ones
+    skipped; missing ones are the safety fallback, finish_reason ``content_filter``).
+
+    Token counts come from the generated ids, so handler threads never touch the tokenizer (a
+    fast tokenizer shared across threads can fail with "Already borrowed").
+    """
+    out = [(c.text, "stop" if c.finished else "length", len(c.token_ids) + int(c.finished))
+           for c in reply.candidates if not c.blocked][:n]
     while len(out) < n:
-        out.append((fallback, "content_filter"))
+        out.append((fallback, "content_filter", 0))
     return out
-
-
-def _count_tokens(tokenizer, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
 
 
 _WORDS = re.compile(r"\s*\S+")
@@ -438,10 +440,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _reply(self, req: ChatRequest, reply) -> None:
         srv = self.server
-        tok = srv.responder.tokenizer
         fallback = srv.responder.safety.fallback if srv.responder.safety is not None else ""
         choices = _choices(reply, req.n, fallback)
-        completion = sum(_count_tokens(tok, t) for t, _ in choices)
+        completion = sum(k for _, _, k in choices)
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": completion,
                  "total_tokens": reply.prompt_tokens + completion}
         cid = f"chatcmpl-{uuid.uuid4().hex}"
@@ -451,7 +452,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, {
                 "id": cid, "object": "chat.completion", "created": created, "model": name,
                 "choices": [{"index": i, "message": {"role": "assistant", "content": text},
-                             "logprobs": None, "finish_reason": fin} for i, (text, fin) in enumerate(choices)],
+                             "logprobs": None, "finish_reason": fin} for i, (text, fin, _) in enumerate(choices)],
                 "usage": usage,
             })
             return
@@ -469,7 +470,7 @@ class Handler(BaseHTTPRequestHandler):
                 chunk["usage"] = usage_obj
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
-        for i, (text, fin) in enumerate(choices):
+        for i, (text, fin, _) in enumerate(choices):
             event([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                     "finish_reason": None}])
             for piece in _WORDS.findall(text):

@@ -73,6 +73,7 @@ def test_openai_client_models_and_chat_completion(server, responder):
     assert out.choices[0].message.content == expected.text
     assert out.choices[0].finish_reason == ("stop" if expected.candidates[0].finished else "length")
     assert out.usage.prompt_tokens == expected.prompt_tokens
+    assert out.usage.completion_tokens == len(expected.candidates[0].token_ids) + expected.candidates[0].finished
     assert out.usage.total_tokens == out.usage.prompt_tokens + out.usage.completion_tokens
     many = c.chat.completions.create(model="tiny", messages=MESSAGES, n=3, temperature=1.3, top_p=0.9, max_tokens=5)
     assert [ch.index for ch in many.choices] == [0, 1, 2]
