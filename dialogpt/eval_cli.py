@@ -100,6 +100,8 @@ def _load_split(name: str, split: str, flag: str):
     import datasets
 
     p = Path(name)
+    if not p.exists() and name.startswith((".", "/", "~")):
+        raise InputError(f"{flag} {name}: no such file or dataset directory")
     try:
         if p.is_dir() and ((p / "dataset_dict.json").exists() or (p / "state.json").exists()):
             dd = datasets.load_from_disk(str(p))

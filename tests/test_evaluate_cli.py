@@ -173,6 +173,8 @@ def test_missing_files_and_allow_empty(tmp_path, capsys):
     assert rc == 2 and f"{tmp_path / 'nope.txt'}: no such file" in err
     rc, _, err = _run(capsys, "--hyp", DEMO / "hyp.txt", "--refs", tmp_path / "refs.txt", "--no-meteor")
     assert rc == 2 and "refs.txt: no such references file" in err
+    rc, _, err = _run(capsys, "--hyp", DEMO / "hyp.txt", "--refs", "./no-such-dataset", "--no-meteor")
+    assert rc == 2 and "./no-such-dataset: no such file or dataset directory" in err
     (tmp_path / "hyp.txt").write_text("i love it !\n\n")
     (tmp_path / "refs.tsv").write_text("i love it !\nsomething\n")
     js = tmp_path / "s.json"

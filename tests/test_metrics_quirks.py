@@ -8,6 +8,7 @@ import os
 import pytest
 
 from dialogpt.scoring import (
+    InputError,
     MeteorError,
     clean_str,
     corpus_bleu,
@@ -168,6 +169,9 @@ def test_submission_last_column_keys_sorted_duplicate_keeps_last(tmp_path):
     sub.write_text("h2\tctx\tsecond\nh9\tctx\tnot a key\nh1\tctx\tfirst old\nh1\tctx\tfirst new\n")
     s = read_dstc_submission(sub, ["h1", "h2", "h3"])
     assert s.keys == ["h1", "h2"] and s.hyps == ["first new", "second"]
+    sub.write_text("h1\tctx\tok\nh2\n")
+    with pytest.raises(InputError, match=r"sub.txt:2: submission line has no TAB"):
+        read_dstc_submission(sub, ["h1", "h2"])
 
 
 def test_dstc_hyps_refs_select_after_key_lookup(tmp_path):

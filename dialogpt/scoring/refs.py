@@ -140,9 +140,11 @@ def read_dstc_submission(path: str | os.PathLike, keys: Sequence[str]) -> DstcSu
     """DSTC7 ``extract_cells`` + sort: last column of lines whose hash is in ``keys``, by hash."""
     wanted = set(keys)
     cells: dict[str, str] = {}
-    for line in read_lines(path):
+    for i, line in enumerate(read_lines(path), start=1):
         c = line.split("\t")
         if c[0] in wanted:
+            if len(c) < 2:  # dstc.py would crash with an IndexError here
+                raise InputError(f"{path}:{i}: submission line has no TAB-separated response after the key")
             cells[c[0]] = c[-1]  # a duplicated hash keeps its last line, as dict assignment does
     ks = sorted(cells)
     return DstcSubmission(ks, [cells[k] for k in ks])
