@@ -314,7 +314,8 @@ class Responder:
             rev = AutoModelForCausalLM.from_pretrained(reverse_model, **kw).to(dev).eval()
             reranker = MMIReranker(rev, tokenizer, length_normalize=length_normalize, batch_size=batch_size)
         elif rerank == "dialogrpt":
-            reranker = DialogRPTReranker.from_specs(rankers, device=dev, batch_size=batch_size)
+            reranker = DialogRPTReranker.from_specs(rankers, fallback_tokenizer=tokenizer, device=dev,
+                                                    batch_size=batch_size)
         return cls(model, tokenizer, opts, reranker, safety, batch_size)
 
     # ------------------------------------------------------------------ decoding

@@ -211,7 +211,13 @@ class DialogRPTReranker:
     batch_size: int = 16
 
     @classmethod
-    def from_specs(cls, specs: Sequence[RankerSpec], tokenizer=None, device=None, **kwargs) -> DialogRPTReranker:
+    def from_specs(cls, specs: Sequence[RankerSpec], fallback_tokenizer=None, device=None,
+                   **kwargs) -> DialogRPTReranker:
+        """Load the rankers (dirs or hub ids such as ``microsoft/DialogRPT-updown``).
+
+        The tokenizer is the first ranker's own; DialogRPT shares GPT-2's vocabulary, so when a
+        ranker dir has none, ``fallback_tokenizer`` (the generator's) is used.
+        """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if not specs:
@@ -219,11 +225,20 @@ class DialogRPTReranker:
         rankers = []
         for s in specs:
             m = AutoModelForSequenceClassification.from_pretrained(s.path).eval()
+            if not hasattr(m, "score") or getattr(m.config, "num_labels", 1) != 1:
+                raise ValueError(f"--ranker {s.path}: expected a DialogRPT GPT2ForSequenceClassification with "
+                                 f"num_labels=1, got {type(m).__name__} with {m.config.num_labels} labels")
             if device is not None:
                 m.to(device)
             rankers.append((m, s))
-        if tokenizer is None:
+        try:
             tokenizer = AutoTokenizer.from_pretrained(specs[0].path)
+        except (OSError, ValueError):
+            if fallback_tokenizer is None:
+                raise
+            tokenizer = fallback_tokenizer
+        if tokenizer.eos_token_id is None:
+            raise ValueError(f"--ranker {specs[0].path}: its tokenizer has no eos_token (<|endoftext|>)")
         return cls(rankers, tokenizer, **kwargs)
 
     @torch.no_grad()

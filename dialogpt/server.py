@@ -88,6 +88,7 @@ class ChatRequest:
     n: int
     stream: bool
     include_usage: bool = False
+    seed: int | None = None
 
 
 def _number(body: dict, name: str, lo: float, hi: float, integer: bool = False):
@@ -141,6 +142,7 @@ def parse_chat_request(body: object, defaults, config: ServerConfig) -> ChatRequ
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise RequestError(400, "'stream' must be true or false", "stream")
+    seed = _number(body, "seed", -(2**63), 2**63 - 1, integer=True)
     so = body.get("stream_options") or {}
     if not isinstance(so, dict):
         raise RequestError(400, "'stream_options' must be an object", "stream_options")
@@ -172,7 +174,7 @@ def parse_chat_request(body: object, defaults, config: ServerConfig) -> ChatRequ
         options = defaults.replace(**overrides)
     except ValueError as e:
         raise RequestError(400, str(e)) from None
-    return ChatRequest(turns, options, n, stream, bool(so.get("include_usage", False)))
+    return ChatRequest(turns, options, n, stream, bool(so.get("include_usage", False)), seed)
 
 
 # ---------------------------------------------------------------------- the generation worker
@@ -242,7 +244,9 @@ class GenerationWorker:
             groups: dict[tuple, list[_Job]] = {}
             for j in batch:
                 if not j.cancelled:
-                    groups.setdefault(_options_key(j.request.options), []).append(j)
+                    # A seeded request is decoded alone, so its sample does not depend on its neighbours.
+                    key = _options_key(j.request.options) if j.request.seed is None else ("seeded", id(j))
+                    groups.setdefault(key, []).append(j)
             for jobs in groups.values():
                 self._decode(jobs)
             if stop:
@@ -250,6 +254,10 @@ class GenerationWorker:
 
     def _decode(self, jobs: list[_Job]) -> None:
         try:
+            if jobs[0].request.seed is not None:
+                import torch
+
+                torch.manual_seed(jobs[0].request.seed)
             replies = self.responder.respond_batch([j.request.turns for j in jobs], jobs[0].request.options)
             for j, r in zip(jobs, replies):
                 j.reply = r
@@ -361,7 +369,7 @@ class Handler(BaseHTTPRequestHandler):
                 counters = dict(w.counters)
             self._send_json(200, {"status": "ok", "model": name, "queue_depth": w.jobs.qsize(),
                                   "max_queue": w.jobs.maxsize, **counters,
-                                  "safety": dict(self.server.responder.stats)})
+                                  "responder": dict(self.server.responder.stats)})
         elif path == "/v1/models":
             self._send_json(200, {"object": "list", "data": [model]})
         elif path == f"/v1/models/{name}":

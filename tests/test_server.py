@@ -78,6 +78,10 @@ def test_openai_client_models_and_chat_completion(server, responder):
     many = c.chat.completions.create(model="tiny", messages=MESSAGES, n=3, temperature=1.3, top_p=0.9, max_tokens=5)
     assert [ch.index for ch in many.choices] == [0, 1, 2]
     assert all(ch.message.content for ch in many.choices)
+    # A seed makes a sampled reply repeatable.
+    seeded = [c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=1.5, max_tokens=6,
+                                        seed=s).choices[0].message.content for s in (5, 5, 6)]
+    assert seeded[0] == seeded[1] != seeded[2]
 
 
 def test_streaming_matches_the_non_streamed_reply(server):
