@@ -63,8 +63,8 @@ class GenerationOptions:
     min_new_tokens: int = 1
     """>= 1 forbids the empty reply (EOS as the first token)."""
     temperature: float = 1.0
-    top_k: int = 0
-    """0 = no top-k filtering."""
+    top_k: int = 50
+    """0 = no top-k filtering (50 is transformers' default for sampling)."""
     top_p: float = 1.0
     num_beams: int = 4
     """used by strategy=beam only."""
@@ -176,7 +176,7 @@ class GenerationOptions:
         if kw.get("min_new_tokens") is None or kw["min_new_tokens"] > kw["max_new_tokens"]:
             kw["min_new_tokens"] = min(d.min_new_tokens, kw["max_new_tokens"])
         if kw.get("top_k") is None:
-            kw["top_k"] = 0
+            kw["top_k"] = d.top_k
         return cls(**kw)
 
 
@@ -350,6 +350,7 @@ class Responder:
         opts = options or self.options
         eos = int(self.tokenizer.eos_token_id)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
+        histories = [as_turns(h) for h in histories]
         prompts = [self.prompt_ids(h, opts) for h in histories]
         for h, p in zip(histories, prompts):
             if len(p) < len(build_prompt_ids(self.tokenizer, h)):
@@ -420,15 +421,13 @@ class Responder:
         for cs, plen in zip(cands, plens):
             # Stable sort: ties (and no reranker) keep generation order, i.e. beam / sample order.
             ranked = sorted(cs, key=lambda c: -(c.score if c.score is not None else 0.0))
-            chosen = None
-            for k, c in enumerate(ranked):
-                if self.safety is not None:
+            # Every candidate is checked, not only up to the first clean one: the server may
+            # show several (``n``), and the counters should describe everything generated.
+            if self.safety is not None:
+                for c in ranked:
                     c.blocked = self.safety.check(c.text)
-                    if c.blocked:
-                        self.stats["blocked_candidates"] += 1
-                        continue
-                chosen = k
-                break
+                    self.stats["blocked_candidates"] += c.blocked is not None
+            chosen = next((k for k, c in enumerate(ranked) if c.blocked is None), None)
             self.stats["contexts"] += 1
             self.stats["candidates"] += len(cs)
             self.stats["unfinished_candidates"] += sum(not c.finished for c in cs)

@@ -250,3 +250,14 @@ def test_dialogpt_serve_command_starts_answers_and_stops(tiny_model_dir):
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
+
+
+def test_choices_skip_blocked_candidates_and_fill_with_the_fallback():
+    from dialogpt.generation import Candidate, Reply
+    from dialogpt.server import _choices
+
+    cands = [Candidate("bad", [1], True, blocked="classifier"), Candidate("good", [2, 3], True),
+             Candidate("long", [4, 5, 6], False)]
+    reply = Reply("good", cands, chosen=1, prompt_tokens=4)
+    assert _choices(reply, 1, "fb") == [("good", "stop", 3)]
+    assert _choices(reply, 3, "fb") == [("good", "stop", 3), ("long", "length", 3), ("fb", "content_filter", 0)]
