@@ -246,3 +246,20 @@ def test_logprob_of_chosen_reply_uses_only_response_labels(tiny_model, tokenizer
         expected = sum(lp[len(prompt) - 1 + i, t].item() for i, t in enumerate(resp))
         assert s == pytest.approx(expected, abs=1e-4)
     assert IGNORE_INDEX == -100
+
+
+def test_hub_ids_load_like_dirs(mock_hub, tiny_model_dir):
+    """``Responder.from_pretrained("org/name")`` goes through AutoModelForCausalLM / the Hub (here the
+    loopback mock), the way microsoft/DialoGPT-medium does in real use."""
+    import uuid
+
+    from huggingface_hub import HfApi
+
+    repo = f"org/tiny-dialogpt-{uuid.uuid4().hex[:8]}"
+    api = HfApi(endpoint=mock_hub.url)
+    api.create_repo(repo, exist_ok=True)
+    api.upload_folder(repo_id=repo, folder_path=str(tiny_model_dir))
+    opts = GenerationOptions(max_new_tokens=5)
+    remote = Responder.from_pretrained(repo, device="cpu", options=opts).respond(HISTORIES[1])
+    local = Responder.from_pretrained(str(tiny_model_dir), device="cpu", options=opts).respond(HISTORIES[1])
+    assert remote.candidates[0].token_ids == local.candidates[0].token_ids and remote.text == local.text
