@@ -60,7 +60,9 @@ def add_responder_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--blocklist", default="default",
                    help="safety blocklist file, 'default' (shipped list) or 'none'")
     g.add_argument("--safety-classifier", help="extra safety hook 'module:function' (text -> bool or prob)")
-    d = p.add_argument_group("decoding (defaults come from the model's generation_config.json)")
+    d = p.add_argument_group("decoding (defaults come from the model's generation_config.json, then "
+                             "--decoding-config, then these flags)")
+    d.add_argument("--decoding-config", help="YAML/JSON file of decoding options (GenerationOptions fields)")
     d.add_argument("--strategy", choices=["greedy", "sample", "beam"])
     d.add_argument("--max-new-tokens", type=int)
     d.add_argument("--min-new-tokens", type=int)
@@ -256,7 +258,9 @@ def make_responder(args):
         safety=safety, device=args.device, dtype=args.dtype, length_normalize=args.length_normalize,
         batch_size=args.batch_size,
     )
-    responder.options = GenerationOptions.replace(responder.options, **decoding_overrides(args))
+    overrides = GenerationOptions.read_overrides(args.decoding_config) if args.decoding_config else {}
+    overrides.update(decoding_overrides(args))
+    responder.options = responder.options.replace(**overrides)
     if responder.reranker is not None and responder.options.num_candidates == 1:
         print("note: reranking needs --num-candidates > 1 (and --strategy sample or beam) to have a choice",
               file=sys.stderr)

@@ -110,6 +110,23 @@ class GenerationOptions:
         """A copy with ``overrides`` applied (``None`` values are ignored), validated again."""
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
+    @staticmethod
+    def read_overrides(path: str | Path) -> dict:
+        """Fields from a YAML/JSON file (``--decoding-config``), checked against the dataclass."""
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"--decoding-config {p}: no such file")
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{p}: expected a mapping of decoding options, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(GenerationOptions)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{p}: unknown decoding option(s) {unknown}; known: {sorted(known)}")
+        return data
+
     def to_generation_config(self, eos_token_id: int, pad_token_id: int | None = None) -> GenerationConfig:
         """The ``GenerationConfig`` handed to ``model.generate`` (our repetition penalty excluded:
         it runs as :class:`ResponseRepetitionPenalty`)."""

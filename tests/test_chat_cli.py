@@ -127,6 +127,20 @@ def test_batch_mode_writes_one_hypothesis_per_context(tmp_path, capsys, tiny_mod
     assert e.value.code == 0 and out2.read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
 
 
+def test_decoding_config_file_then_flags(tmp_path, monkeypatch, capsys, tiny_model_dir):
+    from dialogpt.chat_cli import build_parser, make_responder
+
+    cfg = tmp_path / "decoding.yaml"
+    cfg.write_text("strategy: beam\nnum_beams: 3\nnum_candidates: 2\nmax_new_tokens: 9\n")
+    args = build_parser().parse_args([str(tiny_model_dir), "--device", "cpu", "--decoding-config", str(cfg),
+                                      "--max-new-tokens", "4"])
+    opts = make_responder(args).options
+    assert (opts.strategy, opts.num_beams, opts.num_candidates, opts.max_new_tokens) == ("beam", 3, 2, 4)
+    cfg.write_text("beams: 3\n")
+    assert main([str(tiny_model_dir), "--decoding-config", str(cfg), "--self-play", "1"]) == 1
+    assert "unknown decoding option(s) ['beams']" in capsys.readouterr().err
+
+
 def test_user_mistakes_are_one_line_errors(tmp_path, capsys, tiny_model_dir):
     assert main([str(tiny_model_dir), "--input", "x.txt"]) == 2
     assert "both --input and --output" in capsys.readouterr().err
