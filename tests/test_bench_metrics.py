@@ -20,5 +20,6 @@ def test_metrics_bench_quick():
     assert abs(sum(r["per_metric_share"].values()) - 1.0) < 0.01
     assert set(r["scores"]) >= {"nist4", "bleu4", "meteor", "entropy4", "dist2", "avg_len"}
     assert 0 < r["scores"]["meteor"] < 1 and r["together_seconds"] > 0
+    assert r["meteor_jvm_cpu_seconds"] > 0 and r["python_cpu_seconds"] > 0
     # the side-by-side NLTK number is reported, and it is not mteval's
     assert r["nltk_corpus_nist"]["abs_difference"] > 0.01

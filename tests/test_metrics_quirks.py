@@ -225,3 +225,14 @@ def test_meteor_with_missing_jar_names_it(monkeypatch, tmp_path):
     monkeypatch.setenv("METEOR_JAR", os.fspath(tmp_path / "meteor-1.5.jar"))
     with pytest.raises(MeteorError, match="meteor-1.5.jar"):
         meteor(["a"], [["a"]])
+
+
+def test_library_doctests():
+    import doctest
+
+    import dialogpt.scoring
+    import dialogpt.scoring.refs
+
+    for mod in (dialogpt.scoring, dialogpt.scoring.refs):
+        r = doctest.testmod(mod, raise_on_error=False)
+        assert r.failed == 0 and r.attempted >= 2, mod.__name__
