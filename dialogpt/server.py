@@ -432,6 +432,10 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(404, f"no route {self.path}", code="not_found")
         body = self._read_json()
         req = parse_chat_request(body, self.server.responder.options, self.server.config)
+        try:
+            self.server.responder.prompt_budget(req.options)  # max_tokens must leave room for a prompt
+        except ValueError as e:
+            raise RequestError(400, str(e).replace("--max-new-tokens", "max_tokens"), "max_tokens") from None
         worker = self.server.worker
         try:
             job = worker.submit(req)

@@ -44,7 +44,7 @@ def serving(responder, **config):
 
 @pytest.fixture(scope="module")
 def server(responder):
-    with serving(responder, max_queue=8, max_batch=4, max_body_bytes=4096, max_tokens_limit=32, max_n=4) as srv:
+    with serving(responder, max_queue=8, max_batch=4, max_body_bytes=4096, max_tokens_limit=512, max_n=4) as srv:
         yield srv
 
 
@@ -114,8 +114,9 @@ def test_streaming_matches_the_non_streamed_reply(server):
     (json.dumps({"messages": [{"role": "system", "content": "only"}]}).encode(), 400, "no user"),
     (json.dumps({"messages": MESSAGES, "temperature": "hot"}).encode(), 400, "temperature"),
     (json.dumps({"messages": MESSAGES, "temperature": 3}).encode(), 400, "temperature"),
-    (json.dumps({"messages": MESSAGES, "max_tokens": 1000}).encode(), 400, "max_tokens"),
+    (json.dumps({"messages": MESSAGES, "max_tokens": 1000}).encode(), 400, "between 1 and 512"),
     (json.dumps({"messages": MESSAGES, "max_tokens": 2.5}).encode(), 400, "max_tokens"),
+    (json.dumps({"messages": MESSAGES, "max_tokens": 300}).encode(), 400, "no room for a prompt"),
     (json.dumps({"messages": MESSAGES, "n": 0}).encode(), 400, "'n'"),
     (json.dumps({"messages": MESSAGES, "stream": "yes"}).encode(), 400, "stream"),
     (json.dumps({"messages": MESSAGES, "model": "gpt-4"}).encode(), 404, "does not exist"),
