@@ -72,4 +72,5 @@ def diversity(hyps: Sequence[str]) -> dict[str, float]:
                 raise ValueError(f"Distinct-{n} is undefined: the hypotheses contain no {n}-gram")
             out[f"dist{n}"] = len(c) / total
     out["avg_len"] = avg_len(hyps)
-    return out
+    order = [f"entropy{n}" for n in range(1, 5)] + ["dist1", "dist2", "avg_len"]
+    return {k: out[k] for k in order}
