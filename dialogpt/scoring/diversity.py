@@ -31,7 +31,7 @@ def entropy(hyps: Sequence[str], max_n: int = 4) -> list[float]:
     for c in _ngram_counters(hyps, max_n):
         total = sum(c.values())
         log_t = math.log(total) if total else 0.0
-        out.append(sum(-v / total * (math.log(v) - log_t) for v in c.values()))
+        out.append(sum((-v / total * (math.log(v) - log_t) for v in c.values()), 0.0))
     return out
 
 
@@ -66,7 +66,7 @@ def diversity(hyps: Sequence[str]) -> dict[str, float]:
     for n, c in enumerate(counters, start=1):
         total = sum(c.values())
         log_t = math.log(total) if total else 0.0
-        out[f"entropy{n}"] = sum(-v / total * (math.log(v) - log_t) for v in c.values())
+        out[f"entropy{n}"] = sum((-v / total * (math.log(v) - log_t) for v in c.values()), 0.0)
         if n <= 2:
             if total == 0:
                 raise ValueError(f"Distinct-{n} is undefined: the hypotheses contain no {n}-gram")
