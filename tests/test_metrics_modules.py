@@ -83,6 +83,9 @@ def test_combine_feeds_all_reference_free_and_reference_based_modules(in_repo):
     got = combo.compute(predictions=hyps, references=refs)
     for k in ("nist4", "bleu4", "entropy4", "dist2", "avg_len"):
         assert got[k] == pytest.approx(exp[k], abs=TOL)
+    # one reference per prediction as a plain string works for all three as well
+    single = combo.compute(predictions=hyps, references=[r[0] for r in refs])
+    assert single["avg_len"] == exp["avg_len"] and 0 < single["bleu1"] <= 1
 
 
 def test_clean_kwarg(in_repo):

@@ -45,7 +45,8 @@ Computes Entropy-1..4, Distinct-1/2 and average length of the predictions.
 
 Args:
     predictions (`list` of `str`): the responses, one string per example (tokens separated by spaces).
-    references (`list` of `list` of `str`, optional): ignored; allowed so the same inputs serve all metrics.
+    references (`list` of `list` of `str`, or `list` of `str`, optional): ignored; allowed so the
+        same inputs serve all the DSTC7 metrics.
     clean (`bool`): apply DSTC7's `clean_str` to the predictions first (`dstc.py -c`). Defaults to `False`.
 
 Returns:
@@ -82,6 +83,10 @@ class DialogDiversity(evaluate.Metric):
                 datasets.Features({
                     "predictions": datasets.Value("string", id="sequence"),
                     "references": datasets.Sequence(datasets.Value("string", id="sequence"), id="references"),
+                }),
+                datasets.Features({
+                    "predictions": datasets.Value("string", id="sequence"),
+                    "references": datasets.Value("string", id="sequence"),
                 }),
             ],
             codebase_urls=["https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling"],
