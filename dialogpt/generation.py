@@ -444,7 +444,10 @@ class Responder:
                 for c in ranked:
                     c.blocked = self.safety.check(c.text)
                     self.stats["blocked_candidates"] += c.blocked is not None
-            chosen = next((k for k, c in enumerate(ranked) if c.blocked is None), None)
+            # An empty reply (e.g. only whitespace was generated) is shown only when nothing else is.
+            shown = [k for k, c in enumerate(ranked) if c.blocked is None]
+            chosen = next((k for k in shown if ranked[k].text), shown[0] if shown else None)
+            self.stats["empty_candidates"] += sum(not c.text for c in cs)
             self.stats["contexts"] += 1
             self.stats["candidates"] += len(cs)
             self.stats["unfinished_candidates"] += sum(not c.finished for c in cs)

@@ -72,3 +72,15 @@ def test_everything_blocked_gives_the_fallback(tiny_model, tokenizer):
     assert reply.all_blocked and reply.text == "(no reply)"
     assert all(c.blocked == "classifier" for c in reply.candidates)
     assert r.stats["blocked_candidates"] == 4 and r.stats["all_blocked"] == 1
+
+
+def test_empty_candidates_are_passed_over_when_something_else_is_left(tiny_model, tokenizer):
+    from dialogpt.generation import Candidate
+
+    r = Responder(tiny_model, tokenizer, safety=SafetyFilter(patterns=[re.compile("bad")]))
+    cands = [[Candidate("", [5], True), Candidate("bad one", [6], True), Candidate("fine", [7], True)],
+             [Candidate("", [5], True), Candidate("bad", [6], True)]]
+    a, b = r._choose([[], []], cands, [3, 3], GenerationOptions())
+    assert (a.chosen, a.text) == (2, "fine")
+    assert (b.chosen, b.text) == (0, "")  # nothing non-empty left: the empty reply beats the fallback
+    assert r.stats["empty_candidates"] == 2 and r.stats["blocked_candidates"] == 2
