@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-REF_DIR = Path(__file__).resolve().parent / "data" / "reference_metrics"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REF_DIR = REPO_ROOT / "tests" / "data" / "reference_metrics"
 CASES = ("demo", "he_teama", "he_baseline")
 TOL = 1e-4
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from metrics_helpers import REPO_ROOT
 
 
 def test_metrics_bench_quick():

@@ -9,8 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
-from metrics_helpers import REF_DIR, TOL, load_case
+from metrics_helpers import REF_DIR, REPO_ROOT, TOL, load_case
 
 from dialogpt.eval_cli import main
 from dialogpt.scoring import METRIC_KEYS, score_all, select_references

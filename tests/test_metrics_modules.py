@@ -8,8 +8,7 @@ import importlib
 import inspect
 
 import pytest
-from conftest import REPO_ROOT
-from metrics_helpers import TOL, load_case
+from metrics_helpers import REPO_ROOT, TOL, load_case
 
 MODULES = ["nist_multiref", "bleu_multiref", "meteor_multiref", "dialog_diversity"]
 
