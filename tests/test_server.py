@@ -154,6 +154,7 @@ class _Gate:
     def __init__(self, inner):
         self.inner, self.opened, self.entered = inner, threading.Event(), threading.Event()
         self.options, self.tokenizer, self.safety, self.stats = inner.options, inner.tokenizer, None, inner.stats
+        self.prompt_budget = inner.prompt_budget
 
     def respond_batch(self, histories, options=None, **kw):
         self.entered.set()
