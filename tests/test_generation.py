@@ -263,3 +263,19 @@ def test_hub_ids_load_like_dirs(mock_hub, tiny_model_dir):
     remote = Responder.from_pretrained(repo, device="cpu", options=opts).respond(HISTORIES[1])
     local = Responder.from_pretrained(str(tiny_model_dir), device="cpu", options=opts).respond(HISTORIES[1])
     assert remote.candidates[0].token_ids == local.candidates[0].token_ids and remote.text == local.text
+
+
+def test_explicit_options_are_not_overridden_by_the_models_saved_defaults(tiny_model, tokenizer):
+    """generate() fills *unset* fields from model.generation_config; ours must all be set, so a model
+    saved with sampling, a whole-sequence repetition penalty, etc. still decodes greedily when asked."""
+    from transformers import GenerationConfig
+
+    prompt = build_prompt_ids(tokenizer, HISTORIES[3])
+    expected = _manual_greedy(tiny_model, prompt, 8, tokenizer.eos_token_id)
+    tiny_model.generation_config = GenerationConfig(
+        do_sample=True, top_k=5, temperature=3.0, repetition_penalty=1.5, no_repeat_ngram_size=1, num_beams=3,
+        min_new_tokens=8, num_return_sequences=2, eos_token_id=tokenizer.eos_token_id)
+    r = Responder(tiny_model, tokenizer, GenerationOptions(max_new_tokens=8))
+    torch.manual_seed(0)
+    got = r.respond(HISTORIES[3])
+    assert len(got.candidates) == 1 and got.candidates[0].token_ids == expected
