@@ -61,6 +61,9 @@ class ServerConfig:
     """largest ``n`` a request may ask for."""
     request_timeout: float = 300.0
     """seconds a request waits for its reply before a 504."""
+    idle_timeout: float = 30.0
+    """seconds a connection may sit without sending a full request (slow or idle clients cannot
+    hold connection slots forever)."""
 
     def __post_init__(self):
         for name in ("max_queue", "max_connections", "max_batch", "max_body_bytes", "max_tokens_limit", "max_n"):
@@ -301,6 +304,10 @@ class Handler(BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"
 
     # -- plumbing
+    def setup(self):
+        self.timeout = self.server.config.idle_timeout  # applied to the socket by StreamRequestHandler
+        super().setup()
+
     def log_message(self, fmt, *args):  # quiet by default; --log-requests turns it on
         logger.info("%s - %s", self.address_string(), fmt % args)
 
@@ -572,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-tokens-limit", type=int, default=ServerConfig.max_tokens_limit)
     s.add_argument("--max-n", type=int, default=ServerConfig.max_n)
     s.add_argument("--request-timeout", type=float, default=ServerConfig.request_timeout)
+    s.add_argument("--idle-timeout", type=float, default=ServerConfig.idle_timeout)
     s.add_argument("--log-requests", action="store_true")
     return p
 
@@ -594,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_name=args.served_model_name or Path(args.model.rstrip("/")).name or args.model,
             max_queue=args.max_queue, max_connections=args.max_connections, max_batch=args.max_batch,
             max_body_bytes=args.max_body_bytes, max_tokens_limit=args.max_tokens_limit, max_n=args.max_n,
-            request_timeout=args.request_timeout,
+            request_timeout=args.request_timeout, idle_timeout=args.idle_timeout,
         )
         if not _is_loopback(args.host):
             print(f"warning: binding {args.host}, which is not a loopback address: the server has no "

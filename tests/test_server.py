@@ -185,6 +185,19 @@ def test_full_queue_answers_503_then_recovers(responder):
         assert srv.worker.counters["rejected_busy"] == 1
 
 
+def test_idle_connections_are_closed_and_free_their_slot(responder):
+    with serving(responder, max_connections=1, idle_timeout=0.5) as srv:
+        host, port = srv.server_address[:2]
+        with socket.create_connection((host, port), timeout=30) as idle:
+            idle.sendall(b"GET /health HTTP/1.1\r\n")  # never finishes its headers
+            assert idle.recv(100) == b""  # closed by the server after idle_timeout
+        deadline = time.monotonic() + 30
+        status = None
+        while status != 200 and time.monotonic() < deadline:  # the slot is free again
+            status = _http(srv, "GET", "/health")[0]
+        assert status == 200
+
+
 def test_twenty_concurrent_clients(responder):
     with serving(responder, max_queue=6, max_batch=4, max_connections=32) as srv:
         outcomes: dict[int, list[int]] = {}
