@@ -46,3 +46,27 @@ def test_demo_runs_every_stage_end_to_end(tmp_path):
     values = {m["type"]: m["value"] for r in results for m in r["metrics"]}
     assert values["bleu4"] == scores["bleu4"] and values["nist4"] == scores["nist4"]
     assert meta["pipeline_tag"] == "text-generation" and meta["library_name"] == "transformers"
+
+
+def test_demo_fine_tunes_a_hub_model_by_id(tmp_path, tiny_model_dir, mock_hub):
+    """The `--model microsoft/DialoGPT-medium` path of the README, against the loopback Hub."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo("demo-org/tiny-dialogpt", exist_ok=True)
+    api.upload_folder(folder_path=str(tiny_model_dir), repo_id="demo-org/tiny-dialogpt")
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo.py"), "--output", str(out), "--model", "demo-org/tiny-dialogpt",
+         "--reverse-model", "demo-org/tiny-dialogpt", "--steps", "4", "--batch-size", "4", "--max-seq-length", "64",
+         "--limit", "3", "--num-proc", "1", "--no-meteor"],
+        capture_output=True, text=True, timeout=900,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "using the tokenizer of demo-org/tiny-dialogpt" in log and "using demo-org/tiny-dialogpt" in log
+    assert not (out / "tokenizer").exists() and not (out / "reverse").exists()
+    hp = yaml.safe_load((out / "model" / "hyperparameters.yaml").read_text())
+    assert hp["model_name_or_path"] == "demo-org/tiny-dialogpt"
+    assert len((out / "test.hyp.txt").read_text().splitlines()) == 3
+    assert mock_hub.errors == []
