@@ -92,6 +92,7 @@ class ChatRequest:
     stream: bool
     include_usage: bool = False
     seed: int | None = None
+    stop: tuple[str, ...] = ()
 
 
 def _number(body: dict, name: str, lo: float, hi: float, integer: bool = False):
@@ -106,10 +107,37 @@ def _number(body: dict, name: str, lo: float, hi: float, integer: bool = False):
     return v
 
 
+#: OpenAI fields a DialoGPT model cannot honour: asking for them is a 400, not a silent no-op.
+_UNSUPPORTED = ("tools", "functions", "audio", "modalities", "prediction", "top_logprobs")
+
+
 def parse_chat_request(body: object, defaults, config: ServerConfig) -> ChatRequest:
-    """Validate an OpenAI chat request and map it to decoding options (``defaults`` = GenerationOptions)."""
+    """Validate an OpenAI chat request and map it to decoding options (``defaults`` = GenerationOptions).
+
+    Fields left out use the server's decoding defaults (the model's ``generation_config.json`` and
+    the command line). ``temperature: 0`` is greedy; a positive ``temperature`` or a ``top_p``
+    samples; ``n > 1`` without sampling is beam search returning ``n`` beams. ``stop`` cuts the
+    reply at the first stop string. Penalties, ``logit_bias``, ``user`` and other hints are
+    accepted and ignored; tools, logprobs and JSON output are refused (400).
+    """
     if not isinstance(body, dict):
         raise RequestError(400, "the request body must be a JSON object")
+    for name in _UNSUPPORTED:
+        if body.get(name):
+            raise RequestError(400, f"'{name}' is not supported by this server", name, "unsupported_parameter")
+    if body.get("logprobs"):
+        raise RequestError(400, "'logprobs' is not supported by this server", "logprobs", "unsupported_parameter")
+    rf = body.get("response_format")
+    if rf is not None and (not isinstance(rf, dict) or rf.get("type") != "text"):
+        raise RequestError(400, "only response_format {'type': 'text'} is supported", "response_format",
+                           "unsupported_parameter")
+    stop = body.get("stop")
+    if stop is None:
+        stop = []
+    elif isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(x, str) and x for x in stop):
+        raise RequestError(400, "'stop' must be a non-empty string or a list of up to 4 of them", "stop")
     model = body.get("model")
     if model is not None and model != config.model_name:
         raise RequestError(404, f"the model '{model}' does not exist; this server serves '{config.model_name}'",
@@ -177,7 +205,7 @@ def parse_chat_request(body: object, defaults, config: ServerConfig) -> ChatRequ
         options = defaults.replace(**overrides)
     except ValueError as e:
         raise RequestError(400, str(e)) from None
-    return ChatRequest(turns, options, n, stream, bool(so.get("include_usage", False)), seed)
+    return ChatRequest(turns, options, n, stream, bool(so.get("include_usage", False)), seed, tuple(stop))
 
 
 # ---------------------------------------------------------------------- the generation worker
@@ -279,15 +307,23 @@ class GenerationWorker:
 
 
 # ---------------------------------------------------------------------- responses
-def _choices(reply, n: int, fallback: str) -> list[tuple[str, str, int]]:
+def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    cut = min((k for k in (text.find(s) for s in stop) if k >= 0), default=-1)
+    return (text[:cut].rstrip(), True) if cut >= 0 else (text, False)
+
+
+def _choices(reply, n: int, fallback: str, stop: Sequence[str] = ()) -> list[tuple[str, str, int]]:
     """(text, finish_reason, generated tokens) for the first ``n`` shown candidates (blocked ones
-    skipped; missing ones are the safety fallback, finish_reason ``content_filter``).
+    skipped; missing ones are the safety fallback, finish_reason ``content_filter``). A reply cut
+    at a ``stop`` string finishes with ``stop``.
 
     Token counts come from the generated ids, so handler threads never touch the tokenizer (a
     fast tokenizer shared across threads can fail with "Already borrowed").
     """
-    out = [(c.text, "stop" if c.finished else "length", len(c.token_ids) + int(c.finished))
-           for c in reply.candidates if not c.blocked][:n]
+    out = []
+    for c in [c for c in reply.candidates if not c.blocked][:n]:
+        text, stopped = _cut_at_stop(c.text, stop)
+        out.append((text, "stop" if c.finished or stopped else "length", len(c.token_ids) + int(c.finished)))
     while len(out) < n:
         out.append((fallback, "content_filter", 0))
     return out
@@ -460,7 +496,7 @@ class Handler(BaseHTTPRequestHandler):
     def _reply(self, req: ChatRequest, reply) -> None:
         srv = self.server
         fallback = srv.responder.safety.fallback if srv.responder.safety is not None else ""
-        choices = _choices(reply, req.n, fallback)
+        choices = _choices(reply, req.n, fallback, req.stop)
         completion = sum(k for _, _, k in choices)
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": completion,
                  "total_tokens": reply.prompt_tokens + completion}

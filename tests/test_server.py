@@ -75,6 +75,11 @@ def test_openai_client_models_and_chat_completion(server, responder):
     assert out.usage.prompt_tokens == expected.prompt_tokens
     assert out.usage.completion_tokens == len(expected.candidates[0].token_ids) + expected.candidates[0].finished
     assert out.usage.total_tokens == out.usage.prompt_tokens + out.usage.completion_tokens
+    stop = expected.text[2:4]
+    assert len(stop) == 2, "the tiny model's greedy reply is longer than 4 characters"
+    cut = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=8, stop=[stop])
+    assert cut.choices[0].message.content == expected.text[: expected.text.find(stop)].rstrip()
+    assert cut.choices[0].finish_reason == "stop"
     many = c.chat.completions.create(model="tiny", messages=MESSAGES, n=3, temperature=1.3, top_p=0.9, max_tokens=5)
     assert [ch.index for ch in many.choices] == [0, 1, 2]
     assert all(ch.message.content for ch in many.choices)
@@ -120,6 +125,10 @@ def test_streaming_matches_the_non_streamed_reply(server):
     (json.dumps({"messages": MESSAGES, "n": 0}).encode(), 400, "'n'"),
     (json.dumps({"messages": MESSAGES, "stream": "yes"}).encode(), 400, "stream"),
     (json.dumps({"messages": MESSAGES, "model": "gpt-4"}).encode(), 404, "does not exist"),
+    (json.dumps({"messages": MESSAGES, "tools": [{"type": "function"}]}).encode(), 400, "'tools' is not supported"),
+    (json.dumps({"messages": MESSAGES, "logprobs": True}).encode(), 400, "'logprobs' is not supported"),
+    (json.dumps({"messages": MESSAGES, "response_format": {"type": "json_object"}}).encode(), 400, "response_format"),
+    (json.dumps({"messages": MESSAGES, "stop": ["a", 3]}).encode(), 400, "'stop'"),
     (b"x" * 5000, 413, "at most 4096"),
 ])
 def test_bad_requests_get_clear_json_errors(server, body, status, needle):
@@ -276,3 +285,4 @@ def test_choices_skip_blocked_candidates_and_fill_with_the_fallback():
     reply = Reply("good", cands, chosen=1, prompt_tokens=4)
     assert _choices(reply, 1, "fb") == [("good", "stop", 3)]
     assert _choices(reply, 3, "fb") == [("good", "stop", 3), ("long", "length", 3), ("fb", "content_filter", 0)]
+    assert _choices(reply, 2, "fb", stop=["on", "oo"]) == [("g", "stop", 3), ("l", "stop", 3)]
