@@ -16,7 +16,7 @@ Three modes, one Responder:
 from __future__ import annotations
 
 import argparse
-import logging
+import contextlib
 import re
 import sys
 from collections.abc import Sequence
@@ -267,6 +267,25 @@ def make_responder(args):
     return responder
 
 
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' warnings and loading bars while a command runs (a chat's stdout and
+    stderr are for the conversation), and put the previous settings back afterwards, so calling
+    ``main()`` from Python leaves the caller's logging as it was."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if (args.input is None) != (args.output is None):
@@ -279,23 +298,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --self-play N needs N >= 1", file=sys.stderr)
         return 2
     try:
-        import transformers
+        with quiet_transformers():
+            import transformers
 
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-        logging.getLogger("transformers").setLevel(logging.ERROR)
-        if args.seed is not None:
-            transformers.set_seed(args.seed)
-        if args.input is not None:
-            # Fail on a bad --input before spending time on loading the model.
-            if not Path(args.input).exists() and Path(args.input).suffix:
-                raise FileNotFoundError(f"--input {args.input}: no such file")
-        responder = make_responder(args)
-        if args.input is not None:
-            return run_batch(responder, args)
-        if args.self_play is not None:
-            return run_self_play(responder, args)
-        return run_chat(responder, args)
+            if args.seed is not None:
+                transformers.set_seed(args.seed)
+            if args.input is not None:
+                # Fail on a bad --input before spending time on loading the model.
+                if not Path(args.input).exists() and Path(args.input).suffix:
+                    raise FileNotFoundError(f"--input {args.input}: no such file")
+            responder = make_responder(args)
+            if args.input is not None:
+                return run_batch(responder, args)
+            if args.self_play is not None:
+                return run_self_play(responder, args)
+            return run_chat(responder, args)
     except KeyboardInterrupt:
         return 130
     except (ValueError, FileNotFoundError, OSError, ImportError) as e:

@@ -629,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import transformers
 
-        transformers.logging.set_verbosity_error()
+        transformers.logging.set_verbosity_error()  # a server process: no need to restore
         transformers.utils.logging.disable_progress_bar()
         if args.seed is not None:
             transformers.set_seed(args.seed)

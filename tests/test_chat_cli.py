@@ -54,6 +54,11 @@ def test_seeded_sampling_repeats_and_reset_forgets(monkeypatch, capsys, tiny_mod
     assert rc == rc2 == 0 and a.out == b.out and len(a.out.splitlines()) == 2
     rc3, c = _run_chat(monkeypatch, capsys, [*argv[:-1], "12"], "hi\nwhat now\n")
     assert c.out != a.out
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    _run_chat(monkeypatch, capsys, argv, "hi\n")
+    assert hf_logging.get_verbosity() == before  # main() puts the caller's logging back
 
 
 def test_self_play(monkeypatch, capsys, tiny_model_dir, responder):
