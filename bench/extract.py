@@ -95,7 +95,8 @@ def worker(args) -> None:
 
     months = available_months(args.dumps)
     plan = Plan(dumps_dir=str(args.dumps), work_dir=str(args.work), months=months,
-                num_shards=auto_num_shards(str(args.dumps), months, minimum=max(2, args.num_proc)),
+                num_shards=auto_num_shards(str(args.dumps), months, minimum=max(2, args.num_proc),
+                                           multiple_of=args.num_proc),
                 read_splits=max(1, args.num_proc // len(months)), min_refs=5)
     t0 = time.perf_counter()
     counters = run_pipeline(plan, "local", args.num_proc)

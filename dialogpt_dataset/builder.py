@@ -137,8 +137,9 @@ class RedditDialog(datasets.ArrowBasedBuilder):
             raise ValueError(f"config {cfg.name!r} has no months to build")
         overrides = dict(cfg.plan_overrides)
         if overrides.get("num_shards") is None:
-            overrides["num_shards"] = pipeline.auto_num_shards(dumps_dir, sorted(set(months) | set(cfg.test_months)),
-                                                               minimum=max(2, cfg.pipeline_num_proc))
+            overrides["num_shards"] = pipeline.auto_num_shards(
+                dumps_dir, sorted(set(months) | set(cfg.test_months)), minimum=max(2, cfg.pipeline_num_proc),
+                multiple_of=cfg.pipeline_num_proc)
         if overrides.get("read_splits") is None:
             n_months = len(set(months) | set(cfg.test_months))
             overrides["read_splits"] = max(1, min(8, cfg.pipeline_num_proc // n_months))

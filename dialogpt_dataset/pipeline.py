@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
+from tqdm.auto import tqdm
 
 from dialogpt_dataset import dumps as dumps_mod
 from dialogpt_dataset import normalize
@@ -115,8 +116,12 @@ class Plan:
         )
 
 
-def auto_num_shards(dumps_dir: str, months: list[str], minimum: int = 2) -> int:
-    """Enough shards that one shard-month stays near :data:`SHARD_TARGET_BYTES` of raw dump."""
+MAX_SHARDS = 1024  # stage 1 keeps one open file per shard
+
+
+def auto_num_shards(dumps_dir: str, months: list[str], minimum: int = 2, multiple_of: int = 1) -> int:
+    """Enough shards that one shard-month stays near :data:`SHARD_TARGET_BYTES` of raw dump,
+    rounded up to a multiple of the worker count so stage 2's tasks balance."""
     biggest = 0.0
     for m in months:
         total = 0.0
@@ -125,7 +130,21 @@ def auto_num_shards(dumps_dir: str, months: list[str], minimum: int = 2) -> int:
                 ext = dumps_mod.parse_dump_name(p.name)[2]
                 total += p.stat().st_size * _EXPANSION.get(ext, 1.0)
         biggest = max(biggest, total)
-    return max(minimum, math.ceil(biggest / SHARD_TARGET_BYTES))
+    n = max(minimum, math.ceil(biggest / SHARD_TARGET_BYTES))
+    return min(MAX_SHARDS, multiple_of * math.ceil(n / multiple_of))
+
+
+def _allow_open_files(n: int) -> None:
+    """Raise the soft open-file limit when a month has many shards (the hard limit is the cap)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = n + 64
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def shard_of(link_id: str, num_shards: int) -> int:
@@ -217,6 +236,7 @@ class ShardDumps(PipelineStep):
         out.mkdir(parents=True, exist_ok=True)
         n = plan.read_splits
         line_filter = None if n == 1 else (lambda line_no: line_no % n == part)
+        _allow_open_files(plan.num_shards)
         files = [open(out / f"shard-{k:04d}.jsonl", "w", encoding="utf-8", buffering=1 << 16)
                  for k in range(plan.num_shards)]
         try:
@@ -224,7 +244,9 @@ class ShardDumps(PipelineStep):
                 if path is None:
                     continue
                 coerce = dumps_mod.coerce_submission if kind == "s" else dumps_mod.coerce_comment
-                for _, rec in dumps_mod.iter_records(path, counters, plan.max_bad_lines, line_filter):
+                records = dumps_mod.iter_records(path, counters, plan.max_bad_lines, line_filter)
+                desc = f"{path.name}" + (f" [{part + 1}/{n}]" if n > 1 else "")
+                for _, rec in tqdm(records, desc=desc, unit=" rec", mininterval=5, disable=None, leave=False):
                     counters["records_rs" if kind == "s" else "records_rc"] += 1
                     r = coerce(rec, counters)
                     if r is None:

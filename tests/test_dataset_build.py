@@ -172,9 +172,9 @@ def test_dummy_cli_build_loads_offline_with_card_refs_and_tsv(tmp_path, capsys, 
     from huggingface_hub import DatasetCard
 
     out = tmp_path / "reddit-dialog"
-    assert cli_main(["--size", "dummy", "--output", str(out), "--export-tsv"]) == 0
+    assert cli_main(["--size", "dummy", "--output", str(out), "--export-tsv", "--push-to-hub", "org/reddit-dialog"]) == 0
     printed = capsys.readouterr().out
-    assert "not_a_leaf" in printed and "load_dataset" in printed
+    assert "not_a_leaf" in printed and "load_dataset" in printed and "pushed to" in printed
 
     ds = datasets.load_dataset(str(out))
     assert set(ds) == {"train", "validation", "test"}
@@ -203,10 +203,9 @@ def test_dummy_cli_build_loads_offline_with_card_refs_and_tsv(tmp_path, capsys, 
     assert len(tsv) == ds["train"].num_rows
     assert [x.text for x in tsv[0]] == [x["text"] for x in row["turns"]]
 
-    # push it to the (mock) Hub and load it back by repo id
+    # --push-to-hub uploaded it to the (mock) Hub: load it back by repo id
     from dialogpt_dataset.build import push_dataset
 
-    push_dataset(out, "org/reddit-dialog")
     files = mock_hub.repo_files("dataset", "org/reddit-dialog")
     assert "README.md" in files and not any(f.startswith(".work") for f in files)
     hub = datasets.load_dataset("org/reddit-dialog", cache_dir=str(tmp_path / "hub_cache"))
