@@ -116,6 +116,10 @@ class _Gen:
             return f"#{r.choice(_WORDS)} {self.sentence()}"
         if x < 0.23:
             return r.choice(_WORDS)  # one word: too short
+        if x < 0.235:
+            return f"{self.sentence(2, 6)} shit {self.sentence(2, 6)}"  # blocklisted word: weight 0.0
+        if x < 0.245:
+            return f"{self.sentence()} (edit: {self.sentence(2, 4)})"  # brackets: the "tags" rule
         if x < 0.3:
             return f"{self.sentence()}\n{self.sentence()}"
         return self.sentence()
