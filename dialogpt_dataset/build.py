@@ -29,6 +29,10 @@ from dialogpt_dataset.multiref import DEFAULT_MIN_REFS, refs_file_rows
 ROWS_PER_PARQUET = 500_000
 
 
+class SubmittedToSlurm(Exception):
+    """``--executor slurm`` submitted the pipeline's jobs; the dataset is written by a later run."""
+
+
 @dataclass
 class BuildConfig:
     """What to build and where. ``size`` (dummy, small, full) or ``months`` ("2006-01:2006-06")."""
@@ -141,8 +145,7 @@ def _plan_overrides(cfg: BuildConfig) -> dict:
 
 def make_builder(cfg: BuildConfig) -> RedditDialog:
     dumps_dir, months, test_months = cfg.resolved_months()
-    out = Path(cfg.output_dir)
-    work = out / ".work"
+    work = Path(cfg.output_dir).resolve() / ".work"  # absolute: plan.json must match from any cwd
     return RedditDialog(
         config_name=cfg.config_name,
         cache_dir=str(work / "hf_cache"),
@@ -178,9 +181,15 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
         if not ray.is_initialized():
             ray.init(num_cpus=cfg.num_proc, include_dashboard=False)
     builder = make_builder(cfg)
-    builder.download_and_prepare(num_proc=cfg.num_proc if cfg.num_proc > 1 else None)
     if cfg.executor == "slurm":
-        raise RuntimeError("--executor slurm submitted the jobs; re-run with --executor local once they finish")
+        # the cluster runs both stages; this machine only submits them and comes back later
+        plan = builder.make_plan()
+        pipeline.run_pipeline(plan, "slurm", cfg.num_proc, cfg.slurm_kwargs)
+        raise SubmittedToSlurm(
+            f"submitted {plan.stage1_tasks} + {plan.num_shards} Slurm tasks (logs: {plan.work_dir}/logs); once they "
+            "finish, run the same command with --executor local to write the dataset (finished tasks are skipped)"
+        )
+    builder.download_and_prepare(num_proc=cfg.num_proc if cfg.num_proc > 1 else None)
     plan = builder.make_plan()
     work = Path(plan.work_dir)
 

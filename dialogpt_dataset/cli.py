@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dialogpt_dataset.build import BuildConfig, build_dataset
+from dialogpt_dataset.build import BuildConfig, SubmittedToSlurm, build_dataset
 from dialogpt_dataset.dumps import DumpError
 from dialogpt_dataset.legacy_tsv import LegacyFormatError
 from dialogpt_dataset.pipeline import PlanError
@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             use_selftext=args.selftext, slurm_kwargs={"partition": args.slurm_partition},
         )
         result = build_dataset(cfg)
+    except SubmittedToSlurm as e:
+        print(str(e))
+        return 0
     except (ValueError, FileNotFoundError, DumpError, PlanError, LegacyFormatError, RuntimeError) as e:
         print(f"build_dataset: error: {e}", file=sys.stderr)
         return 2

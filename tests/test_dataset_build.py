@@ -154,6 +154,18 @@ def test_slurm_executor_is_constructed(dumps_dir, tmp_path):
         pipeline.make_executors(plan, "spark", 1)
 
 
+def test_slurm_executor_submits_and_says_how_to_finish(dumps_dir, tmp_path, monkeypatch, capsys):
+    from datatrove.executor.slurm import SlurmPipelineExecutor
+
+    submitted = []
+    monkeypatch.setattr(SlurmPipelineExecutor, "run", lambda self: submitted.append((self.job_name, self.tasks)))
+    args = ["--months", "2006-01:2006-02", "--dumps", str(dumps_dir), "--output", str(tmp_path / "s"),
+            "--executor", "slurm", "--num-shards", "4"]
+    assert cli_main(args) == 0
+    assert submitted == [("reddit-conv", 4)]  # stage 2's run() submits stage 1 as its dependency
+    assert "--executor local" in capsys.readouterr().out
+
+
 def test_builder_download_and_prepare_num_proc_2(dumps_dir, reference_build, tmp_path):
     from dialogpt_dataset.builder import RedditDialog
 
@@ -216,7 +228,7 @@ def test_dummy_cli_build_loads_offline_with_card_refs_and_tsv(tmp_path, capsys, 
     mock_hub.add_token(token, "dora", orgs=["dataorg"])
     capsys.readouterr()
     push_dataset(out, "dataorg/reddit-private", private=True, token=token)
-    with pytest.raises(Exception):
+    with pytest.raises(datasets.exceptions.DatasetNotFoundError):
         datasets.load_dataset("dataorg/reddit-private", cache_dir=str(tmp_path / "anon"), token=False)
     priv = datasets.load_dataset("dataorg/reddit-private", cache_dir=str(tmp_path / "auth"), token=token)
     assert priv["validation"]["id"] == ds["validation"]["id"]
