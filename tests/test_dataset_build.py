@@ -114,6 +114,53 @@ def test_kill_and_resume_gives_identical_parquet(dumps_dir, reference_build, tmp
     assert (out / "test.refs.txt").read_text() == (reference_build.output_dir / "test.refs.txt").read_text()
 
 
+_KILL_SCRIPT = """
+import os, signal, sys
+from dialogpt_dataset import pipeline
+from dialogpt_dataset.build import BuildConfig, build_dataset
+
+real = pipeline.BuildConversations.process_shard
+
+def process_then_die(self, month, shard, *a):
+    real(self, month, shard, *a)
+    if shard == 1 and month == "2006-02":  # SIGKILL: no exception handler, no cleanup runs
+        os.kill(os.getpid(), signal.SIGKILL)
+
+pipeline.BuildConversations.process_shard = process_then_die
+build_dataset(BuildConfig(**eval(sys.argv[1])))
+"""
+
+
+def test_sigkilled_build_resumes_to_identical_parquet(dumps_dir, reference_build, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "rd"
+    kw = dict(output_dir=str(out), dumps_dir=str(dumps_dir), months=MONTHS, num_shards=3, min_refs=2,
+              test_fraction=0.3, validation_fraction=0.1)
+    log = tmp_path / "killed.log"
+    with open(log, "w") as f:  # a file, not a pipe: the killed build's orphans must not keep us waiting
+        proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, repr(kw)], stdout=f, stderr=f,
+                                start_new_session=True)
+        try:
+            rc = proc.wait(timeout=300)
+        finally:  # the killed process leaves datatrove's multiprocess manager behind: end its group
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert rc == -signal.SIGKILL, log.read_text()[-2000:]
+    done = sorted(p.name for p in (out / ".work" / "pipeline" / "logs" / "stage2" / "completions").iterdir())
+    assert done == ["00000"]  # shard 0 finished, shard 1 died halfway through its months, shard 2 never ran
+    result = build_dataset(BuildConfig(**kw))
+    assert result.counters == reference_build.counters
+    for split in pipeline.SPLITS:
+        a = pq.read_table(reference_build.output_dir / "data" / f"{split}-00000-of-00001.parquet")
+        assert a.equals(pq.read_table(out / "data" / f"{split}-00000-of-00001.parquet")), split
+
+
 def test_keys_file_freezes_the_selection(dumps_dir, reference_build, tmp_path):
     keys = (reference_build.output_dir / "keys.txt").read_text().split()
     # the full keys.txt reproduces the build exactly
