@@ -45,6 +45,8 @@ class BuildConfig:
     test_months: str | list[str] | None = None
     num_proc: int = 1
     keys_file: str | None = None
+    #: the original's per-month ``-o.gz`` target hashes: listed turns get weight 0.0
+    discard_keys_file: str | None = None
     min_refs: int = DEFAULT_MIN_REFS
     max_refs: int | None = None
     executor: str = "local"
@@ -81,6 +83,8 @@ class BuildConfig:
             raise ValueError(f"--max-refs {self.max_refs} is below --min-refs {self.min_refs}")
         if self.keys_file and not Path(self.keys_file).is_file():
             raise ValueError(f"--keys-file {self.keys_file}: no such file")
+        if self.discard_keys_file and not Path(self.discard_keys_file).is_file():
+            raise ValueError(f"--discard-keys-file {self.discard_keys_file}: no such file")
         if self.max_bad_lines < 0:
             raise ValueError(f"--max-bad-lines {self.max_bad_lines}: must be >= 0")
 
@@ -138,6 +142,7 @@ def _plan_overrides(cfg: BuildConfig) -> dict:
         "use_title": cfg.use_title, "use_selftext": cfg.use_selftext,
         "min_refs": cfg.min_refs, "max_refs": cfg.max_refs,
         "keys_file": str(Path(cfg.keys_file).resolve()) if cfg.keys_file else None,
+        "discard_keys_file": str(Path(cfg.discard_keys_file).resolve()) if cfg.discard_keys_file else None,
         "max_bad_lines": cfg.max_bad_lines,
         "words_blocklist": cfg.words_blocklist, "subreddits_blocklist": cfg.subreddits_blocklist,
     }

@@ -33,6 +33,7 @@ Rows per split: {{ num_rows }}
 def filter_rows(counters: Counter) -> list[dict]:
     rows = [{"name": n, "stage": st, "description": d, "count": int(counters.get(n, 0))} for n, st, d in RULES]
     extra = [("offensive_turn", "instance", "turn kept with weight 0.0 (blocklisted word)"),
+             ("discarded_turn", "instance", "turn kept with weight 0.0 (hash in --discard-keys-file)"),
              ("rooted_at_comment", "thread", "session rooted at a top-level comment (month without RS file)"),
              ("months_without_rs", "read", "months with no RS (submissions) file"),
              ("duplicate_record", "comment", "comment id repeated in a dump")]

@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", required=True, help="dataset folder to write (Parquet, README.md, test.refs.txt, keys.txt)")
     p.add_argument("--num-proc", type=int, default=1, help="parallel tasks (datatrove workers and datasets num_proc)")
     p.add_argument("--keys-file", help="keep only these instance ids (our keys.txt, or the original's keys-*.gz)")
+    p.add_argument("--discard-keys-file", help="sha224 hashes of turns to keep as context only (weight 0.0), "
+                   "like the original's keys/<month>-o.gz")
     p.add_argument("--min-refs", type=int, default=5, help="fewest distinct replies for a test context (default 5)")
     p.add_argument("--max-refs", type=int, default=None, help="keep at most this many references (best score first)")
     p.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = BuildConfig(
             output_dir=args.output, dumps_dir=args.dumps, size=args.size, months=args.months,
             test_months=args.test_months, num_proc=args.num_proc, keys_file=args.keys_file,
+            discard_keys_file=args.discard_keys_file,
             min_refs=args.min_refs, max_refs=args.max_refs, executor=args.executor,
             export_tsv=args.export_tsv, push_to_hub=args.push_to_hub, private=args.private,
             max_bad_lines=args.max_bad_lines, num_shards=args.num_shards, use_title=not args.no_title,

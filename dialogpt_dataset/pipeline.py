@@ -69,6 +69,7 @@ class Plan:
     min_refs: int = 5
     max_refs: int | None = None
     keys_file: str | None = None
+    discard_keys_file: str | None = None
     max_bad_lines: int = 1000
     words_blocklist: str | None = None
     subreddits_blocklist: str | None = None
@@ -101,7 +102,7 @@ class Plan:
     def load(cls, work_dir: str | os.PathLike) -> Plan:
         return cls(**json.loads((Path(work_dir) / "plan.json").read_text()))
 
-    def extract_config(self, leaves_only: bool, keys=None) -> ExtractConfig:
+    def extract_config(self, leaves_only: bool, keys=None, discard=None) -> ExtractConfig:
         words = (normalize.Blocklist.from_file(self.words_blocklist) if self.words_blocklist
                  else normalize.default_word_blocklist())
         if self.subreddits_blocklist:
@@ -112,7 +113,7 @@ class Plan:
         return ExtractConfig(
             min_depth=self.min_depth, max_depth=self.max_depth, min_score=self.min_score,
             use_title=self.use_title, use_selftext=self.use_selftext, leaves_only=leaves_only,
-            word_blocklist=words, subreddit_blocklist=subs, keys=keys,
+            word_blocklist=words, subreddit_blocklist=subs, keys=keys, discard_hashes=discard,
         )
 
 
@@ -188,6 +189,25 @@ def load_keys(path: str | os.PathLike, shard: int | None = None, num_shards: int
             if shard is None or shard_of(link, num_shards) == shard:
                 keys.add((link, cid))
     return frozenset(keys)
+
+
+def load_discard_hashes(path: str | os.PathLike) -> frozenset[str]:
+    """sha224 hex digests, one a line (first tab field; ``dep`` lines skipped, as the original)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: --discard-keys-file not found")
+    opener = gzip.open if p.suffix == ".gz" else open
+    out = set()
+    with opener(p, "rt", encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.startswith("#") or line.endswith("\tdep"):
+                continue
+            h = line.split("\t")[0].strip().lower()
+            if len(h) != 56 or any(c not in "0123456789abcdef" for c in h):
+                raise ValueError(f"{p}:{i}: not a sha224 hex digest: {h[:60]!r}")
+            out.add(h)
+    return frozenset(out)
 
 
 def _write_counters(work_dir: str, stage: str, rank: int, counters: Counter) -> None:
@@ -274,7 +294,8 @@ class BuildConversations(PipelineStep):
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         plan = self.plan
         keys = load_keys(plan.keys_file, rank, plan.num_shards) if plan.keys_file else None
-        train_cfg = plan.extract_config(leaves_only=True, keys=keys)
+        discard = load_discard_hashes(plan.discard_keys_file) if plan.discard_keys_file else None
+        train_cfg = plan.extract_config(leaves_only=True, keys=keys, discard=discard)
         test_cfg = plan.extract_config(leaves_only=False, keys=keys)
         counters: Counter = Counter()
         for month in plan.all_months:

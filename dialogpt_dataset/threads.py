@@ -26,7 +26,8 @@ name in :data:`dialogpt_dataset.normalize.RULES`):
    ``min_depth``.
 6. Each turn goes through :func:`normalize.gpt_norm`; weights are 1.0, or 0.0 for a turn with a
    blocklisted word in training months (``offensive_turn``; in test months the instance is dropped:
-   ``offensive``); then :func:`normalize.instance_rule`.
+   ``offensive``), and 0.0 for a turn whose sha224 is in ``--discard-keys-file`` (the original's
+   ``--discard_tgt_keys``: ``discarded_turn``); then :func:`normalize.instance_rule`.
 
 Ids: a session's id is ``"<link_id>,<parent_id>,<comment_id>"`` (``t3_..,t1_..,t1_..``), the
 header the original wrote in front of each instance and the one its multi-reference id lists use.
@@ -35,6 +36,7 @@ No author names leave this module.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -59,6 +61,9 @@ class ExtractConfig:
     subreddit_blocklist: frozenset[str] = frozenset()
     #: (link_id, comment_id) pairs to keep, from --keys-file; None keeps everything
     keys: frozenset[tuple[str, str]] | None = None
+    #: sha224 hex digests of normalised turns to train on with weight 0.0 (the original's
+    #: ``--discard_tgt_keys`` ``keys/<month>-o.gz`` files), from --discard-keys-file
+    discard_hashes: frozenset[str] | None = None
 
 
 @dataclass
@@ -178,6 +183,11 @@ def build_sessions(
 
         texts = [norm(k, t) for k, t, _ in raw]
         weights = [1.0] * len(texts)
+        if cfg.discard_hashes and cfg.leaves_only:
+            for i, t in enumerate(texts):
+                if hashlib.sha224(t.encode("utf-8")).hexdigest() in cfg.discard_hashes:
+                    weights[i] = 0.0
+                    counters["discarded_turn"] += 1
         if blocklist:
             if cfg.leaves_only:
                 for i, t in enumerate(texts):

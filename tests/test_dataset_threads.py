@@ -120,6 +120,23 @@ def test_keys_subreddit_blocklist_and_offensive_weights():
     assert "t3_s,t1_b,t1_c" not in ids and counters["offensive"] == 1
 
 
+def test_discard_hashes_zero_the_weight_like_discard_tgt_keys(tmp_path):
+    import gzip
+    import hashlib
+
+    from dialogpt_dataset.pipeline import load_discard_hashes
+
+    h = hashlib.sha224(b"French press coffee is the best honestly").hexdigest()
+    f = tmp_path / "2006-01-o.gz"
+    with gzip.open(f, "wt") as fh:
+        fh.write(f"{h}\n{'0' * 56}\tdep\n")
+    hashes = load_discard_hashes(f)
+    assert hashes == {h}
+    counters = Counter()
+    s = build_sessions(sub(), TREE, ExtractConfig(discard_hashes=hashes), counters)[0]
+    assert [t["weight"] for t in s.turns] == [1.0, 1.0, 0.0, 1.0] and counters["discarded_turn"] == 1
+
+
 def popular_thread():
     replies = ["I would go with the first option", "Second option sounds better to me",
                "Neither of them is any good", "I would go with the first option", "Why not try both of them"]
