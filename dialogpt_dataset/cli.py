@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="dummy: the shipped sample; small: 2005-12..2009-12; full: 2005-12..2017-11 (+ test 2018-03..2019-01)")
     g.add_argument("--months", help="custom range(s), e.g. 2006-01:2006-06 or 2006-01,2006-03")
     p.add_argument("--test-months", help="months for the multi-reference test split (default: full -> 2018-03:2019-01; "
-                   "otherwise a stable hash of the thread id picks test threads)")
+                   "otherwise, or with --test-months '', a stable hash of the thread id picks test threads)")
     p.add_argument("--output", required=True, help="dataset folder to write (Parquet, README.md, test.refs.txt, keys.txt)")
     p.add_argument("--num-proc", type=int, default=1, help="parallel tasks (datatrove workers and datasets num_proc)")
     p.add_argument("--keys-file", help="keep only these instance ids (our keys.txt, or the original's keys-*.gz)")

@@ -297,3 +297,21 @@ def test_cli_reports_user_errors_without_traceback(tmp_path, capsys, dumps_dir):
     assert "RC_2006-01.zst" in capsys.readouterr().err
     assert cli_main(["--months", "2006-0x", "--dumps", str(dumps_dir), "--output", str(tmp_path / "w")]) == 2
     assert "expected YYYY-MM" in capsys.readouterr().err
+
+
+def test_month_parsing_sizes_and_config_validation(tmp_path):
+    from dialogpt_dataset.builder import SIZES, month_range, parse_months
+
+    assert parse_months("2006-11:2007-02") == ["2006-11", "2006-12", "2007-01", "2007-02"]
+    assert parse_months("2006-03,2006-01") == ["2006-01", "2006-03"] and parse_months("") == []
+    assert SIZES["small"]["months"][0] == "2005-12" and SIZES["small"]["months"][-1] == "2009-12"
+    assert len(SIZES["full"]["months"]) == 144 and SIZES["full"]["test_months"] == month_range("2018-03", "2019-01")
+    with pytest.raises(ValueError, match="is empty"):
+        parse_months("2007-02:2007-01")
+    with pytest.raises(ValueError, match="not both"):
+        BuildConfig(output_dir=str(tmp_path), size="small", months="2006-01", dumps_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="--max-refs 2 is below --min-refs 5"):
+        BuildConfig(output_dir=str(tmp_path), max_refs=2)
+    with pytest.raises(ValueError, match="--keys-file .*: no such file"):
+        BuildConfig(output_dir=str(tmp_path), keys_file=str(tmp_path / "nope.txt"))
+    assert BuildConfig(output_dir=str(tmp_path)).size == "dummy"
