@@ -62,6 +62,8 @@ def _size_category(n: int) -> str:
 def _months_text(months: list[str]) -> str:
     if not months:
         return "none (hash split of the training months)"
+    if len(months) <= 12:
+        return ", ".join(months)
     return f"{months[0]} .. {months[-1]} ({len(months)} months)"
 
 
