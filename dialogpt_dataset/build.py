@@ -63,6 +63,8 @@ class BuildConfig:
     words_blocklist: str | None = None
     subreddits_blocklist: str | None = None
     slurm_kwargs: dict = field(default_factory=dict)
+    #: hide datatrove's per-task log lines (make demo); the counters table is printed either way
+    quiet: bool = False
 
     def __post_init__(self):
         if self.size is None and self.months is None:
@@ -155,7 +157,7 @@ def make_builder(cfg: BuildConfig) -> RedditDialog:
         config_name=cfg.config_name,
         cache_dir=str(work / "hf_cache"),
         dumps_dir=str(Path(dumps_dir).resolve()), months=months, test_months=test_months,
-        work_dir=str(work / "pipeline"), pipeline_num_proc=cfg.num_proc, executor=cfg.executor,
+        work_dir=str(work / "pipeline"), pipeline_num_proc=cfg.num_proc, executor=cfg.executor, quiet=cfg.quiet,
         plan_overrides=_plan_overrides(cfg),
     )
 

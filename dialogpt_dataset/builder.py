@@ -105,6 +105,7 @@ class RedditDialogConfig(datasets.BuilderConfig):
     work_dir: str | None = None
     pipeline_num_proc: int = 1
     executor: str = "local"
+    quiet: bool = False
     plan_overrides: dict = field(default_factory=dict)
 
 
@@ -152,7 +153,7 @@ class RedditDialog(datasets.ArrowBasedBuilder):
         if saved.exists():  # resume with the stored shard layout, whatever --num-proc is now
             old = pipeline.Plan.load(plan.work_dir)
             plan.num_shards, plan.read_splits = old.num_shards, old.read_splits
-        pipeline.run_pipeline(plan, self.config.executor, self.config.pipeline_num_proc)
+        pipeline.run_pipeline(plan, self.config.executor, self.config.pipeline_num_proc, quiet=self.config.quiet)
         return [  # an empty split (e.g. no test context kept by --keys-file) is left out
             datasets.SplitGenerator(name=split, gen_kwargs={"files": [str(p) for p in files]})
             for split in pipeline.SPLITS

@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-bad-lines", type=int, default=1000, help="malformed JSON lines tolerated per file (skipped, counted)")
     p.add_argument("--no-title", action="store_true", help="do not use the submission title as root turn (the original's TITLE=0)")
     p.add_argument("--selftext", action="store_true", help="append the submission's selftext to the title turn")
+    p.add_argument("--quiet", action="store_true", help="hide datatrove's per-task log lines")
     p.add_argument("--export-tsv", action="store_true", help="also write train.tsv in the original DialoGPT format")
     p.add_argument("--push-to-hub", metavar="ORG/NAME", help="upload the folder as a Hub dataset repo")
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repo")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             min_refs=args.min_refs, max_refs=args.max_refs, executor=args.executor,
             export_tsv=args.export_tsv, push_to_hub=args.push_to_hub, private=args.private,
             max_bad_lines=args.max_bad_lines, num_shards=args.num_shards, use_title=not args.no_title,
-            use_selftext=args.selftext, slurm_kwargs={"partition": args.slurm_partition},
+            use_selftext=args.selftext, slurm_kwargs={"partition": args.slurm_partition}, quiet=args.quiet,
         )
         result = build_dataset(cfg)
     except SubmittedToSlurm as e:

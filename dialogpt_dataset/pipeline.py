@@ -232,12 +232,14 @@ class ShardDumps(PipelineStep):
     name = "shard dumps"
     type = "reddit"
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, quiet: bool = False):
         super().__init__()
         self.plan = plan
+        self.quiet = quiet
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         plan = self.plan
+        _quiet_datatrove(self.quiet)
         month_idx, part = divmod(rank, plan.read_splits)
         month = plan.all_months[month_idx]
         counters: Counter = Counter()
@@ -287,12 +289,14 @@ class BuildConversations(PipelineStep):
     name = "build conversations"
     type = "reddit"
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, quiet: bool = False):
         super().__init__()
         self.plan = plan
+        self.quiet = quiet
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         plan = self.plan
+        _quiet_datatrove(self.quiet)
         keys = load_keys(plan.keys_file, rank, plan.num_shards) if plan.keys_file else None
         discard = load_discard_hashes(plan.discard_keys_file) if plan.discard_keys_file else None
         train_cfg = plan.extract_config(leaves_only=True, keys=keys, discard=discard)
@@ -369,11 +373,20 @@ def nonempty_stage2_files(work_dir: str | os.PathLike, split: str) -> list[Path]
     return [p for p in stage2_files(work_dir, split) if pq.read_metadata(p).num_rows > 0]
 
 
-def make_executors(plan: Plan, executor: str = "local", num_proc: int = 1, slurm_kwargs: dict | None = None):
+def _quiet_datatrove(quiet: bool) -> None:
+    """Silence datatrove's per-task INFO logging (console and task log files) in this process."""
+    if quiet:
+        from loguru import logger
+
+        logger.disable("datatrove")
+
+
+def make_executors(plan: Plan, executor: str = "local", num_proc: int = 1, slurm_kwargs: dict | None = None,
+                   quiet: bool = False):
     """(stage 1, stage 2) datatrove executors for ``plan``; ``executor`` is local, ray or slurm."""
     logs = Path(plan.work_dir) / "logs"
-    s1 = [ShardDumps(plan)]
-    s2 = [BuildConversations(plan)]
+    s1 = [ShardDumps(plan, quiet)]
+    s2 = [BuildConversations(plan, quiet)]
     if executor == "local":
         from datatrove.executor import LocalPipelineExecutor
 
@@ -400,10 +413,25 @@ def make_executors(plan: Plan, executor: str = "local", num_proc: int = 1, slurm
     raise ValueError(f"--executor {executor!r}: expected local, ray or slurm")
 
 
-def run_pipeline(plan: Plan, executor: str = "local", num_proc: int = 1, slurm_kwargs: dict | None = None) -> Counter:
-    """Run (or resume) both stages; returns the summed counters. Slurm only submits the jobs."""
+def run_pipeline(plan: Plan, executor: str = "local", num_proc: int = 1, slurm_kwargs: dict | None = None,
+                 quiet: bool = False) -> Counter:
+    """Run (or resume) both stages; returns the summed counters. Slurm only submits the jobs.
+
+    ``quiet`` turns off datatrove's per-task log lines (the counters table says what happened)."""
     plan.save()
-    e1, e2 = make_executors(plan, executor, num_proc, slurm_kwargs)
+    e1, e2 = make_executors(plan, executor, num_proc, slurm_kwargs, quiet)
+    if quiet:
+        _quiet_datatrove(True)
+        try:
+            return _run_stages(e1, e2, executor, plan)
+        finally:
+            from loguru import logger
+
+            logger.enable("datatrove")
+    return _run_stages(e1, e2, executor, plan)
+
+
+def _run_stages(e1, e2, executor: str, plan: Plan) -> Counter:
     if executor == "slurm":
         e2.run()  # submits stage 1 as its dependency, then stage 2
         return Counter()

@@ -231,9 +231,12 @@ def test_dummy_cli_build_loads_offline_with_card_refs_and_tsv(tmp_path, capsys, 
     from huggingface_hub import DatasetCard
 
     out = tmp_path / "reddit-dialog"
-    assert cli_main(["--size", "dummy", "--output", str(out), "--export-tsv", "--push-to-hub", "org/reddit-dialog"]) == 0
-    printed = capsys.readouterr().out
+    assert cli_main(["--size", "dummy", "--output", str(out), "--export-tsv", "--push-to-hub", "org/reddit-dialog",
+                     "--quiet"]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "not_a_leaf" in printed and "load_dataset" in printed and "pushed to" in printed
+    assert "Launching pipeline" not in captured.err  # --quiet: no datatrove task chatter
 
     ds = datasets.load_dataset(str(out))
     assert set(ds) == {"train", "validation", "test"}
