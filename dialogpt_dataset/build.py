@@ -202,7 +202,7 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
 
     for old in (out / "data").glob("*.parquet"):
         old.unlink()
-    files, rows = {}, {}
+    files, rows, test_order = {}, {}, []
     for split in pipeline.SPLITS:
         if split not in builder.info.splits:  # no rows at all (e.g. filtered out by --keys-file)
             files[split], rows[split] = [], 0
@@ -210,12 +210,17 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
         ds = builder.as_dataset(split)
         files[split] = _export_parquet(ds, out, split)
         rows[split] = len(ds)
+        if split == "test":
+            test_order = ds["id"]
 
     # test.refs.txt and keys.txt come from the stage-2 shards, which keep scores and reference ids
     test_rows = []
     for f in pipeline.stage2_files(work, "test"):
         test_rows.extend(pq.read_table(f).to_pylist())
-    test_rows.sort(key=lambda r: r["id"])
+    # test.refs.txt lists the contexts in the Parquet test split's order, so a hypothesis file
+    # decoded from either one lines up with references read from the other.
+    position = {i: k for k, i in enumerate(test_order)}
+    test_rows.sort(key=lambda r: (position.get(r["id"], len(position)), r["id"]))
     refs_path = out / "test.refs.txt"
     legacy_tsv.write_refs(refs_path, refs_file_rows(test_rows))
     keys_path = out / "keys.txt"
