@@ -15,6 +15,7 @@ and optionally pushes the folder (without ``.work``) to the Hub as a dataset rep
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections import Counter
@@ -128,6 +129,12 @@ class BuildResult:
     hub_url: str | None = None
     months: list[str] = field(default_factory=list)
     test_months: list[str] = field(default_factory=list)
+    #: content hash in the Parquet names and the README ``configs:`` patterns (see _fingerprint_parquet)
+    data_fingerprint: str = ""
+
+    def data_files_pattern(self, split: str) -> str:
+        fp = f"{self.data_fingerprint}-" if self.data_fingerprint else ""
+        return f"data/{split}-{fp}*.parquet"
 
     def counts_table(self) -> str:
         from dialogpt_dataset.card import counts_table
@@ -173,6 +180,30 @@ def _export_parquet(ds, out: Path, split: str) -> list[Path]:
     return paths
 
 
+def _fingerprint_parquet(files: dict[str, list[Path]]) -> tuple[str, dict[str, list[Path]]]:
+    """Put a content hash into every Parquet name (``train-<fp>-00000-of-00001.parquet``).
+
+    Why: ``datasets`` (5.x) caches ``load_dataset(dir)`` of a folder whose README declares
+    ``configs:`` under a key made from the folder's *name* and the data_files *patterns* only, not
+    from the files' paths or contents. Two builds in ``a/reddit-dialog`` and ``b/reddit-dialog``
+    (or a rebuild in place) would silently load the first one's rows. With the fingerprint in the
+    patterns, different data gets a different cache entry and identical data shares one.
+    """
+    h = hashlib.sha256()
+    for split in sorted(files):
+        for p in files[split]:
+            h.update(split.encode() + b"\0" + p.read_bytes())
+    fp = h.hexdigest()[:10]
+    renamed = {}
+    for split, paths in files.items():
+        renamed[split] = []
+        for p in paths:
+            q = p.with_name(p.name.replace(f"{split}-", f"{split}-{fp}-", 1))
+            p.replace(q)
+            renamed[split].append(q)
+    return fp, renamed
+
+
 def build_dataset(cfg: BuildConfig) -> BuildResult:
     """Build (or resume building) the dataset folder described by ``cfg``; see the module doc."""
     import pyarrow.parquet as pq
@@ -213,6 +244,8 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
         if split == "test":
             test_order = ds["id"]
 
+    fingerprint, files = _fingerprint_parquet(files)
+
     # test.refs.txt and keys.txt come from the stage-2 shards, which keep scores and reference ids
     test_rows = []
     for f in pipeline.stage2_files(work, "test"):
@@ -241,7 +274,7 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
 
     counters = pipeline.read_counters(work)
     result = BuildResult(out, files, rows, counters, refs_path, keys_path, out / "README.md", tsv_path,
-                         months=plan.months, test_months=plan.test_months)
+                         months=plan.months, test_months=plan.test_months, data_fingerprint=fingerprint)
     render_dataset_card(result, cfg, plan).save(str(result.card_path))
     (out / "build_stats.json").write_text(json.dumps(
         {"num_rows": rows, "counters": dict(sorted(counters.items())), "months": plan.months,

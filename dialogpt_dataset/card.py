@@ -101,7 +101,7 @@ def render_dataset_card(result, cfg, plan):
         tags=["dialogue", "conversational", "reddit", "dialogpt"],
         size_categories=_size_category(sum(result.num_rows.values())),
         configs=[{"config_name": "default", "data_files": [
-            {"split": s, "path": f"data/{s}-*.parquet"} for s, n in result.num_rows.items() if n]}],
+            {"split": s, "path": result.data_files_pattern(s)} for s, n in result.num_rows.items() if n]}],
         months=list(plan.months),
         test_months=list(plan.test_months),
         build_size=cfg.size or "custom",

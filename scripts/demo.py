@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     stage = Stage(total=7)
 
     stage.start(f"Build the {a.size} Reddit dialogue dataset (datatrove pipeline -> Parquet)")
-    build = tool("build_dataset") + ["--size", a.size, "--output", str(data), "--num-proc", str(a.num_proc)]
+    build = tool("build_dataset") + ["--size", a.size, "--output", str(data), "--num-proc", str(a.num_proc),
+                                     "--quiet"]
     if a.dumps:
         build += ["--dumps", a.dumps]
     run(build)
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     stage.done(f"{hyp}")
 
     stage.start("Evaluate against the multi-reference test set (NIST, BLEU, METEOR, Entropy, Distinct)")
-    refs = ["--refs", str(data), "--split", "test"]
+    refs = ["--refs", str(data / "test.refs.txt")]  # the seed's multi-reference file, in test-split order
     if a.limit:  # score only the decoded contexts: their references, as a TAB-separated file
         refs = ["--refs", str(write_limited_refs(data, a.limit, out / "test.refs.limit.tsv")), "--refs-format", "tsv"]
     ev = tool("eval") + ["--hyp", str(hyp), *refs, "--output-json", str(scores_json), "--name", "demo",

@@ -46,11 +46,18 @@ def split_rows(out: Path, split: str) -> list[dict]:
     return rows
 
 
+def only_parquet(out: Path, split: str) -> Path:
+    (path,) = (Path(out) / "data").glob(f"{split}-*.parquet")
+    return path
+
+
 def test_reference_build_layout_and_counts(reference_build):
     r = reference_build
     assert r.num_rows["train"] > 50 and r.num_rows["validation"] > 0 and r.num_rows["test"] > 0
-    assert sorted(p.name for p in (r.output_dir / "data").iterdir()) == [
-        "test-00000-of-00001.parquet", "train-00000-of-00001.parquet", "validation-00000-of-00001.parquet"]
+    fp = r.data_fingerprint
+    assert len(fp) == 10 and sorted(p.name for p in (r.output_dir / "data").iterdir()) == [
+        f"test-{fp}-00000-of-00001.parquet", f"train-{fp}-00000-of-00001.parquet",
+        f"validation-{fp}-00000-of-00001.parquet"]
     c = r.counters
     assert c["records_rc"] == 1500 and c["months_without_rs"] == 1 and c["rooted_at_comment"] > 0
     assert c["rows_train"] == r.num_rows["train"] and c["rows_test"] == r.num_rows["test"]
@@ -108,8 +115,8 @@ def test_kill_and_resume_gives_identical_parquet(dumps_dir, reference_build, tmp
     assert result.num_rows == reference_build.num_rows
     assert result.counters == reference_build.counters  # no task counted twice
     for split in pipeline.SPLITS:
-        a = pq.read_table(reference_build.output_dir / "data" / f"{split}-00000-of-00001.parquet")
-        b = pq.read_table(out / "data" / f"{split}-00000-of-00001.parquet")
+        a = pq.read_table(only_parquet(reference_build.output_dir, split))
+        b = pq.read_table(only_parquet(out, split))
         assert a.equals(b), split
     assert (out / "test.refs.txt").read_text() == (reference_build.output_dir / "test.refs.txt").read_text()
 
@@ -157,8 +164,8 @@ def test_sigkilled_build_resumes_to_identical_parquet(dumps_dir, reference_build
     result = build_dataset(BuildConfig(**kw))
     assert result.counters == reference_build.counters
     for split in pipeline.SPLITS:
-        a = pq.read_table(reference_build.output_dir / "data" / f"{split}-00000-of-00001.parquet")
-        assert a.equals(pq.read_table(out / "data" / f"{split}-00000-of-00001.parquet")), split
+        a = pq.read_table(only_parquet(reference_build.output_dir, split))
+        assert a.equals(pq.read_table(only_parquet(out, split))), split
 
 
 def test_keys_file_freezes_the_selection(dumps_dir, reference_build, tmp_path):
@@ -251,7 +258,8 @@ def test_dummy_cli_build_loads_offline_with_card_refs_and_tsv(tmp_path, capsys, 
 
     stats = json.loads((out / "build_stats.json").read_text())
     card = DatasetCard.load(out / "README.md")
-    assert card.data.configs[0]["data_files"][0] == {"split": "train", "path": "data/train-*.parquet"}
+    fp = only_parquet(out, "train").name.split("-")[1]
+    assert card.data.configs[0]["data_files"][0] == {"split": "train", "path": f"data/train-{fp}-*.parquet"}
     assert card.data.months == ["2006-01", "2006-02", "2006-03", "2024-02"]
     assert card.data.task_categories == ["text-generation"]
     assert f"| `deleted` | comment | body is [deleted] | {stats['counters']['deleted']} |" in card.text
