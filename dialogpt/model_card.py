@@ -11,10 +11,12 @@ measured results.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "model_cards"
+SOURCE_TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "model_cards"
+INSTALLED_TEMPLATE_DIR = Path(sys.prefix) / "share" / "dialogpt-hf" / "model_cards"
 DIALOGUE_TEMPLATE = "dialogue_model.md"
 REVERSE_TEMPLATE = "reverse_model.md"
 
@@ -145,11 +147,22 @@ def _card_data(info: ModelCardInfo):
     )
 
 
+def find_template_dir() -> Path:
+    """``model_cards/`` of a source checkout (editable install), else the copy ``pip install .`` puts
+    under ``<prefix>/share/dialogpt-hf`` (setup.cfg's ``data_files``): the templates are top-level, not
+    package data, so both layouts must work."""
+    for d in (SOURCE_TEMPLATE_DIR, INSTALLED_TEMPLATE_DIR):
+        if (d / DIALOGUE_TEMPLATE).is_file():
+            return d
+    raise FileNotFoundError(f"model card templates not found in {SOURCE_TEMPLATE_DIR} or {INSTALLED_TEMPLATE_DIR}: "
+                            "reinstall dialogpt-hf")
+
+
 def render_model_card(info: ModelCardInfo, template_dir: Path | None = None):
     """``ModelCard`` for a dialogue model (or the reverse model when ``info.reverse``)."""
     from huggingface_hub import ModelCard
 
-    tdir = Path(template_dir) if template_dir else TEMPLATE_DIR
+    tdir = Path(template_dir) if template_dir else find_template_dir()
     template = tdir / (REVERSE_TEMPLATE if info.reverse else DIALOGUE_TEMPLATE)
     if not template.is_file():
         raise FileNotFoundError(f"{template}: model card template not found")

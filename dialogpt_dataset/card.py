@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dialogpt_dataset.normalize import RULES
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "dataset_card.md"
+TEMPLATE_NAME = "dataset_card.md"
 _FALLBACK = """---
 {{ card_data }}
 ---
@@ -29,6 +29,17 @@ Rows per split: {{ num_rows }}
 {% endfor %}
 """
 
+
+
+def _template() -> Path | None:
+    """The full card template (source checkout or installed copy); None -> the short built-in one."""
+    from dialogpt.model_card import find_template_dir
+
+    try:
+        path = find_template_dir() / TEMPLATE_NAME
+    except FileNotFoundError:
+        return None
+    return path if path.is_file() else None
 
 def filter_rows(counters: Counter) -> list[dict]:
     rows = [{"name": n, "stage": st, "description": d, "count": int(counters.get(n, 0))} for n, st, d in RULES]
@@ -106,7 +117,7 @@ def render_dataset_card(result, cfg, plan):
         test_months=list(plan.test_months),
         build_size=cfg.size or "custom",
     )
-    template = TEMPLATE if TEMPLATE.is_file() else None
+    template = _template()
     kwargs = dict(
         pretty_name="Reddit dialogue (DialoGPT extraction)",
         size=cfg.size or "custom",
