@@ -226,16 +226,27 @@ def read_counters(work_dir: str | os.PathLike) -> Counter:
     return total
 
 
-class ShardDumps(PipelineStep):
-    """Stage 1: one month's RS/RC files (or a line slice of them) -> hash-partitioned shards."""
+class _PlannedStep(PipelineStep):
+    """A step driven by a :class:`Plan` whose per-rule counters go both to datatrove's stats and to a
+    JSON file per task (what the dataset card's table is built from)."""
 
-    name = "shard dumps"
     type = "reddit"
 
     def __init__(self, plan: Plan, quiet: bool = False):
         super().__init__()
         self.plan = plan
         self.quiet = quiet
+
+    def _report(self, stage: str, rank: int, counters: Counter) -> None:
+        for k, v in counters.items():
+            self.stat_update(k, value=v)
+        _write_counters(self.plan.work_dir, stage, rank, counters)
+
+
+class ShardDumps(_PlannedStep):
+    """Stage 1: one month's RS/RC files (or a line slice of them) -> hash-partitioned shards."""
+
+    name = "shard dumps"
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         plan = self.plan
@@ -244,9 +255,7 @@ class ShardDumps(PipelineStep):
         month = plan.all_months[month_idx]
         counters: Counter = Counter()
         self.shard_month(month, part, counters)
-        for k, v in counters.items():
-            self.stat_update(k, value=v)
-        _write_counters(plan.work_dir, "stage1", rank, counters)
+        self._report("stage1", rank, counters)
         return iter(())
 
     def shard_month(self, month: str, part: int, counters: Counter) -> None:
@@ -283,16 +292,10 @@ class ShardDumps(PipelineStep):
         (out / "meta.json").write_text(json.dumps({"has_rs": rs is not None}))
 
 
-class BuildConversations(PipelineStep):
+class BuildConversations(_PlannedStep):
     """Stage 2: shard ``k`` of every month -> sessions -> ``stage2/<split>/<month>-<k>.parquet``."""
 
     name = "build conversations"
-    type = "reddit"
-
-    def __init__(self, plan: Plan, quiet: bool = False):
-        super().__init__()
-        self.plan = plan
-        self.quiet = quiet
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         plan = self.plan
@@ -304,9 +307,7 @@ class BuildConversations(PipelineStep):
         counters: Counter = Counter()
         for month in plan.all_months:
             self.process_shard(month, rank, train_cfg, test_cfg, counters)
-        for k, v in counters.items():
-            self.stat_update(k, value=v)
-        _write_counters(plan.work_dir, "stage2", rank, counters)
+        self._report("stage2", rank, counters)
         return iter(())
 
     def process_shard(self, month: str, shard: int, train_cfg, test_cfg, counters: Counter) -> None:

@@ -3,10 +3,10 @@
 A thin ``evaluate`` wrapper over :func:`dialogpt.scoring.mteval.corpus_bleu` (sacrebleu underneath).
 """
 
-import datasets
 import evaluate
 
 from dialogpt.scoring import prepare
+from dialogpt.scoring.evaluate_info import DSTC_EVALUATION_URL, multiref_features
 from dialogpt.scoring.mteval import corpus_bleu, tokenize_for_mteval
 
 _CITATION = """\
@@ -87,18 +87,9 @@ class BleuMultiref(evaluate.Metric):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
-            homepage="https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling/tree/master/evaluation",
+            homepage=DSTC_EVALUATION_URL,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features({
-                    "predictions": datasets.Value("string", id="sequence"),
-                    "references": datasets.Sequence(datasets.Value("string", id="sequence"), id="references"),
-                }),
-                datasets.Features({
-                    "predictions": datasets.Value("string", id="sequence"),
-                    "references": datasets.Value("string", id="sequence"),
-                }),
-            ],
+            features=multiref_features(),
             codebase_urls=["https://github.com/mjpost/sacrebleu"],
             reference_urls=["https://aclanthology.org/P02-1040/"],
         )

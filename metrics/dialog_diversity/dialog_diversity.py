@@ -3,11 +3,11 @@
 A thin ``evaluate`` wrapper over :func:`dialogpt.scoring.diversity.diversity`.
 """
 
-import datasets
 import evaluate
 
 from dialogpt.scoring import clean_str
 from dialogpt.scoring.diversity import diversity
+from dialogpt.scoring.evaluate_info import DSTC_EVALUATION_URL, multiref_features
 
 _CITATION = """\
 @inproceedings{li2016diversity,
@@ -76,19 +76,9 @@ class DialogDiversity(evaluate.Metric):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
-            homepage="https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling/tree/master/evaluation",
+            homepage=DSTC_EVALUATION_URL,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features({"predictions": datasets.Value("string", id="sequence")}),
-                datasets.Features({
-                    "predictions": datasets.Value("string", id="sequence"),
-                    "references": datasets.Sequence(datasets.Value("string", id="sequence"), id="references"),
-                }),
-                datasets.Features({
-                    "predictions": datasets.Value("string", id="sequence"),
-                    "references": datasets.Value("string", id="sequence"),
-                }),
-            ],
+            features=multiref_features(references_optional=True),
             codebase_urls=["https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling"],
             reference_urls=["https://aclanthology.org/N16-1014/"],
         )

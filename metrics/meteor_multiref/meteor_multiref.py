@@ -4,10 +4,10 @@ A thin ``evaluate`` wrapper over :func:`dialogpt.scoring.meteor.meteor`, which d
 ``meteor-1.5.jar`` shipped in the ``pycocoevalcap`` wheel in one JVM call.
 """
 
-import datasets
 import evaluate
 
 from dialogpt.scoring import prepare
+from dialogpt.scoring.evaluate_info import multiref_features
 from dialogpt.scoring.meteor import meteor
 
 _CITATION = """\
@@ -73,16 +73,7 @@ class MeteorMultiref(evaluate.Metric):
             citation=_CITATION,
             homepage="https://www.cs.cmu.edu/~alavie/METEOR/",
             inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features({
-                    "predictions": datasets.Value("string", id="sequence"),
-                    "references": datasets.Sequence(datasets.Value("string", id="sequence"), id="references"),
-                }),
-                datasets.Features({
-                    "predictions": datasets.Value("string", id="sequence"),
-                    "references": datasets.Value("string", id="sequence"),
-                }),
-            ],
+            features=multiref_features(),
             codebase_urls=["https://github.com/cmu-mtlab/meteor", "https://github.com/salaniz/pycocoevalcap"],
             reference_urls=["https://aclanthology.org/W14-3348/"],
         )

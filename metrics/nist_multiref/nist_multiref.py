@@ -3,10 +3,10 @@
 A thin ``evaluate`` wrapper: the implementation is :mod:`dialogpt.scoring.mteval`.
 """
 
-import datasets
 import evaluate
 
 from dialogpt.scoring import prepare
+from dialogpt.scoring.evaluate_info import DSTC_EVALUATION_URL, multiref_features
 from dialogpt.scoring.mteval import corpus_nist, tokenize_for_mteval
 
 _CITATION = """\
@@ -82,18 +82,9 @@ class NistMultiref(evaluate.Metric):
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
-            homepage="https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling/tree/master/evaluation",
+            homepage=DSTC_EVALUATION_URL,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features({
-                    "predictions": datasets.Value("string", id="sequence"),
-                    "references": datasets.Sequence(datasets.Value("string", id="sequence"), id="references"),
-                }),
-                datasets.Features({
-                    "predictions": datasets.Value("string", id="sequence"),
-                    "references": datasets.Value("string", id="sequence"),
-                }),
-            ],
+            features=multiref_features(),
             codebase_urls=["https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling"],
             reference_urls=["https://aclanthology.org/www.mt-archive.info/HLT-2002-Doddington.pdf"],
         )
