@@ -46,10 +46,11 @@ def load_session_splits(dataset: str | None = None, train_file: str | None = Non
         else:
             try:
                 dd = datasets.load_dataset(dataset, cache_dir=cache_dir)
-            except ValueError as e:
+            except Exception as e:  # not found, offline, unreachable hub, bad files: one line naming it
                 if "corresponds to no data" in str(e):  # datasets' words for an empty split
                     raise ValueError(f"--dataset {dataset}: the data is empty ({e})") from None
-                raise ValueError(f"--dataset {dataset}: {str(e).splitlines()[0]}") from None
+                first = str(e).splitlines()[0] if str(e).strip() else ""
+                raise ValueError(f"--dataset {dataset}: cannot load it ({type(e).__name__}: {first[:300]})") from None
         if isinstance(dd, datasets.Dataset):
             dd = datasets.DatasetDict({train_split: dd})
         if train_split not in dd:

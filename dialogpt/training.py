@@ -293,10 +293,11 @@ def load_tokenizer(config: TrainConfig):
     from .chat_format import install_chat_template
 
     name = config.tokenizer_name or config.model_name_or_path
+    flag = "--tokenizer_name" if config.tokenizer_name else "--model_name_or_path"
     try:
         tok = AutoTokenizer.from_pretrained(name)
     except Exception as e:
-        raise TrainingError(f"--tokenizer_name {name}: cannot load a tokenizer ({type(e).__name__}: "
+        raise TrainingError(f"{flag} {name}: cannot load a tokenizer ({type(e).__name__}: "
                             f"{str(e).splitlines()[0][:200]})") from None
     install_chat_template(tok)
     return tok
@@ -387,6 +388,32 @@ def find_resume_path(output_dir: str | os.PathLike, resume: str | None) -> Path 
     if not (p / "trainer_state.json").is_file():
         raise TrainingError(f"--resume_from_checkpoint {p}: not a checkpoint folder (no trainer_state.json)")
     return p
+
+
+def check_checkpoint_fits(model, checkpoint: Path, model_flag: str = "the model options") -> None:
+    """Refuse (one line, before any data work) to resume a checkpoint saved from another model shape.
+
+    Reads only the shapes in the checkpoint's ``model.safetensors`` header; FSDP/DeepSpeed shard
+    folders have none and are left to ``load_state``.
+    """
+    f = Path(checkpoint) / "model.safetensors"
+    if not f.is_file():
+        return
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(f), framework="pt") as st:
+            theirs = {k: tuple(st.get_slice(k).get_shape()) for k in st.keys()}
+    except Exception as e:
+        raise TrainingError(f"--resume_from_checkpoint {checkpoint}: unreadable model.safetensors "
+                            f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    bad = [f"{k}: checkpoint {theirs[k]} vs model {own[k]}" for k in theirs if k in own and theirs[k] != own[k]]
+    unexpected = [k for k in theirs if k not in own]
+    if bad or unexpected:
+        detail = "; ".join(bad[:2]) if bad else f"unexpected weights {unexpected[:3]}"
+        raise TrainingError(f"--resume_from_checkpoint {checkpoint} was saved from another model shape than "
+                            f"{model_flag} gives: {detail}")
 
 
 def save_checkpoint(accelerator, output_dir: str, state: TrainState, config: TrainConfig,
@@ -522,6 +549,7 @@ def train(config: TrainConfig, step_callback: Callable[[TrainState], None] | Non
     from accelerate.utils import ProjectConfiguration
 
     out_dir = Path(config.output_dir)
+    check_tracker_installed(config.report_to)
     log_with = None if config.report_to == "none" else config.report_to
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -531,11 +559,53 @@ def train(config: TrainConfig, step_callback: Callable[[TrainState], None] | Non
         step_scheduler_with_optimizer=False,
     )
     try:
+        sync_accelerate_config(accelerator, config)
         return _train(config, accelerator, step_callback)
     finally:
         with contextlib.suppress(Exception):
             accelerator.end_training()
         accelerator.free_memory()
+
+
+def check_tracker_installed(report_to: str) -> None:
+    """``--report_to wandb`` without wandb would be dropped by Accelerate with a warning: fail instead."""
+    from accelerate.utils import is_tensorboard_available, is_wandb_available
+
+    need = {"wandb": (is_wandb_available, "wandb"), "tensorboard": (is_tensorboard_available, "tensorboard")}
+    if report_to in need and not need[report_to][0]():
+        raise TrainingError(f"--report_to {report_to}: the {need[report_to][1]} package is not installed "
+                            f"(pip install {need[report_to][1]}), or pass --report_to none")
+
+
+def sync_accelerate_config(accelerator, config: TrainConfig) -> None:
+    """Make the launcher's settings and the script's flags agree, or stop with one line.
+
+    ``accelerate launch`` exports ``ACCELERATE_GRADIENT_ACCUMULATION_STEPS`` (a DeepSpeed config's
+    ``gradient_accumulation_steps``, or the user's environment), which silently overrides the value
+    passed to ``Accelerator``; the micro-batch size (``train_batch_size / accumulation``) would then
+    no longer mean what the flags say. Under DeepSpeed, clipping is done by the engine: its
+    ``gradient_clipping`` is taken from ``--max_grad_norm`` when the config leaves it ``auto``.
+    """
+    got = accelerator.gradient_accumulation_steps
+    if got != config.gradient_accumulation_steps:
+        raise TrainingError(
+            f"the accelerate launch config / ACCELERATE_GRADIENT_ACCUMULATION_STEPS sets gradient accumulation "
+            f"to {got} but --gradient_accumulation_steps is {config.gradient_accumulation_steps}: make them equal "
+            "(or drop gradient_accumulation_steps from the accelerate config)")
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    ds = plugin.deepspeed_config
+    for key in ("gradient_accumulation_steps",):
+        if ds.get(key, "auto") not in ("auto", config.gradient_accumulation_steps):
+            raise TrainingError(f"the DeepSpeed config's {key} {ds[key]} differs from --gradient_accumulation_steps "
+                                f"{config.gradient_accumulation_steps}: make them equal or set it to auto")
+    clip = ds.get("gradient_clipping", "auto")
+    if clip == "auto":
+        ds["gradient_clipping"] = config.max_grad_norm
+    elif float(clip) != config.max_grad_norm:
+        raise TrainingError(f"the DeepSpeed config's gradient_clipping {clip} differs from --max_grad_norm "
+                            f"{config.max_grad_norm}: make them equal or set it to auto")
 
 
 def _train(config: TrainConfig, accelerator, step_callback) -> TrainResult:
@@ -558,10 +628,13 @@ def _train(config: TrainConfig, accelerator, step_callback) -> TrainResult:
     # ---- everything that can fail on user input happens before any training work ----
     tokenizer = load_tokenizer(config)
     model = load_model(config, tokenizer)
+    if resume_path is not None:
+        check_checkpoint_fits(model, resume_path, f"--model_name_or_path {config.model_name_or_path}"
+                              if config.model_name_or_path else f"--model_config {config.model_config}")
     try:
         train_raw, eval_raw = load_session_splits(config.dataset, config.train_file, config.eval_file,
                                                   config.train_split, config.eval_split)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:
         raise TrainingError(str(e).splitlines()[0]) from None
     if len(train_raw) == 0:
         raise TrainingError(f"the training data ({config.dataset or config.train_file}) is empty")
