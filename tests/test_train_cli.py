@@ -85,3 +85,28 @@ def test_config_dataclass_checks_itself():
         TrainConfig(model_config="tiny", tokenizer_name="t")
     with pytest.raises(TrainingError, match="needs --tokenizer_name"):
         TrainConfig(dataset="d", model_config="tiny")
+
+
+@pytest.mark.parametrize("name, layers, width, params", [
+    ("small", 12, 768, 124_439_808),     # the paper's "117M" (GPT-2 small, tied embeddings)
+    ("medium", 24, 1024, 354_823_168),   # "345M"
+    ("large", 36, 1280, 774_030_080),    # "762M"
+])
+def test_model_config_sizes_are_the_gpt2_shapes(name, layers, width, params):
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    from dialogpt.training import build_model_config
+
+    cfg = build_model_config(name, vocab_size=50257, eos_token_id=50256)
+    assert (cfg.n_layer, cfg.n_embd, cfg.n_positions, cfg.vocab_size) == (layers, width, 1024, 50257)
+    with torch.device("meta"):  # shapes only, no memory
+        model = GPT2LMHeadModel(cfg)
+    assert sum(p.numel() for p in model.parameters()) == params
+
+
+def test_unknown_model_config_is_one_line(tmp_path, ds, tokenizer_dir, capsys):
+    argv = [a if a != "tiny" else "huge" for a in _argv(ds, tokenizer_dir, tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--model_config 'huge' is not one of tiny, small, medium, large" in err and err.count("\n") == 1
