@@ -513,15 +513,17 @@ class _Printer:
             print(msg, flush=True)
 
 
-def evaluate_loss(accelerator, model, dataloader) -> tuple[float, float, int]:
-    """Token-weighted validation loss and perplexity over all processes."""
+def evaluate_loss(accelerator, model, dataloader, pbar: bool = False) -> tuple[float, float, int]:
+    """Token-weighted validation loss and perplexity over all processes (``pbar``: a transient bar)."""
     import torch.nn.functional as F
+    from tqdm.auto import tqdm
 
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     n_tok = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     with torch.no_grad():
-        for batch in dataloader:
+        for batch in tqdm(dataloader, desc="validation", unit="batch", leave=False, dynamic_ncols=True,
+                          disable=not (pbar and accelerator.is_local_main_process)):
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             labels = batch["labels"][:, 1:]
             tok = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels, ignore_index=-100,
@@ -882,7 +884,7 @@ def _open_log(path: Path, header: str):
 
 
 def _run_eval(accelerator, model, eval_dl, state: TrainState, eval_log, say, config) -> None:
-    loss, ppl, n = evaluate_loss(accelerator, model, eval_dl)
+    loss, ppl, n = evaluate_loss(accelerator, model, eval_dl, pbar=config.pbar)
     state.last_eval_loss, state.last_eval_ppl = loss, ppl
     if eval_log is not None:
         eval_log.write(f"{state.epoch + 1},{state.global_step},{state.micro_step},{loss:.6f},{ppl:.4f},{n}\n")
