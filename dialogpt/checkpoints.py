@@ -30,6 +30,12 @@ class CheckpointError(ValueError):
     """A legacy checkpoint that cannot be read or does not fit the model."""
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message`` for one-line errors (safe for empty messages)."""
+    text = (str(e).strip().splitlines() or [""])[0][:limit]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def convert_legacy_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Seed names/dtypes -> HF GPT2LMHeadModel names in fp32 (pure: no I/O)."""
     out: dict[str, torch.Tensor] = {}
@@ -63,7 +69,7 @@ def load_legacy_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated files, code objects refused by weights_only
-        raise CheckpointError(f"{p}: not a readable state dict ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise CheckpointError(f"{p}: not a readable state dict ({first_line(e)})") from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping):

@@ -39,6 +39,8 @@ def load_session_splits(dataset: str | None = None, train_file: str | None = Non
     """
     import datasets
 
+    from .checkpoints import first_line
+
     if dataset is not None:
         p = Path(dataset)
         if p.is_dir() and ((p / "dataset_dict.json").exists() or (p / "state.json").exists()):
@@ -49,8 +51,7 @@ def load_session_splits(dataset: str | None = None, train_file: str | None = Non
             except Exception as e:  # not found, offline, unreachable hub, bad files: one line naming it
                 if "corresponds to no data" in str(e):  # datasets' words for an empty split
                     raise ValueError(f"--dataset {dataset}: the data is empty ({e})") from None
-                first = str(e).splitlines()[0] if str(e).strip() else ""
-                raise ValueError(f"--dataset {dataset}: cannot load it ({type(e).__name__}: {first[:300]})") from None
+                raise ValueError(f"--dataset {dataset}: cannot load it ({first_line(e, 300)})") from None
         if isinstance(dd, datasets.Dataset):
             dd = datasets.DatasetDict({train_split: dd})
         if train_split not in dd:

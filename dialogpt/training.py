@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoints import first_line
 from .schedules import SCHEDULES, lr_lambda
 
 MODEL_SHAPES: dict[str, dict[str, int]] = {
@@ -297,8 +298,8 @@ def load_tokenizer(config: TrainConfig):
     try:
         tok = AutoTokenizer.from_pretrained(name)
     except Exception as e:
-        raise TrainingError(f"{flag} {name}: cannot load a tokenizer ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:200]})") from None
+        raise TrainingError(f"{flag} {name}: cannot load a tokenizer ("
+                            f"{first_line(e)})") from None
     install_chat_template(tok)
     return tok
 
@@ -315,7 +316,7 @@ def load_model(config: TrainConfig, tokenizer):
             model = AutoModelForCausalLM.from_pretrained(config.model_name_or_path, **kwargs)
         except Exception as e:
             raise TrainingError(f"--model_name_or_path {config.model_name_or_path}: cannot load "
-                                f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+                                f"({first_line(e)})") from None
     else:
         cfg = build_model_config(config.model_config, vocab_size=len(tokenizer),
                                  eos_token_id=tokenizer.eos_token_id, dropout=config.dropout)
@@ -406,7 +407,7 @@ def check_checkpoint_fits(model, checkpoint: Path, model_flag: str = "the model 
             theirs = {k: tuple(st.get_slice(k).get_shape()) for k in st.keys()}
     except Exception as e:
         raise TrainingError(f"--resume_from_checkpoint {checkpoint}: unreadable model.safetensors "
-                            f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
+                            f"({first_line(e)})") from None
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     bad = [f"{k}: checkpoint {theirs[k]} vs model {own[k]}" for k in theirs if k in own and theirs[k] != own[k]]
     unexpected = [k for k in theirs if k not in own]
@@ -637,7 +638,7 @@ def _train(config: TrainConfig, accelerator, step_callback) -> TrainResult:
         train_raw, eval_raw = load_session_splits(config.dataset, config.train_file, config.eval_file,
                                                   config.train_split, config.eval_split)
     except (OSError, ValueError) as e:
-        raise TrainingError(str(e).splitlines()[0]) from None
+        raise TrainingError((str(e).strip().splitlines() or [first_line(e)])[0]) from None
     if len(train_raw) == 0:
         raise TrainingError(f"the training data ({config.dataset or config.train_file}) is empty")
     if config.max_eval_examples and eval_raw is not None:
@@ -932,7 +933,7 @@ def push_folder(accelerator, out_dir: Path, config: TrainConfig) -> str | None:
                                      ignore_patterns=["checkpoints/*", "checkpoints/**", "runs/*", "runs/**",
                                                       "*.tmp*"])
         except Exception as e:
-            msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+            msg = first_line(e, 300)
             if config.hub_token:
                 msg = msg.replace(config.hub_token, "***")
             raise TrainingError(f"--push_to_hub {config.hub_model_id}: {msg}") from None

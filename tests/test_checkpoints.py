@@ -63,6 +63,10 @@ def test_load_is_weights_only_and_errors_are_one_line(tmp_path, legacy_pkl):
         load_legacy_checkpoint(bad)
     with pytest.raises(CheckpointError, match="no such file"):
         load_legacy_checkpoint(tmp_path / "missing.pkl")
+    empty = tmp_path / "empty.pkl"  # torch.load raises with an empty message here
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty.pkl: not a readable state dict \(\w+"):
+        load_legacy_checkpoint(empty)
 
 
 def test_convert_cli_writes_a_from_pretrained_folder(tmp_path, legacy_pkl, tiny_model, tokenizer_dir, capsys):

@@ -36,6 +36,11 @@ def test_missing_dataset_or_model_is_one_line_naming_the_flag(tmp_path, ds, toke
     rc = main(["--dataset", str(ds), "--model_name_or_path", str(tmp_path / "no_model"), *base])
     err = _one_line_error(capsys, rc, f"--model_name_or_path {tmp_path / 'no_model'}")
     assert "--tokenizer_name" not in err
+    empty = tmp_path / "empty.pkl"
+    empty.write_bytes(b"")
+    rc = main(["--dataset", str(ds), "--model_config", "tiny", "--tokenizer_name", str(tokenizer_dir),
+               "--init_checkpoint", str(empty), *base])
+    _one_line_error(capsys, rc, "empty.pkl: not a readable state dict")
     # an unreachable hub (any exception type from load_dataset) is still one line
     import datasets
 
