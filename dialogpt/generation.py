@@ -42,6 +42,8 @@ from .rerank import (
 from .safety import SafetyFilter
 
 STRATEGIES = ("greedy", "sample", "beam")
+STAT_KEYS = ("contexts", "candidates", "blocked_candidates", "all_blocked", "empty_candidates",
+             "truncated_prompts", "unfinished_candidates")
 
 #: Keys under which our own options travel inside ``generation_config.json`` (transformers keeps
 #: unknown attributes), so ``save_pretrained``'d defaults round-trip.
@@ -285,8 +287,9 @@ class Responder:
         if batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
-        #: contexts, candidates, blocked_candidates, all_blocked, truncated_prompts, unfinished_candidates
-        self.stats: Counter[str] = Counter()
+        #: every key present from the start: the server's /health copies this while the worker
+        #: updates it, and a key appearing mid-copy would break the copy.
+        self.stats: Counter[str] = Counter(dict.fromkeys(STAT_KEYS, 0))
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -107,6 +107,14 @@ def _number(body: dict, name: str, lo: float, hi: float, integer: bool = False):
     return v
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 #: OpenAI fields a DialoGPT model cannot honour: asking for them is a 400, not a silent no-op.
 _UNSUPPORTED = ("tools", "functions", "audio", "modalities", "prediction", "top_logprobs")
 
@@ -136,7 +144,8 @@ def parse_chat_request(body: object, defaults, config: ServerConfig) -> ChatRequ
         stop = []
     elif isinstance(stop, str):
         stop = [stop]
-    if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(x, str) and x for x in stop):
+    if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(x, str) and x and _is_unicode(x)
+                                                              for x in stop):
         raise RequestError(400, "'stop' must be a non-empty string or a list of up to 4 of them", "stop")
     model = body.get("model")
     if model is not None and model != config.model_name:
@@ -161,6 +170,11 @@ def parse_chat_request(body: object, defaults, config: ServerConfig) -> ChatRequ
             messages[i] = m
         elif not isinstance(content, str):
             raise RequestError(400, f"messages[{i}].content must be a string", f"messages[{i}].content")
+        if not _is_unicode(m["content"]):
+            # JSON can carry lone surrogates ("\ud800"); the tokenizer cannot, and the failure would
+            # take down every request batched with this one.
+            raise RequestError(400, f"messages[{i}].content is not valid Unicode (a lone surrogate)",
+                               f"messages[{i}].content", "invalid_value")
     turns = messages_to_turns([m if m["role"] != "developer" else dict(m, role="system") for m in messages])
     if not turns:
         raise RequestError(400, "'messages' has no user or assistant message", "messages")
@@ -296,6 +310,12 @@ class GenerationWorker:
                 self.counters["completed"] += len(jobs)
                 self.counters["batches"] += 1
         except Exception as e:  # never let one bad batch kill the worker
+            if len(jobs) > 1:
+                # One request's problem must not fail the others batched with it: retry them alone.
+                logger.warning("a batch of %d failed (%s); decoding its requests one by one", len(jobs), e)
+                for j in jobs:
+                    self._decode([j])
+                return
             logger.exception("generation failed")
             for j in jobs:
                 j.error = e

@@ -130,6 +130,8 @@ def test_streaming_matches_the_non_streamed_reply(server):
     (json.dumps({"messages": MESSAGES, "response_format": {"type": "json_object"}}).encode(), 400, "response_format"),
     (json.dumps({"messages": MESSAGES, "stop": ["a", 3]}).encode(), 400, "'stop'"),
     (b"x" * 5000, 413, "at most 4096"),
+    (b'{"messages": [{"role": "user", "content": "hi \\ud800"}]}', 400, "not valid Unicode"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "stop": "\\udfff"}', 400, "'stop'"),
 ])
 def test_bad_requests_get_clear_json_errors(server, body, status, needle):
     got, _, raw = _http(server, "POST", "/v1/chat/completions", body)
@@ -286,3 +288,34 @@ def test_choices_skip_blocked_candidates_and_fill_with_the_fallback():
     assert _choices(reply, 1, "fb") == [("good", "stop", 3)]
     assert _choices(reply, 3, "fb") == [("good", "stop", 3), ("long", "length", 3), ("fb", "content_filter", 0)]
     assert _choices(reply, 2, "fb", stop=["on", "oo"]) == [("g", "stop", 3), ("l", "stop", 3)]
+
+
+def test_one_failing_request_does_not_fail_the_ones_batched_with_it(responder):
+    from dialogpt.server import GenerationWorker, parse_chat_request
+
+    class Picky:
+        """Fails any batch that holds the history 'boom' (as a tokenizer error would)."""
+
+        def __init__(self):
+            self.calls = []
+
+        def respond_batch(self, histories, options=None):
+            self.calls.append(len(histories))
+            if any(t.text == "boom" for h in histories for t in h):
+                raise RuntimeError("bad input")
+            return [f"ok {len(h)}" for h in histories]
+
+    picky = Picky()
+    worker = GenerationWorker(picky, max_queue=8, max_batch=8)
+    cfg = ServerConfig(model_name="tiny")
+    reqs = [parse_chat_request({"messages": [{"role": "user", "content": c}]}, responder.options, cfg)
+            for c in ("fine", "boom", "also fine")]
+    jobs = [worker.submit(r) for r in reqs]  # queued before the worker starts: one batch of 3
+    worker.start()
+    try:
+        assert all(j.done.wait(30) for j in jobs)
+    finally:
+        worker.stop()
+    assert picky.calls == [3, 1, 1, 1]
+    assert [j.reply for j in jobs] == ["ok 1", None, "ok 1"] and isinstance(jobs[1].error, RuntimeError)
+    assert worker.counters["completed"] == 2 and worker.counters["failed"] == 1
