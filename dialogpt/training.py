@@ -161,6 +161,13 @@ class TrainConfig:
                      "logging_steps"):
             if getattr(self, name) < 1:
                 bad(f"--{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_epochs", "pad_to_multiple_of", "max_eval_examples", "preprocessing_num_workers"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                bad(f"--{name} must be >= 1 when given, got {getattr(self, name)}")
+        if self.bucket_batches < 1:
+            bad(f"--bucket_batches must be >= 1, got {self.bucket_batches}")
+        if self.dataloader_num_workers < 0:
+            bad(f"--dataloader_num_workers must be >= 0, got {self.dataloader_num_workers}")
         if self.train_batch_size % self.gradient_accumulation_steps:
             bad(f"--train_batch_size {self.train_batch_size} is not divisible by --gradient_accumulation_steps "
                 f"{self.gradient_accumulation_steps} (the seed's rule: the batch is split into micro-batches)")

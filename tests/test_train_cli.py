@@ -42,6 +42,10 @@ def test_yaml_config_with_flag_overrides(tmp_path):
     (["--continue_from", "3", "--resume_from_checkpoint", "latest"], "clash"),
     (["--resume_from_checkpoint", "latest"], "no step-NNNNNN checkpoint"),
     (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+    (["--num_epochs", "0"], "--num_epochs must be >= 1"),             # would save an untrained model
+    (["--dataloader_num_workers", "-1"], "--dataloader_num_workers must be >= 0"),
+    (["--max_eval_examples", "0"], "--max_eval_examples must be >= 1"),
+    (["--bucket_batches", "0"], "--bucket_batches must be >= 1"),
 ])
 def test_bad_input_is_one_line_before_any_work(tmp_path, ds, tokenizer_dir, capsys, extra, message):
     out = tmp_path / "run"
