@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -135,11 +136,20 @@ def _dataset_contexts(source: str, split: str) -> list[list[str]]:
     path = Path(source)
     if path.is_dir() and ((path / "state.json").exists() or (path / split / "state.json").exists()):
         ds = datasets.load_from_disk(str(path))
-        ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+        if isinstance(ds, datasets.DatasetDict):
+            if split not in ds:
+                raise ValueError(f"--input {source}: no split {split!r} (splits: {sorted(ds)})")
+            ds = ds[split]
     else:
         if path.suffix and not path.exists():
             raise FileNotFoundError(f"--input {source}: no such file or directory")
-        ds = datasets.load_dataset(str(source), split=split)
+        try:
+            ds = datasets.load_dataset(str(source), split=split)
+        except (FileNotFoundError, ValueError) as e:
+            raise type(e)(f"--input {source} split {split!r}: {str(e).splitlines()[0]}") from None
+        except Exception as e:  # e.g. DatasetGenerationError on a folder of unrelated files
+            raise ValueError(f"--input {source}: not a refs file, a contexts file or a dataset with a "
+                             f"{split!r} split ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     if "turns" not in ds.column_names:
         raise ValueError(f"--input {source} split {split!r} has no 'turns' column (columns: {ds.column_names})")
     out = []
@@ -191,6 +201,45 @@ def run_self_play(responder, args) -> int:
     return 0
 
 
+def _valid_text(text: str, where: str) -> str:
+    """``text`` with bytes that were not UTF-8 (read as surrogates, see ``main``) replaced by U+FFFD,
+    with a warning: the line still gets its reply line, so piped output stays aligned."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        fixed = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        fixed = text.encode("utf-8", "replace").decode("utf-8")
+    print(f"warning: {where}: bytes that are not UTF-8 were replaced by U+FFFD", file=sys.stderr)
+    return fixed
+
+
+@contextlib.contextmanager
+def _lenient_stdin():
+    """Read stdin with ``surrogateescape``, so a stray non-UTF-8 byte costs one character, not the
+    session (a strict UTF-8 stdin raises on it); the caller's setting is put back afterwards."""
+    stream = sys.stdin
+    errors = getattr(stream, "errors", None)
+    if errors is None or not hasattr(stream, "reconfigure"):
+        yield
+        return
+    try:
+        stream.reconfigure(errors="surrogateescape")
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            stream.reconfigure(errors=errors)
+        except (ValueError, OSError):
+            pass
+
+
 HELP = "commands: /reset (forget the history), /history (show it), /quit (leave)"
 
 
@@ -202,13 +251,15 @@ def run_chat(responder, args, stdin=None, stdout=None) -> int:
     history: list[Turn] = []
     if interactive:
         print(f"DialoGPT chat ({args.model}). {HELP}", file=stdout)
+    lineno = 0
     while True:
         if interactive:
             print(">> You: ", end="", file=stdout, flush=True)
         line = stdin.readline()
         if not line:
             break
-        text = line.strip()
+        lineno += 1
+        text = _valid_text(line.strip(), f"stdin line {lineno}")
         if not text:
             continue
         if text.startswith("/"):
@@ -239,7 +290,19 @@ def run_chat(responder, args, stdin=None, stdout=None) -> int:
     return 0
 
 
+def _check_model_ref(flag: str, ref: str | None) -> None:
+    """A model reference that can only be a local path (absolute, ./ or ../, or more than one '/',
+    so not an ``org/name`` hub id) must exist: say so, rather than the hub's "Repo id must be in the
+    form ..." message."""
+    if ref is None or Path(ref).expanduser().exists():
+        return
+    if os.path.isabs(ref) or ref.startswith((".", "~")) or ref.count("/") > 1 or "\\" in ref:
+        raise FileNotFoundError(f"{flag} {ref}: no such directory (nor a hub id like org/name)")
+
+
 def make_responder(args):
+    _check_model_ref("MODEL", args.model)
+    _check_model_ref("--reverse-model", args.reverse_model)
     if getattr(args, "threads", None):
         import torch
 
@@ -248,13 +311,16 @@ def make_responder(args):
     from .rerank import parse_ranker_specs
     from .safety import SafetyFilter, load_blocklist, load_classifier
 
+    rankers = parse_ranker_specs(args.ranker)
+    for spec in rankers:
+        _check_model_ref("--ranker", spec.path)
     classifier = load_classifier(args.safety_classifier) if args.safety_classifier else None
     safety = None
     if args.blocklist != "none" or classifier is not None:
         patterns = [] if args.blocklist == "none" else load_blocklist(None if args.blocklist == "default" else args.blocklist)
         safety = SafetyFilter(patterns=patterns, classifier=classifier)
     responder = Responder.from_pretrained(
-        args.model, reverse_model=args.reverse_model, rankers=parse_ranker_specs(args.ranker), rerank=args.rerank,
+        args.model, reverse_model=args.reverse_model, rankers=rankers, rerank=args.rerank,
         safety=safety, device=args.device, dtype=args.dtype, length_normalize=args.length_normalize,
         batch_size=args.batch_size,
     )
@@ -297,6 +363,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.self_play is not None and args.self_play < 1:
         print("error: --self-play N needs N >= 1", file=sys.stderr)
         return 2
+    if args.limit is not None and args.limit < 1:
+        print(f"error: --limit N needs N >= 1, got {args.limit}", file=sys.stderr)
+        return 2
     try:
         with quiet_transformers():
             import transformers
@@ -312,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_batch(responder, args)
             if args.self_play is not None:
                 return run_self_play(responder, args)
-            return run_chat(responder, args)
+            with _lenient_stdin():
+                return run_chat(responder, args)
     except KeyboardInterrupt:
         return 130
     except (ValueError, FileNotFoundError, OSError, ImportError) as e:

@@ -120,7 +120,13 @@ class GenerationOptions:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"--decoding-config {p}: no such file")
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            where = getattr(e, "problem_mark", None)
+            at = f":{where.line + 1}" if where is not None else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ValueError(f"--decoding-config {p}{at}: not valid YAML/JSON ({problem})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{p}: expected a mapping of decoding options, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(GenerationOptions)}

@@ -65,7 +65,11 @@ def load_classifier(spec: str) -> Classifier:
     mod, sep, attr = spec.partition(":")
     if not sep or not mod or not attr:
         raise ValueError(f"--safety-classifier must look like 'module:function', got {spec!r}")
-    fn = getattr(importlib.import_module(mod), attr, None)
+    try:
+        module = importlib.import_module(mod)
+    except ImportError as e:
+        raise ImportError(f"--safety-classifier {spec!r}: cannot import {mod!r} ({e})") from None
+    fn = getattr(module, attr, None)
     if not callable(fn):
         raise ValueError(f"--safety-classifier {spec!r}: {attr!r} is not a callable in {mod}")
     return fn

@@ -118,7 +118,9 @@ def test_batch_mode_writes_one_hypothesis_per_context(tmp_path, capsys, tiny_mod
     hyps = out.read_text(encoding="utf-8").split("\n")
     assert hyps[-1] == "" and len(hyps) == 4
     assert hyps[:3] == [r.text for r in responder.respond_batch(CONTEXTS)]
-    assert "wrote 3 hypotheses" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "wrote 3 hypotheses" in err
+    assert "generating" in err and "3/3" in err  # the progress bar
     # scripts/generate.py is the same thing.
     out2 = tmp_path / "hyp2.txt"
     argv = ["generate.py", str(tiny_model_dir), *FLAGS, "--input", str(_refs_file(tmp_path)), "--output", str(out2)]
@@ -178,3 +180,43 @@ def test_interactive_terminal_session_over_a_pty(tiny_model_dir, responder):
     assert f">> You: Bot: {r1}" in out
     assert f"You: hello there\nBot: {r1}" in out and "(history cleared)" in out
     assert out.count(">> You: ") == 5  # one prompt per line read, the last one answered by /quit
+
+
+def test_more_user_mistakes_name_the_input_without_a_traceback(tmp_path, capsys, tiny_model_dir):
+    m = str(tiny_model_dir)
+    cases = [
+        ([str(tmp_path / "no_model"), "--self-play", "1"], "MODEL", "no such directory"),
+        ([m, "--reverse-model", str(tmp_path / "rev"), "--self-play", "1"], "--reverse-model", "no such directory"),
+        ([m, "--ranker", f"prior:{tmp_path / 'rpt'}@0.5", "--self-play", "1"], "--ranker", "no such directory"),
+        ([m, "--safety-classifier", "no_such_module_x:fn", "--self-play", "1"], "--safety-classifier",
+         "no_such_module_x"),
+    ]
+    bad_yaml = tmp_path / "decoding.yaml"
+    bad_yaml.write_text("strategy: [beam\n")
+    cases.append(([m, "--decoding-config", str(bad_yaml), "--self-play", "1"], "--decoding-config",
+                  "decoding.yaml:"))
+    not_data = tmp_path / "folder"
+    not_data.mkdir()
+    (not_data / "notes.bin").write_bytes(b"\x00\x01")
+    cases.append(([m, "--input", str(not_data), "--output", str(tmp_path / "h.txt")], "--input", "folder"))
+    for argv, flag, needle in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert f"error: {flag}" in err and needle in err and "Traceback" not in err, (argv, err)
+    assert main([m, "--input", "x.txt", "--output", "o.txt", "--limit", "0"]) == 2
+    assert "--limit" in capsys.readouterr().err
+
+
+def test_stdin_bytes_that_are_not_utf8_cost_a_character_not_the_session(capsys, responder):
+    from argparse import Namespace
+
+    from dialogpt.chat_cli import run_chat
+
+    out = io.StringIO()
+    # What sys.stdin yields for b"caf\xe9" under surrogateescape (see chat_cli._lenient_stdin).
+    rc = run_chat(responder, Namespace(model="tiny", show_candidates=False),
+                  stdin=io.StringIO("hello there\ncaf\udce9\nbye\n"), stdout=out)
+    assert rc == 0
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[0] == responder.respond(["hello there"]).text  # one reply per line
+    assert "stdin line 2" in capsys.readouterr().err
