@@ -279,3 +279,17 @@ def test_explicit_options_are_not_overridden_by_the_models_saved_defaults(tiny_m
     torch.manual_seed(0)
     got = r.respond(HISTORIES[3])
     assert len(got.candidates) == 1 and got.candidates[0].token_ids == expected
+
+
+def test_n_candidates_for_many_contexts_in_one_batch_equal_one_context_at_a_time(tiny_model, tokenizer):
+    """Beam search with 3 returned beams per context over 6 left-padded contexts in one generate call:
+    every context gets its own 3 candidates, the same as decoding that context alone."""
+    opts = GenerationOptions(strategy="beam", num_beams=4, num_candidates=3, max_new_tokens=6)
+    batched = Responder(tiny_model, tokenizer, opts, batch_size=len(HISTORIES)).respond_batch(HISTORIES)
+    alone = Responder(tiny_model, tokenizer, opts, batch_size=1)
+    for h, b in zip(HISTORIES, batched):
+        single = alone.respond(h)
+        assert len(b.candidates) == 3
+        assert [c.token_ids for c in b.candidates] == [c.token_ids for c in single.candidates]
+    # Different contexts get different candidates (rows are not mixed up between contexts).
+    assert len({tuple(r.candidates[0].token_ids) for r in batched}) > 1

@@ -156,3 +156,31 @@ def test_rerank_flag_checks(tiny_model_dir):
     r = Responder.from_pretrained(str(tiny_model_dir), reverse_model=str(tiny_model_dir), device="cpu")
     assert isinstance(r.reranker, MMIReranker)
     assert math.isfinite(r.reranker.score([HISTORY], [["hi"]])[0][0])
+
+
+def test_rerank_choices_through_the_command_line(tiny_model_dir, tokenizer, tmp_path, monkeypatch, capsys):
+    """``--rerank logprob`` builds a LogprobReranker; ``--ranker DIR`` reranks the CLI's candidates by
+    DialogRPT (scores shown with --show-candidates, best first, the chosen one marked)."""
+    import io
+    import re
+    import sys
+
+    from dialogpt.chat_cli import main
+    from dialogpt.rerank import LogprobReranker
+
+    r = Responder.from_pretrained(str(tiny_model_dir), rerank="logprob", length_normalize=True, device="cpu")
+    assert isinstance(r.reranker, LogprobReranker) and r.reranker.length_normalize
+    m, d = _tiny_ranker(tokenizer, 5, tmp_path, "rpt")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("what do you think about cats\n"))
+    rc = main([str(tiny_model_dir), "--ranker", str(d), "--strategy", "sample", "--num-candidates", "3",
+               "--temperature", "2", "--max-new-tokens", "5", "--seed", "1", "--show-candidates", "--device", "cpu"])
+    assert rc == 0
+    cap = capsys.readouterr()
+    shown = [re.match(r"  ([* x]) (\S+) (.*)$", ln) for ln in cap.err.splitlines() if ln.startswith("  ")]
+    assert len(shown) == 3 and all(shown) and shown[0].group(1) == "*"
+    scores = [float(s.group(2)) for s in shown]
+    assert scores == sorted(scores, reverse=True)
+    reply = cap.out.strip()
+    assert reply == shown[0].group(3)
+    assert scores[0] == pytest.approx(_expected_rpt(m, tokenizer, [Turn("what do you think about cats")], reply),
+                                      abs=1e-4)
