@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--self-play", type=int, metavar="N", help="let the model talk to itself for N turns")
     m.add_argument("--prompt", default="Hello, how are you?", help="first turn of --self-play")
     m.add_argument("--show-candidates", action="store_true", help="print every candidate and its score (stderr)")
+    m.add_argument("--save-decoding-defaults", action="store_true",
+                   help="write the decoding options given here (--decoding-config and the flags) into the local "
+                        "MODEL dir's generation_config.json, so dialogpt-chat, dialogpt-serve and "
+                        "Responder.from_pretrained use them by default; then exit")
     return p
 
 
@@ -363,6 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.self_play is not None and args.self_play < 1:
         print("error: --self-play N needs N >= 1", file=sys.stderr)
         return 2
+    if args.save_decoding_defaults and not Path(args.model).is_dir():
+        print(f"error: --save-decoding-defaults needs MODEL to be a local directory, got {args.model}",
+              file=sys.stderr)
+        return 2
     if args.limit is not None and args.limit < 1:
         print(f"error: --limit N needs N >= 1, got {args.limit}", file=sys.stderr)
         return 2
@@ -377,6 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not Path(args.input).exists() and Path(args.input).suffix:
                     raise FileNotFoundError(f"--input {args.input}: no such file")
             responder = make_responder(args)
+            if args.save_decoding_defaults:
+                from .generation import save_generation_defaults
+
+                path = save_generation_defaults(args.model, responder.options, responder.tokenizer.eos_token_id)
+                print(f"wrote decoding defaults to {path}: {responder.options}", file=sys.stderr)
+                return 0
             if args.input is not None:
                 return run_batch(responder, args)
             if args.self_play is not None:

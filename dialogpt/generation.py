@@ -206,9 +206,18 @@ class GenerationOptions:
 
 
 def save_generation_defaults(model_dir: str | Path, options: GenerationOptions, eos_token_id: int) -> Path:
-    """Write ``generation_config.json`` next to a model so every loader gets these defaults."""
-    options.to_saved_config(eos_token_id).save_pretrained(str(model_dir))
-    return Path(model_dir) / "generation_config.json"
+    """Write ``generation_config.json`` next to a model so every loader gets these defaults
+    (``dialogpt-chat MODEL ... --save-decoding-defaults``). The token ids already saved there
+    (bos, pad) are kept."""
+    gc = options.to_saved_config(eos_token_id)
+    path = Path(model_dir) / "generation_config.json"
+    if path.is_file():
+        old = GenerationConfig.from_pretrained(str(model_dir))
+        for name in ("bos_token_id", "pad_token_id"):
+            if getattr(old, name, None) is not None:
+                setattr(gc, name, getattr(old, name))
+    gc.save_pretrained(str(model_dir))
+    return path
 
 
 class ResponseRepetitionPenalty(LogitsProcessor):

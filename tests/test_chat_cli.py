@@ -220,3 +220,24 @@ def test_stdin_bytes_that_are_not_utf8_cost_a_character_not_the_session(capsys, 
     lines = out.getvalue().splitlines()
     assert len(lines) == 3 and lines[0] == responder.respond(["hello there"]).text  # one reply per line
     assert "stdin line 2" in capsys.readouterr().err
+
+
+def test_save_decoding_defaults_writes_them_into_the_model_dir(tmp_path, capsys, tiny_model_dir):
+    import json
+    import shutil
+
+    d = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, d)
+    before = json.loads((d / "generation_config.json").read_text())
+    cfg = tmp_path / "decoding.yaml"
+    cfg.write_text("strategy: sample\nnum_candidates: 3\n")
+    assert main([str(d), "--decoding-config", str(cfg), "--top-p", "0.8", "--max-new-tokens", "7",
+                 "--repetition-penalty", "1.2", "--max-history-turns", "4", "--save-decoding-defaults"]) == 0
+    assert "wrote decoding defaults" in capsys.readouterr().err
+    opts = Responder.from_pretrained(str(d), device="cpu").options
+    assert opts == GenerationOptions(strategy="sample", num_candidates=3, top_p=0.8, max_new_tokens=7,
+                                     repetition_penalty=1.2, max_history_turns=4)
+    after = json.loads((d / "generation_config.json").read_text())
+    assert all(after[k] == before[k] for k in ("bos_token_id", "pad_token_id", "eos_token_id") if k in before)
+    assert main(["org/some-hub-model", "--save-decoding-defaults"]) == 2
+    assert "local directory" in capsys.readouterr().err
