@@ -293,3 +293,18 @@ def test_n_candidates_for_many_contexts_in_one_batch_equal_one_context_at_a_time
         assert [c.token_ids for c in b.candidates] == [c.token_ids for c in single.candidates]
     # Different contexts get different candidates (rows are not mixed up between contexts).
     assert len({tuple(r.candidates[0].token_ids) for r in batched}) > 1
+
+
+def test_response_repetition_penalty_acts_before_sampling_filters(tokenizer):
+    """The penalty must reshape the distribution *before* top-k / temperature (as transformers' own
+    penalty does): with top_k=1 sampling is greedy over the penalised logits, so the constant model
+    stops repeating its favourite token. Applied after top-k it could not change anything."""
+    model = _constant_model(tokenizer)
+    r = Responder(model, tokenizer)
+    opts = GenerationOptions(strategy="sample", top_k=1, temperature=0.5, max_new_tokens=6)
+    torch.manual_seed(0)
+    plain = r.respond(["hi"], opts).candidates[0].token_ids
+    assert len(set(plain)) == 1
+    torch.manual_seed(0)
+    penalised = r.respond(["hi"], opts.replace(repetition_penalty=1e4)).candidates[0].token_ids
+    assert len(set(penalised)) == 6 and penalised[0] == plain[0]
