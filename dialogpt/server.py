@@ -69,6 +69,8 @@ class ServerConfig:
         for name in ("max_queue", "max_connections", "max_batch", "max_body_bytes", "max_tokens_limit", "max_n"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"--port must be in 0..65535 (0 picks a free one), got {self.port}")
 
 
 class RequestError(Exception):
@@ -251,6 +253,8 @@ class GenerationWorker:
         self.thread.start()
 
     def stop(self) -> None:
+        if self.thread.ident is None:  # never started (e.g. the server could not bind its port)
+            return
         try:
             self.jobs.put(None, timeout=5)
         except queue.Full:
@@ -665,7 +669,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"authentication", file=sys.stderr)
         args.batch_size = max(args.batch_size, args.max_batch)
         responder = make_responder(args)
-        server = make_server(responder, config)
+        try:
+            server = make_server(responder, config)
+        except OSError as e:
+            raise OSError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
     except (ValueError, OSError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

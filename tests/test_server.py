@@ -319,3 +319,29 @@ def test_one_failing_request_does_not_fail_the_ones_batched_with_it(responder):
     assert picky.calls == [3, 1, 1, 1]
     assert [j.reply for j in jobs] == ["ok 1", None, "ok 1"] and isinstance(jobs[1].error, RuntimeError)
     assert worker.counters["completed"] == 2 and worker.counters["failed"] == 1
+
+
+def test_a_port_in_use_or_out_of_range_is_a_clear_error(responder, tiny_model_dir, capsys):
+    from dialogpt.server import main
+
+    with pytest.raises(ValueError, match="--port"):
+        ServerConfig(port=70000)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        # The failed bind must not leave a half-built server behind (it used to fail again in server_close).
+        with pytest.raises(OSError) as e:
+            make_server(responder, ServerConfig(host="127.0.0.1", port=port))
+        assert not isinstance(e.value, RuntimeError) and e.value.errno is not None
+        from transformers.utils import logging as hf_logging
+
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        try:
+            assert main([str(tiny_model_dir), "--port", str(port), "--device", "cpu"]) == 1
+        finally:  # main() is meant for a server process: it quiets transformers for good
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
