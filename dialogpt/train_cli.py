@@ -61,6 +61,7 @@ HELP = {
     "save_total_limit": "keep only the newest N checkpoints",
     "resume_from_checkpoint": "latest | auto | PATH to a checkpoints/step-NNNNNN folder",
     "continue_from": "the seed's --continue_from: start counters and lr schedule at step N",
+    "overwrite_output_dir": "start over in an --output_dir that holds another run (deletes its logs and checkpoints)",
     "report_to": "none|tensorboard|wandb|all",
     "pbar": "progress bar on the main process",
     "push_to_hub": "upload the final folder to the Hub",

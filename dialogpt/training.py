@@ -127,6 +127,8 @@ class TrainConfig:
     resume_from_checkpoint: str | None = None
     """latest | auto | PATH. latest fails if there is none; auto starts fresh then."""
     continue_from: int = 0
+    overwrite_output_dir: bool = False
+    """A fresh run into a folder that holds another run's logs/checkpoints: delete those first."""
     report_to: str = "none"
     pbar: bool = True
     # --- hub ---
@@ -186,6 +188,8 @@ class TrainConfig:
         if self.continue_from >= self.num_optim_steps:
             if self.continue_from:
                 bad(f"--continue_from {self.continue_from} >= --num_optim_steps {self.num_optim_steps}: nothing to do")
+        if self.overwrite_output_dir and self.resume_from_checkpoint:
+            bad("--overwrite_output_dir and --resume_from_checkpoint clash: one starts over, the other continues")
         if self.init_checkpoint and self.resume_from_checkpoint:
             bad("--init_checkpoint and --resume_from_checkpoint clash: a resumed run already has its weights")
         if self.push_to_hub and not self.hub_model_id:
@@ -424,6 +428,42 @@ def check_checkpoint_fits(model, checkpoint: Path, model_flag: str = "the model 
                             f"{model_flag} gives: {detail}")
 
 
+RUN_FILES = ("train_log.txt", "eval_log.txt")
+RUN_DIRS = ("checkpoints", "runs")
+
+
+def existing_run(output_dir: str | os.PathLike) -> str | None:
+    """What another run left in ``output_dir`` (checkpoints, or a log with step lines), else None."""
+    out = Path(output_dir)
+    ckpts = list_checkpoints(out)
+    if ckpts:
+        return f"checkpoints up to {ckpts[-1].name}"
+    log = out / "train_log.txt"
+    if log.is_file() and sum(1 for _ in log.open()) > 1:
+        return "a train_log.txt with step lines"
+    return None
+
+
+def prepare_fresh_output_dir(accelerator, output_dir: str | os.PathLike, overwrite: bool) -> None:
+    """A fresh run must not append to another run's logs, nor let its old checkpoints be taken for
+    ``latest`` or survive ``--save_total_limit`` instead of the new ones: refuse, or with
+    ``overwrite`` delete just what a run writes here (logs, ``checkpoints/``, ``runs/``)."""
+    found = existing_run(output_dir)
+    if found is None:
+        return
+    out = Path(output_dir)
+    if not overwrite:
+        raise TrainingError(f"--output_dir {out} already holds a run ({found}): pass --resume_from_checkpoint "
+                            "latest to continue it, --overwrite_output_dir to start over, or another --output_dir")
+    accelerator.wait_for_everyone()  # every rank has looked before the main one deletes
+    if accelerator.is_main_process:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        for name in RUN_DIRS:
+            shutil.rmtree(out / name, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
 def save_checkpoint(accelerator, output_dir: str, state: TrainState, config: TrainConfig,
                     save_total_limit: int | None) -> Path:
     """``accelerator.save_state`` into a temporary folder, then an atomic rename to ``step-NNNNNN``.
@@ -634,6 +674,10 @@ def _train(config: TrainConfig, accelerator, step_callback) -> TrainResult:
     out_dir = Path(config.output_dir)
     set_seed(config.seed)
     resume_path = find_resume_path(out_dir, config.resume_from_checkpoint)
+    if resume_path is None:
+        # ``auto`` that found no checkpoint restarts its own killed job: its old logs go
+        prepare_fresh_output_dir(accelerator, out_dir,
+                                 config.overwrite_output_dir or config.resume_from_checkpoint == "auto")
 
     # ---- everything that can fail on user input happens before any training work ----
     tokenizer = load_tokenizer(config)

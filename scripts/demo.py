@@ -101,7 +101,8 @@ def train_args(a: argparse.Namespace, data: Path, out: Path, tokenizer: str | No
             "--max_seq_length", str(a.max_seq_length), "--lr_schedule", "BERT",
             "--warmup_proportion", "0.05", "--logging_steps", str(max(1, steps // 10)),
             "--eval_steps", str(max(1, steps // 3)), "--save_steps", str(max(1, steps // 2)),
-            "--save_total_limit", "1", "--mixed_precision", a.mixed_precision, "--seed", "42"]
+            "--save_total_limit", "1", "--mixed_precision", a.mixed_precision, "--seed", "42",
+            "--overwrite_output_dir"]  # `make demo` again retrains from scratch
     if a.model:
         args += ["--model_name_or_path", a.model, "--learning_rate", "5e-5"]
     else:

@@ -42,6 +42,7 @@ def test_yaml_config_with_flag_overrides(tmp_path):
     (["--continue_from", "3", "--resume_from_checkpoint", "latest"], "clash"),
     (["--resume_from_checkpoint", "latest"], "no step-NNNNNN checkpoint"),
     (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+    (["--overwrite_output_dir", "--resume_from_checkpoint", "latest"], "--overwrite_output_dir and --resume"),
     (["--num_epochs", "0"], "--num_epochs must be >= 1"),             # would save an untrained model
     (["--dataloader_num_workers", "-1"], "--dataloader_num_workers must be >= 0"),
     (["--max_eval_examples", "0"], "--max_eval_examples must be >= 1"),

@@ -112,3 +112,28 @@ def test_tensorboard_events_resume_from_a_path_and_a_checkpoint_of_another_shape
         train(base_config(tmp_path, ds, tokenizer_dir, model_config=str(other), resume_from_checkpoint=str(step2),
                           **common))
     assert (out / "train_log.txt").read_text() == log_before
+
+
+def test_a_fresh_run_never_mixes_with_an_old_run_in_its_output_dir(tmp_path, ds, tokenizer_dir, capsys):
+    from dialogpt.training import list_checkpoints
+
+    out = tmp_path / "run"
+    train(base_config(tmp_path, ds, tokenizer_dir, num_optim_steps=3, save_steps=1))
+    # again without a choice: refused before any work, naming what is there and the ways out
+    argv = ["--dataset", str(ds), "--model_config", "tiny", "--tokenizer_name", str(tokenizer_dir),
+            "--output_dir", str(out), "--max_seq_length", "64", "--no-pbar", "--num_optim_steps", "1",
+            "--save_steps", "1", "--save_total_limit", "1"]
+    err = _one_line_error(capsys, main(argv), "already holds a run (checkpoints up to step-000003)")
+    assert "--resume_from_checkpoint latest" in err and "--overwrite_output_dir" in err
+    # --overwrite_output_dir: old step-000003 must not outlive (save_total_limit) or outrank (latest) the new one
+    assert main(argv + ["--overwrite_output_dir"]) == 0
+    assert [p.name for p in list_checkpoints(out)] == ["step-000001"]
+    assert [int(r["global_step"]) for r in read_csv_log(out / "train_log.txt")] == [1]
+    assert [int(r["global_step"]) for r in read_csv_log(out / "eval_log.txt")] == [1]
+    # `auto` that finds no checkpoint restarts a job killed before its first one: its log starts over
+    out2 = tmp_path / "killed"
+    out2.mkdir()
+    (out2 / "train_log.txt").write_text("epoch,global_step\n1,1\n1,2\n")
+    train(base_config(tmp_path / "k", ds, tokenizer_dir, output_dir=str(out2), num_optim_steps=1,
+                      resume_from_checkpoint="auto"))
+    assert [int(r["global_step"]) for r in read_csv_log(out2 / "train_log.txt")] == [1]
