@@ -138,7 +138,7 @@ def _dataset_contexts(source: str, split: str) -> list[list[str]]:
     import datasets
 
     path = Path(source)
-    if path.is_dir() and ((path / "state.json").exists() or (path / split / "state.json").exists()):
+    if path.is_dir() and any((path / f).exists() for f in ("state.json", "dataset_dict.json")):
         ds = datasets.load_from_disk(str(path))
         if isinstance(ds, datasets.DatasetDict):
             if split not in ds:
@@ -149,8 +149,10 @@ def _dataset_contexts(source: str, split: str) -> list[list[str]]:
             raise FileNotFoundError(f"--input {source}: no such file or directory")
         try:
             ds = datasets.load_dataset(str(source), split=split)
-        except (FileNotFoundError, ValueError) as e:
-            raise type(e)(f"--input {source} split {split!r}: {str(e).splitlines()[0]}") from None
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"--input {source} split {split!r}: {str(e).splitlines()[0]}") from None
+        except ValueError as e:
+            raise ValueError(f"--input {source} split {split!r}: {str(e).splitlines()[0]}") from None
         except Exception as e:  # e.g. DatasetGenerationError on a folder of unrelated files
             raise ValueError(f"--input {source}: not a refs file, a contexts file or a dataset with a "
                              f"{split!r} split ({type(e).__name__}: {str(e).splitlines()[0]})") from None

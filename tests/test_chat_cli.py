@@ -104,6 +104,8 @@ def test_read_contexts_from_refs_text_and_dataset(tmp_path):
     saved = tmp_path / "saved"
     datasets.DatasetDict({"test": ds}).save_to_disk(str(saved))
     assert read_contexts(str(saved), "test") == CONTEXTS
+    with pytest.raises(ValueError, match=r"no split 'validation' \(splits: \['test'\]\)"):
+        read_contexts(str(saved), "validation")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
     with pytest.raises(ValueError, match="empty"):
