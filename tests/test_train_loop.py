@@ -112,3 +112,24 @@ def test_continue_from_keeps_the_seed_meaning(tmp_path, dataset_dir, tokenizer_d
     f = lr_lambda("noam", warmup_steps=4, warmup_proportion=0.1, n_embd=64, num_optim_steps=12)
     assert float(rows[0]["lr"]) == pytest.approx(1e-4 * f(10), rel=1e-5)
     assert int(rows[0]["step"]) == 2 * 10 - 1 + 2  # the seed's step = 2N - 1, then two micro-steps
+
+
+def test_resume_from_a_checkpoint_taken_on_the_last_batch_of_an_epoch(tmp_path, tokenizer_dir):
+    """16 sessions / micro-batch 4 / accumulation 2 = 2 steps per epoch: step-000002 ends epoch 1 exactly."""
+    ds = write_parquet_dataset(tmp_path / "ds", n_train=16, n_valid=4)
+    common = dict(num_optim_steps=6, save_steps=2, lr_schedule="None", learning_rate=1e-3)
+    full = train(base_config(tmp_path / "a", ds, tokenizer_dir, **common))
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_3(state):
+        if state.global_step == 3:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        train(base_config(tmp_path / "b", ds, tokenizer_dir, **common), step_callback=kill_at_3)
+    resumed = train(base_config(tmp_path / "b", ds, tokenizer_dir, resume_from_checkpoint="latest", **common))
+    assert resumed.loss_history == full.loss_history[2:] and resumed.epoch == full.epoch
+    rows = read_csv_log(tmp_path / "b" / "run" / "train_log.txt")
+    assert [int(r["epoch"]) for r in rows] == [1, 1, 2, 2, 3, 3]
