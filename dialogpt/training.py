@@ -634,7 +634,8 @@ def sync_accelerate_config(accelerator, config: TrainConfig) -> None:
     ``gradient_accumulation_steps``, or the user's environment), which silently overrides the value
     passed to ``Accelerator``; the micro-batch size (``train_batch_size / accumulation``) would then
     no longer mean what the flags say. Under DeepSpeed, clipping is done by the engine: its
-    ``gradient_clipping`` is taken from ``--max_grad_norm`` when the config leaves it ``auto``.
+    ``gradient_clipping`` is taken from ``--max_grad_norm`` and ``train_micro_batch_size_per_gpu``
+    from the micro-batch size when the config leaves them ``auto``.
     """
     got = accelerator.gradient_accumulation_steps
     if got != config.gradient_accumulation_steps:
@@ -650,6 +651,14 @@ def sync_accelerate_config(accelerator, config: TrainConfig) -> None:
         if ds.get(key, "auto") not in ("auto", config.gradient_accumulation_steps):
             raise TrainingError(f"the DeepSpeed config's {key} {ds[key]} differs from --gradient_accumulation_steps "
                                 f"{config.gradient_accumulation_steps}: make them equal or set it to auto")
+    # our loaders use a batch_sampler (batch_size None), from which Accelerate cannot fill DeepSpeed's "auto"
+    micro = ds.get("train_micro_batch_size_per_gpu", "auto")
+    if micro == "auto":
+        ds["train_micro_batch_size_per_gpu"] = config.micro_batch_size
+    elif int(micro) != config.micro_batch_size:
+        raise TrainingError(f"the DeepSpeed config's train_micro_batch_size_per_gpu {micro} differs from "
+                            f"--train_batch_size / --gradient_accumulation_steps = {config.micro_batch_size}: "
+                            "make them equal or set it to auto")
     clip = ds.get("gradient_clipping", "auto")
     if clip == "auto":
         ds["gradient_clipping"] = config.max_grad_norm

@@ -71,15 +71,24 @@ def test_launcher_accumulation_that_differs_from_the_flag_stops_the_run(tmp_path
 
 
 def test_deepspeed_clipping_and_accumulation_follow_the_flags():
-    cfg = SimpleNamespace(gradient_accumulation_steps=2, max_grad_norm=0.5)
+    cfg = SimpleNamespace(gradient_accumulation_steps=2, max_grad_norm=0.5, micro_batch_size=4)
 
     def acc(ds_config):
         plugin = SimpleNamespace(deepspeed_config=ds_config)
         return SimpleNamespace(gradient_accumulation_steps=2, state=SimpleNamespace(deepspeed_plugin=plugin))
 
-    a = acc({"gradient_accumulation_steps": "auto", "gradient_clipping": "auto"})
-    sync_accelerate_config(a, cfg)
-    assert a.state.deepspeed_plugin.deepspeed_config["gradient_clipping"] == 0.5   # not accelerate's 1.0
+    # accelerate's own plugin, as built from deepspeed_zero2.yaml (no DeepSpeed json; deepspeed not needed)
+    from accelerate.utils import DeepSpeedPlugin
+
+    plugin = DeepSpeedPlugin(zero_stage=2)
+    assert plugin.is_auto("gradient_clipping") and plugin.is_auto("train_micro_batch_size_per_gpu")
+    sync_accelerate_config(SimpleNamespace(gradient_accumulation_steps=2, state=SimpleNamespace(deepspeed_plugin=plugin)),
+                           cfg)
+    assert plugin.get_value("gradient_clipping") == 0.5   # not accelerate's fill-in 1.0
+    # else prepare() fails: our batch_sampler loaders have batch_size None, which cannot fill "auto"
+    assert plugin.get_value("train_micro_batch_size_per_gpu") == 4
+    with pytest.raises(TrainingError, match="train_micro_batch_size_per_gpu 16 differs"):
+        sync_accelerate_config(acc({"train_micro_batch_size_per_gpu": 16}), cfg)
     with pytest.raises(TrainingError, match="gradient_clipping 1.0 differs from --max_grad_norm 0.5"):
         sync_accelerate_config(acc({"gradient_clipping": 1.0}), cfg)
     with pytest.raises(TrainingError, match="gradient_accumulation_steps 8 differs"):
