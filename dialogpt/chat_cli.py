@@ -8,7 +8,8 @@ Three modes, one Responder:
 * batch (``--input CONTEXTS --output hyp.txt``): one hypothesis per line for a test set, ready
   for ``scripts/evaluate_multiref.py``. CONTEXTS is the seed's multi-reference file
   (``test.refs.txt``), a plain text file (one context per line, turns separated by `` EOS `` or a
-  TAB) or a built dataset (directory or hub id) with ``--split``.
+  TAB) or a built dataset (directory or hub id) with ``--split``. Hypotheses are written batch by
+  batch; ``--resume`` keeps those of an interrupted run and generates the rest.
 
 ``--self-play N`` lets the model talk to itself for N turns from ``--prompt``.
 """
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--output", help="batch mode: hypothesis file, one line per context")
     m.add_argument("--split", default="test", help="dataset split for a dataset --input (default: test)")
     m.add_argument("--limit", type=int, help="batch mode: only the first N contexts")
+    m.add_argument("--resume", action="store_true",
+                   help="batch mode: keep the hypotheses already in --output and generate the rest")
     m.add_argument("--self-play", type=int, metavar="N", help="let the model talk to itself for N turns")
     m.add_argument("--prompt", default="Hello, how are you?", help="first turn of --self-play")
     m.add_argument("--show-candidates", action="store_true", help="print every candidate and its score (stderr)")
@@ -172,14 +175,40 @@ def run_batch(responder, args) -> int:
     contexts = read_contexts(args.input, args.split)
     if args.limit is not None:
         contexts = contexts[: args.limit]
-    replies = responder.respond_batch(contexts, progress=True)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8", newline="\n") as f:
-        for r in replies:
-            f.write(" ".join(r.text.split()) + "\n")
-    print(f"wrote {len(replies)} hypotheses to {out} ({_stats_line(responder)})", file=sys.stderr)
+    done = _complete_lines(out, len(contexts)) if args.resume else 0
+    if done:
+        print(f"resuming: {out} already has {done} of {len(contexts)} hypotheses", file=sys.stderr)
+    from tqdm.auto import tqdm
+
+    # Hypotheses are written (and flushed) batch by batch, so an interrupted run keeps what it did
+    # and --resume carries on from there.
+    with open(out, "a" if done else "w", encoding="utf-8", newline="\n") as f, \
+            tqdm(total=len(contexts), initial=done, desc="generating", unit="ctx") as bar:
+        for start in range(done, len(contexts), responder.batch_size):
+            replies = responder.respond_batch(contexts[start:start + responder.batch_size])
+            f.writelines(" ".join(r.text.split()) + "\n" for r in replies)
+            f.flush()
+            bar.update(len(replies))
+    print(f"wrote {len(contexts) - done} hypotheses to {out} ({_stats_line(responder)})", file=sys.stderr)
     return 0
+
+
+def _complete_lines(path: Path, expected: int) -> int:
+    """How many whole lines ``path`` holds (a torn last line, from a killed run, is cut off)."""
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    n = data.count(b"\n")
+    if n > expected:
+        raise ValueError(f"--resume: {path} has {n} lines but --input gives only {expected} contexts; "
+                         "is it the output of another run?")
+    keep = data.rfind(b"\n") + 1
+    if keep < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+    return n
 
 
 def _stats_line(responder) -> str:
@@ -372,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.save_decoding_defaults and not Path(args.model).is_dir():
         print(f"error: --save-decoding-defaults needs MODEL to be a local directory, got {args.model}",
               file=sys.stderr)
+        return 2
+    if args.resume and args.input is None:
+        print("error: --resume is for batch mode (--input/--output)", file=sys.stderr)
         return 2
     if args.limit is not None and args.limit < 1:
         print(f"error: --limit N needs N >= 1, got {args.limit}", file=sys.stderr)

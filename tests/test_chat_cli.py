@@ -243,3 +243,23 @@ def test_save_decoding_defaults_writes_them_into_the_model_dir(tmp_path, capsys,
     assert all(after[k] == before[k] for k in ("bos_token_id", "pad_token_id", "eos_token_id") if k in before)
     assert main(["org/some-hub-model", "--save-decoding-defaults"]) == 2
     assert "local directory" in capsys.readouterr().err
+
+
+def test_batch_mode_resumes_after_the_lines_already_written(tmp_path, capsys, tiny_model_dir, responder):
+    expected = [r.text for r in responder.respond_batch(CONTEXTS)]
+    refs = str(_refs_file(tmp_path))
+    out = tmp_path / "hyp.txt"
+    # A run killed after the first hypothesis and in the middle of writing the second.
+    out.write_text(expected[0] + "\n" + "torn li", encoding="utf-8")
+    argv = [str(tiny_model_dir), *FLAGS, "--input", refs, "--output", str(out), "--batch-size", "1", "--resume"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "already has 1 of 3" in err and "wrote 2 hypotheses" in err and "contexts=2 " in err
+    assert out.read_text(encoding="utf-8") == "".join(t + "\n" for t in expected)
+    assert main(argv) == 0  # nothing left to do
+    assert "contexts=0 " in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8") == "".join(t + "\n" for t in expected)
+    out.write_text("a\nb\nc\nd\n")  # not this input's output: left alone
+    assert main(argv) == 1
+    assert "has 4 lines" in capsys.readouterr().err and out.read_text() == "a\nb\nc\nd\n"
+    assert main([str(tiny_model_dir), "--resume"]) == 2
