@@ -24,6 +24,7 @@ import json
 import logging
 import queue
 import re
+import signal
 import socket
 import sys
 import threading
@@ -644,6 +645,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .chat_cli import make_responder
 
@@ -676,6 +681,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if threading.current_thread() is threading.main_thread():
+        # `kill`, `docker stop` and systemd send SIGTERM: shut down as cleanly as on Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
     print(f"dialogpt-serve: model '{config.model_name}' on {server.url} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
