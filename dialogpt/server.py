@@ -194,6 +194,9 @@ def parse_chat_request(body: object, defaults, config: ServerConfig) -> ChatRequ
     so = body.get("stream_options") or {}
     if not isinstance(so, dict):
         raise RequestError(400, "'stream_options' must be an object", "stream_options")
+    if so and not stream:
+        raise RequestError(400, "'stream_options' is only allowed when 'stream' is true (as OpenAI's API)",
+                           "stream_options")
 
     overrides: dict = {}
     if max_tokens is not None:

@@ -124,6 +124,8 @@ def test_streaming_matches_the_non_streamed_reply(server):
     (json.dumps({"messages": MESSAGES, "max_tokens": 300}).encode(), 400, "no room for a prompt"),
     (json.dumps({"messages": MESSAGES, "n": 0}).encode(), 400, "'n'"),
     (json.dumps({"messages": MESSAGES, "stream": "yes"}).encode(), 400, "stream"),
+    (json.dumps({"messages": MESSAGES, "stream_options": {"include_usage": True}}).encode(), 400,
+     "only allowed when 'stream' is true"),
     (json.dumps({"messages": MESSAGES, "model": "gpt-4"}).encode(), 404, "does not exist"),
     (json.dumps({"messages": MESSAGES, "tools": [{"type": "function"}]}).encode(), 400, "'tools' is not supported"),
     (json.dumps({"messages": MESSAGES, "logprobs": True}).encode(), 400, "'logprobs' is not supported"),
