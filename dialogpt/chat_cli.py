@@ -237,7 +237,7 @@ def run_self_play(responder, args) -> int:
 
 
 def _valid_text(text: str, where: str) -> str:
-    """``text`` with bytes that were not UTF-8 (read as surrogates, see ``main``) replaced by U+FFFD,
+    """``text`` with bytes that were not UTF-8 (read as surrogates, see ``_lenient_stdin``) replaced by U+FFFD,
     with a warning: the line still gets its reply line, so piped output stays aligned."""
     try:
         text.encode("utf-8")
