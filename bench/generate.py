@@ -10,7 +10,7 @@
 Without ``--model`` a tiny random GPT-2 (2 layers, 64 wide, as the tests use) and a tokenizer
 trained on the shipped Pushshift sample are built in a temp dir, so it runs offline anywhere.
 
-    python bench/generate.py            # ~1-2 minutes on 2 CPU cores
+    python bench/generate.py            # ~15-30 s on 2 CPU cores
     python bench/generate.py --quick    # smoke run (seconds)
 """
 
