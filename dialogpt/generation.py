@@ -448,7 +448,17 @@ class Responder:
     def _choose(self, histories: list[list[Turn]], cands: list[list[Candidate]], plens: list[int],
                 opts: GenerationOptions) -> list[Reply]:
         if self.reranker is not None and any(len(c) > 1 for c in cands):
-            scores = self.reranker.score(histories, [[c.text for c in cs] for cs in cands])
+            # Rerankers see the context the candidates were generated from: the same last
+            # max_history_turns turns, and for log p(candidate | prompt) the same token budget.
+            if opts.max_history_turns is not None:
+                histories = [h[-opts.max_history_turns:] for h in histories]
+            reranker = self.reranker
+            if isinstance(reranker, LogprobReranker):
+                budget = self.prompt_budget(opts)
+                if reranker.max_prompt_tokens is not None:
+                    budget = min(budget, reranker.max_prompt_tokens)
+                reranker = dataclasses.replace(reranker, max_prompt_tokens=budget)
+            scores = reranker.score(histories, [[c.text for c in cs] for cs in cands])
             for cs, ss in zip(cands, scores):
                 for c, s in zip(cs, ss):
                     c.score = float(s)

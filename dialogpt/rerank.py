@@ -92,7 +92,12 @@ def _reshape(flat: list[float], candidates: Sequence[Sequence[str]]) -> list[lis
 
 @dataclass
 class LogprobReranker:
-    """log p(candidate + EOS | prompt) under the forward model."""
+    """log p(candidate + EOS | prompt) under the forward model.
+
+    The prompt is ``build_prompt_ids(history, max_prompt_tokens)`` (the Responder sets the budget it
+    generated with), and never so long that prompt + candidate overflow the model's positions:
+    whole turns go first, as in generation.
+    """
 
     model: object
     tokenizer: object
@@ -102,11 +107,18 @@ class LogprobReranker:
 
     def score(self, histories, candidates) -> list[list[float]]:
         eos = self.tokenizer.eos_token_id
+        window = _max_positions(self.model)
         examples = []
         for hist, cands in zip(histories, candidates):
-            prompt = build_prompt_ids(self.tokenizer, hist, self.max_prompt_tokens)
+            prompts: dict[int, list[int]] = {}
             for c in cands:
-                resp = self.tokenizer(c, add_special_tokens=False)["input_ids"] + [eos]
+                resp = (self.tokenizer(c, add_special_tokens=False)["input_ids"] + [eos])[: window - 1]
+                budget = window - len(resp)
+                if self.max_prompt_tokens is not None:
+                    budget = min(budget, self.max_prompt_tokens)
+                if budget not in prompts:
+                    prompts[budget] = build_prompt_ids(self.tokenizer, hist, budget)
+                prompt = prompts[budget]
                 examples.append((prompt + resp, [IGNORE_INDEX] * len(prompt) + resp))
         scores = sequence_logprobs(self.model, examples, self.batch_size, eos)
         flat = [s / max(n, 1) if self.length_normalize else s for s, n in scores]

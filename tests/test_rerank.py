@@ -184,3 +184,48 @@ def test_rerank_choices_through_the_command_line(tiny_model_dir, tokenizer, tmp_
     assert reply == shown[0].group(3)
     assert scores[0] == pytest.approx(_expected_rpt(m, tokenizer, [Turn("what do you think about cats")], reply),
                                       abs=1e-4)
+
+
+def test_logprob_reranker_scores_given_the_generation_prompt_and_fits_the_window(tiny_model, tokenizer):
+    """log p(candidate | prompt) uses exactly the prompt the candidates were generated from
+    (max_history_turns, token budget), and a history longer than the model's positions no longer
+    overflows them (it used to raise IndexError in the position embedding)."""
+    from dialogpt.chat_format import build_prompt_ids
+    from dialogpt.rerank import LogprobReranker
+
+    eos = tokenizer.eos_token_id
+    window = tiny_model.config.n_positions
+    long_history = [Turn(f"turn {i} " + "blah " * 30) for i in range(12)]
+    assert len(build_prompt_ids(tokenizer, long_history)) > window
+
+    def expected(prompt, cand):
+        resp = tokenizer(cand, add_special_tokens=False)["input_ids"] + [eos]
+        return _sum_logprob(tiny_model, prompt + resp, len(prompt))[0]
+
+    rr = LogprobReranker(tiny_model, tokenizer)
+    got = rr.score([long_history], [["ok", "sure thing"]])[0]
+    for c, s in zip(["ok", "sure thing"], got):
+        resp_len = len(tokenizer(c, add_special_tokens=False)["input_ids"]) + 1
+        assert s == pytest.approx(expected(build_prompt_ids(tokenizer, long_history, window - resp_len), c), abs=1e-3)
+
+    r = Responder(tiny_model, tokenizer, reranker=rr)
+    for opts in (GenerationOptions(strategy="sample", num_candidates=3, max_new_tokens=5, temperature=2.0,
+                                   max_history_turns=3),
+                 GenerationOptions(strategy="sample", num_candidates=3, max_new_tokens=5, temperature=2.0,
+                                   max_prompt_tokens=40)):
+        torch.manual_seed(2)
+        reply = r.respond(long_history, opts)
+        prompt = r.prompt_ids(long_history, opts)
+        assert reply.prompt_tokens == len(prompt)
+        assert [c.score for c in reply.candidates] == pytest.approx(
+            [expected(prompt, c.text) for c in reply.candidates], abs=1e-3)
+
+
+def test_mmi_reranks_against_the_turns_the_reply_was_generated_for(tiny_model, tokenizer):
+    r = Responder(tiny_model, tokenizer, reranker=MMIReranker(tiny_model, tokenizer))
+    opts = GenerationOptions(strategy="sample", num_candidates=3, max_new_tokens=5, temperature=2.0,
+                             max_history_turns=1)
+    torch.manual_seed(3)
+    reply = r.respond(HISTORY, opts)
+    assert [c.score for c in reply.candidates] == pytest.approx(
+        [_expected_mmi(tiny_model, tokenizer, HISTORY[-1:], c.text) for c in reply.candidates], abs=1e-4)
