@@ -338,7 +338,9 @@ def _check_model_ref(flag: str, ref: str | None) -> None:
 def make_responder(args):
     _check_model_ref("MODEL", args.model)
     _check_model_ref("--reverse-model", args.reverse_model)
-    if getattr(args, "threads", None):
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)

@@ -220,6 +220,20 @@ def save_generation_defaults(model_dir: str | Path, options: GenerationOptions, 
     return path
 
 
+def resolve_device(device: str | None) -> torch.device:
+    """``--device`` -> a usable ``torch.device`` (default: cuda when available), or a ValueError
+    naming the flag (an unknown name, or CUDA asked for on a machine without it)."""
+    try:
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        raise ValueError(f"--device {device!r} is not a device name; use cpu, cuda, cuda:N, mps, ...") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available here (torch {torch.__version__})")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
 class ResponseRepetitionPenalty(LogitsProcessor):
     """CTRL-style repetition penalty over the generated tokens only.
 
@@ -336,7 +350,7 @@ class Responder:
             raise ValueError("--rerank mmi needs --reverse-model")
         if rerank == "dialogrpt" and not rankers:
             raise ValueError("--rerank dialogrpt needs --ranker")
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dev = resolve_device(device)
         kw = {"dtype": getattr(torch, dtype)} if dtype else {}
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **kw).to(dev).eval()
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)

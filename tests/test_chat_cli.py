@@ -193,6 +193,12 @@ def test_more_user_mistakes_name_the_input_without_a_traceback(tmp_path, capsys,
         ([m, "--safety-classifier", "no_such_module_x:fn", "--self-play", "1"], "--safety-classifier",
          "no_such_module_x"),
     ]
+    cases += [([m, "--threads", "0", "--self-play", "1"], "--threads", ">= 1"),
+              ([m, "--device", "gpu", "--self-play", "1"], "--device", "not a device name")]
+    import torch
+
+    if not torch.cuda.is_available():
+        cases.append(([m, "--device", "cuda", "--self-play", "1"], "--device", "CUDA is not available"))
     bad_yaml = tmp_path / "decoding.yaml"
     bad_yaml.write_text("strategy: [beam\n")
     cases.append(([m, "--decoding-config", str(bad_yaml), "--self-play", "1"], "--decoding-config",
