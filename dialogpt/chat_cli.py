@@ -116,8 +116,11 @@ def read_contexts(source: str, split: str = "test") -> list[list[str]]:
     """Contexts (lists of turn texts) from a refs file, a plain text file or a dataset split."""
     path = Path(source)
     if path.is_file():
-        with open(path, encoding="utf-8") as f:
-            lines = [ln.rstrip("\r\n") for ln in f]
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = [ln.rstrip("\r\n") for ln in f]
+        except UnicodeDecodeError as e:
+            raise ValueError(f"--input {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
         first = next((ln for ln in lines if ln.strip()), None)
         if first is None:
             raise ValueError(f"{path}: no contexts (the file is empty)")

@@ -56,8 +56,11 @@ def load_blocklist(path: str | Path | None = None) -> list[re.Pattern[str]]:
     p = Path(path) if path is not None else default_blocklist_path()
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such blocklist file")
-    with open(p, encoding="utf-8") as f:
-        return parse_blocklist(f, str(p))
+    try:
+        with open(p, encoding="utf-8") as f:
+            return parse_blocklist(f, str(p))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--blocklist {p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def load_classifier(spec: str) -> Classifier:

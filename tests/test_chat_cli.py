@@ -199,6 +199,10 @@ def test_more_user_mistakes_name_the_input_without_a_traceback(tmp_path, capsys,
 
     if not torch.cuda.is_available():
         cases.append(([m, "--device", "cuda", "--self-play", "1"], "--device", "CUDA is not available"))
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(b"caf\xe9\n")
+    cases += [([m, "--blocklist", str(latin1), "--self-play", "1"], "--blocklist", "not UTF-8"),
+              ([m, "--input", str(latin1), "--output", str(tmp_path / "h.txt")], "--input", "not UTF-8")]
     bad_yaml = tmp_path / "decoding.yaml"
     bad_yaml.write_text("strategy: [beam\n")
     cases.append(([m, "--decoding-config", str(bad_yaml), "--self-play", "1"], "--decoding-config",
