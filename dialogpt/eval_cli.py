@@ -80,6 +80,12 @@ class EvalConfig:
                 self.dataset = self.refs
             else:
                 raise ValueError("--model needs --dataset DIR_OR_ID (or --refs given as a dataset) for its turns")
+        if self.output_json is not None:
+            parent = Path(self.output_json).parent
+            if not parent.is_dir():
+                raise InputError(f"--output-json {self.output_json}: folder {parent} does not exist")
+            if Path(self.output_json).is_dir():
+                raise InputError(f"--output-json {self.output_json}: is a directory")
         if self.max_seq_length < 2 or self.batch_size < 1:
             raise ValueError("--max-seq-length must be >= 2 and --batch-size >= 1")
 
@@ -117,6 +123,9 @@ def _load_split(name: str, split: str, flag: str):
         raise InputError(f"{flag} {name}: {e}") from None
     except FileNotFoundError as e:
         raise InputError(f"{flag} {name}: {e}") from None
+    except datasets.exceptions.DatasetGenerationError as e:
+        # e.g. a folder of text files that is not a dataset: the cause says which file failed
+        raise InputError(f"{flag} {name}: cannot load it as a dataset ({first_line(e.__cause__ or e)})") from None
 
 
 def _read_hyps(cfg: EvalConfig) -> list[str]:
@@ -196,9 +205,15 @@ def model_perplexity(cfg: EvalConfig) -> dict:
     if "turns" not in ds.column_names:
         raise InputError(f"--dataset {cfg.dataset} split {cfg.split}: no 'turns' column "
                          f"(columns: {', '.join(ds.column_names)})")
-    tok = AutoTokenizer.from_pretrained(cfg.model)
-    install_chat_template(tok)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model)
+    p = Path(cfg.model)
+    if not p.is_dir() and (p.exists() or cfg.model.startswith((".", "/", "~"))):
+        raise InputError(f"--model {cfg.model}: no such model directory")
+    try:
+        tok = AutoTokenizer.from_pretrained(cfg.model)
+        install_chat_template(tok)
+        model = AutoModelForCausalLM.from_pretrained(cfg.model)
+    except (OSError, ValueError) as e:
+        raise InputError(f"--model {cfg.model}: cannot load a tokenizer and causal LM ({first_line(e)})") from None
     res = perplexity(model, tok, ds["turns"], max_seq_length=cfg.max_seq_length, batch_size=cfg.batch_size,
                      progress=True)
     return {"perplexity": res.ppl, "eval_loss": res.loss, "eval_tokens": res.tokens}
@@ -257,13 +272,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """``Type: first line`` of a library's (possibly multi-line or empty) message."""
+    text = (str(e).strip().splitlines() or [""])[0][:limit]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _one_line(e: BaseException) -> str:
+    """A one-line message as it is; a multi-line or empty one as ``Type: first line``."""
+    text = str(e).strip()
+    return text if text and "\n" not in text else first_line(e)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = EvalConfig(**vars(args))
         scores = run(cfg)
     except (InputError, MeteorError, ValueError, FileNotFoundError, OSError) as e:
-        print(f"dialogpt-eval: error: {e}", file=sys.stderr)
+        print(f"dialogpt-eval: error: {_one_line(e)}", file=sys.stderr)
         return 2
     if cfg.hyp is not None:
         print(format_table(cfg.name or Path(cfg.hyp).name, scores))
@@ -273,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.output_json:
         ordered = {k: scores[k] for k in METRIC_KEYS if k in scores}
         ordered.update({k: v for k, v in scores.items() if k not in ordered})
-        Path(cfg.output_json).write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
+        try:
+            Path(cfg.output_json).write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
+        except OSError as e:
+            print(f"dialogpt-eval: error: --output-json {cfg.output_json}: {_one_line(e)}", file=sys.stderr)
+            return 2
     return 0
 
 

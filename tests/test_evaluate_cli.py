@@ -193,3 +193,42 @@ def test_script_is_a_thin_wrapper(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "| demo | 2.08 | 2.19 | 44.10% | 32.24% | - |" in out.stdout
     assert json.loads(js.read_text())["bleu4"] == pytest.approx(0.3223894034, abs=TOL)
+
+
+def test_unreadable_inputs_and_outputs_are_one_line_errors(tmp_path, capsys):
+    def err_of(*argv):
+        rc, out, err = _run(capsys, *argv)
+        assert rc == 2 and out == "" and "Traceback" not in err
+        assert err.count("\n") == 1 and err.startswith("dialogpt-eval: error: "), err
+        return err
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\ncaf\xe9\n")
+    assert f"{bad}:2: not UTF-8 text (byte 0xe9)" in err_of("--hyp", bad, "--refs", DEMO / "refs.txt")
+    assert f"{bad}:2: not UTF-8" in err_of("--hyp", DEMO / "hyp.txt", "--refs", bad, "--no-meteor")
+    # a DSTC7 refs file read through --keys (not sniffed) says the same
+    (tmp_path / "keys.txt").write_text("k1\n")
+    (tmp_path / "sub.txt").write_text("k1\tctx\thi\n")
+    legacy = tmp_path / "legacy.txt"
+    legacy.write_bytes(b"k1\t1.0|caf\xe9\n")
+    assert f"{legacy}:1: not UTF-8" in err_of("--hyp", tmp_path / "sub.txt", "--refs", legacy, "--keys",
+                                              tmp_path / "keys.txt", "--no-meteor")
+    assert f"{DEMO}: is a directory" in err_of("--hyp", DEMO, "--refs", DEMO / "refs.txt", "--no-meteor")
+    # --output-json is checked before any scoring
+    js = tmp_path / "missing" / "s.json"
+    assert f"--output-json {js}: folder {js.parent} does not exist" in err_of(
+        "--hyp", DEMO / "hyp.txt", "--refs", DEMO / "refs.txt", "--output-json", js)
+    assert "is a directory" in err_of("--hyp", DEMO / "hyp.txt", "--refs", DEMO / "refs.txt", "--output-json",
+                                      tmp_path)
+
+
+def test_bad_model_or_dataset_folder_for_perplexity(tmp_path, capsys, dialog_dataset):
+    d, _ = dialog_dataset
+    rc, _, err = _run(capsys, "--model", tmp_path / "nomodel", "--dataset", d)
+    assert rc == 2 and f"--model {tmp_path / 'nomodel'}: no such model directory" in err
+    (tmp_path / "empty").mkdir()
+    rc, _, err = _run(capsys, "--model", tmp_path / "empty", "--dataset", d)
+    assert rc == 2 and err.count("\n") == 1 and f"--model {tmp_path / 'empty'}: cannot load" in err
+    # a folder of text files that is no dataset (datasets raised DatasetGenerationError)
+    rc, _, err = _run(capsys, "--model", tmp_path / "empty", "--dataset", DEMO)
+    assert rc == 2 and f"--dataset {DEMO}: cannot load it as a dataset" in err and "Traceback" not in err

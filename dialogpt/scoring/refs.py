@@ -82,10 +82,22 @@ def dstc_ref_text(text_after_first_pipe: str) -> str:
 def read_lines(path: str | os.PathLike) -> list[str]:
     """Lines as Python's text mode gives them to dstc.py (universal newlines, no line ends)."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not a text file")
     if not p.is_file():
         raise InputError(f"{p}: no such file")
-    with open(p, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+    with open(p, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise InputError(f"{p}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
+    # the same lines as text mode: universal newlines, no line ends
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def read_keys(path: str | os.PathLike) -> list[str]:
@@ -122,7 +134,12 @@ def read_legacy_refs(path: str | os.PathLike) -> list[tuple[str, list[str]]]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such references file")
-    return [(row.key, [dstc_ref_text(t) for _, t in row.references]) for row in read_refs(p)]
+    try:
+        rows = read_refs(p)
+    except UnicodeDecodeError:
+        read_lines(p)  # raises the InputError that names the line
+        raise
+    return [(row.key, [dstc_ref_text(t) for _, t in row.references]) for row in rows]
 
 
 def read_tsv_refs(path: str | os.PathLike) -> list[list[str]]:
