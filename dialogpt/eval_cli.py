@@ -30,6 +30,7 @@ from dialogpt.scoring.refs import (
     DSTC_VSHUMAN,
     InputError,
     dstc_hyps_refs,
+    read_keys,
     read_legacy_refs,
     read_lines,
     read_tsv_refs,
@@ -156,10 +157,16 @@ def load_hyps_refs(cfg: EvalConfig) -> tuple[list[str], list[list[str]]]:
         vshuman = DSTC_VSHUMAN if cfg.vshuman is None else cfg.vshuman
         hyps, refs = dstc_hyps_refs(cfg.hyp, cfg.refs, cfg.keys, n_refs=n_refs, vshuman=vshuman)
         _report_selection(n_refs, vshuman)
-        if not cfg.allow_empty:
-            for h in hyps:
-                if not h.strip():
-                    raise InputError(f"{cfg.hyp}: empty hypothesis in the submission (pass --allow-empty)")
+        if not cfg.allow_empty and any(not h.strip() for h in hyps):
+            # name the submission line that dstc.py kept for that key (the last one with it)
+            wanted, last = set(read_keys(cfg.keys)), {}
+            for i, line in enumerate(read_lines(cfg.hyp), start=1):
+                cols = line.split("\t")
+                if cols[0] in wanted:
+                    last[cols[0]] = (i, cols[-1])
+            line_no, key = min((i, k) for k, (i, text) in last.items() if not text.strip())
+            raise InputError(f"{cfg.hyp}:{line_no}: empty response for key {key!r} (pass --allow-empty to score "
+                             "it as DSTC7 does, as the segment __empty__)")
         return hyps, refs
     hyps = _read_hyps(cfg)
     if kind == "legacy":

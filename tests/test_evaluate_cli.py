@@ -232,3 +232,14 @@ def test_bad_model_or_dataset_folder_for_perplexity(tmp_path, capsys, dialog_dat
     # a folder of text files that is no dataset (datasets raised DatasetGenerationError)
     rc, _, err = _run(capsys, "--model", tmp_path / "empty", "--dataset", DEMO)
     assert rc == 2 and f"--dataset {DEMO}: cannot load it as a dataset" in err and "Traceback" not in err
+
+
+def test_empty_response_in_a_dstc7_submission_names_its_line(tmp_path, capsys):
+    (tmp_path / "keys.txt").write_text("h0\nh1\n")
+    # h1's first line is replaced by its last one (dstc.py keeps the last line of a duplicated hash)
+    (tmp_path / "sub.txt").write_text("h1\tctx\tfine\nh0\tctx\thi there\nh1\tctx\t \n")
+    write_refs(tmp_path / "refs.txt", [("h0", ["hello"]), ("h1", ["ok"])])
+    sub = tmp_path / "sub.txt"
+    rc, out, err = _run(capsys, "--hyp", sub, "--refs", tmp_path / "refs.txt", "--keys", tmp_path / "keys.txt",
+                        "--no-meteor")
+    assert rc == 2 and out == "" and f"{sub}:3: empty response for key 'h1'" in err
