@@ -260,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hyp", help="hypotheses, one per line (a DSTC7 submission when --keys is given)")
     p.add_argument("--refs", help="test.refs.txt / DSTC7 refs (key TAB score|ref ...), a TSV of references, "
                                   "or a dataset dir / Hub id with a 'references' column")
-    p.add_argument("--refs-format", default="auto", choices=REFS_FORMATS)
+    p.add_argument("--refs-format", default="auto", choices=REFS_FORMATS,
+                   help="how to read --refs (default auto: a folder or Hub id is a dataset; a file is a refs "
+                        "file when every line is key TAB score|ref..., else a TSV)")
     p.add_argument("--keys", help="DSTC7 keys file: score only these hashes, sorted, as dstc.py")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument("--clean", action="store_true", help="DSTC7 clean_str on hypotheses and references (dstc.py -c)")
@@ -269,13 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reference index to skip when filling slots; default 1 (dstc.py) for refs files and "
                         "datasets, -1 (none) for a plain TSV")
     p.add_argument("--no-meteor", dest="meteor", action="store_false", help="skip METEOR (no Java needed)")
-    p.add_argument("--allow-empty", action="store_true", help="score empty hypothesis lines instead of failing")
+    p.add_argument("--allow-empty", action="store_true", help="score empty hypothesis lines (as DSTC7 did: the segment __empty__ for NIST/BLEU, 0 words) "
+                        "instead of failing")
     p.add_argument("--output-json", help="write the raw scores (fractions) to this JSON file")
     p.add_argument("--name", help="name in the table row (default: the --hyp file name)")
     p.add_argument("--model", help="causal LM (dir or Hub id): report its perplexity on --dataset/--split")
     p.add_argument("--dataset", help="dataset (dir or Hub id) with a 'turns' column for --model")
-    p.add_argument("--max-seq-length", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-seq-length", type=int, default=128,
+                   help="perplexity: sessions are truncated from the left to this many tokens, as in training")
+    p.add_argument("--batch-size", type=int, default=8, help="perplexity: sessions per forward pass")
     return p
 
 
