@@ -227,6 +227,18 @@ def test_meteor_with_missing_jar_names_it(monkeypatch, tmp_path):
         meteor(["a"], [["a"]])
 
 
+def test_score_all_reports_missing_java_before_scoring(monkeypatch, tmp_path):
+    import dialogpt.scoring as scoring
+
+    def never(*a, **k):
+        raise AssertionError("NIST/BLEU ran although METEOR could not")
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(scoring, "nist_bleu", never)
+    with pytest.raises(MeteorError, match="--no-meteor"):
+        score_all(["a b"], [["a b"]])
+
+
 def test_library_doctests():
     import doctest
 

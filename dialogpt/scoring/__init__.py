@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .diversity import avg_len, distinct, diversity, entropy
 from .dstc_clean import clean_str
-from .meteor import MeteorError, meteor
+from .meteor import MeteorError, find_java, find_meteor_jar, meteor
 from .mteval import corpus_bleu, corpus_nist, mteval_tokenize, nist_bleu, tokenize_for_mteval
 from .refs import InputError, pad_references, select_references
 
@@ -63,6 +63,9 @@ def score_all(hyps: Sequence[str], refs: Sequence[Sequence[str] | str], *, clean
     two cores the Java and Python halves overlap. ``compute_meteor=False`` leaves ``meteor`` out.
     """
     hyps, rows = prepare(hyps, refs, clean=clean, n_refs=n_refs, vshuman=vshuman)
+    if compute_meteor:  # no Java or no jar: say so before the other metrics run, not after
+        find_meteor_jar()
+        find_java()
     with ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(meteor, hyps, rows, heap=meteor_heap) if compute_meteor else None
         nist, bleu = nist_bleu(hyps, rows)
