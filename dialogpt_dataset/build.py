@@ -100,6 +100,9 @@ class BuildConfig:
         if self.size == "dummy":
             d = str(dummy_dumps_dir()) if not self.dumps_dir else self.dumps_dir
             months = available_months(d)
+            if not months:  # --dumps without --size/--months means "dummy over this folder"
+                raise FileNotFoundError(f"{d}: no RS_YYYY-MM.* / RC_YYYY-MM.* dump files (with --dumps, give "
+                                        "--size small|full or --months A:B; leave --dumps out for the shipped sample)")
             test = parse_months(self.test_months)
         elif self.size in SIZES:
             d = self.dumps_dir

@@ -165,6 +165,23 @@ def split_of(link_id: str, month: str, plan: Plan) -> str:
     return "train"
 
 
+def _key_lines(p: Path, flag: str):
+    """``(line_no, line)`` of a keys file (``.gz`` or plain), with a one-line error naming the file and
+    line for one that is not gzip / not UTF-8 text (instead of a codec or gzip traceback)."""
+    opener = gzip.open if p.suffix == ".gz" else open
+    i = 0
+    try:
+        with opener(p, "rb") as f:  # bytes, decoded line by line, so an error names its line
+            for i, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ValueError(f"{p}:{i}: {flag} is not UTF-8 text") from None
+                yield i, line
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{p}:{i + 1}: {flag} cannot be read ({type(e).__name__}: {e})") from None
+
+
 def load_keys(path: str | os.PathLike, shard: int | None = None, num_shards: int = 1) -> frozenset[tuple[str, str]]:
     """Keys to keep: our instance ids (``t3_..,t1_..,t1_..``, one a line) or the original's
     ``keys-*.gz`` lines (``t3_..\\tt1_..\\tkeep``; ``dep`` lines are for its extract stage and skipped).
@@ -172,22 +189,20 @@ def load_keys(path: str | os.PathLike, shard: int | None = None, num_shards: int
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: --keys-file not found")
-    opener = gzip.open if p.suffix == ".gz" else open
     keys = set()
-    with opener(p, "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line or line.startswith("#") or line.endswith("\tdep"):
-                continue
-            if "\t" in line:
-                parts = line.split("\t")
-                link, cid = parts[0], parts[1]
-            else:
-                link, cid = key_of_id(line)
-            if not (link.startswith("t3_") and cid.startswith(("t1_", "t3_"))):
-                raise ValueError(f"{p}:{i}: not an instance id (t3_...,t1_...,t1_...): {line[:60]!r}")
-            if shard is None or shard_of(link, num_shards) == shard:
-                keys.add((link, cid))
+    for i, line in _key_lines(p, "--keys-file"):
+        line = line.strip()
+        if not line or line.startswith("#") or line.endswith("\tdep"):
+            continue
+        if "\t" in line:
+            parts = line.split("\t")
+            link, cid = parts[0], parts[1]
+        else:
+            link, cid = key_of_id(line)
+        if not (link.startswith("t3_") and cid.startswith(("t1_", "t3_"))):
+            raise ValueError(f"{p}:{i}: not an instance id (t3_...,t1_...,t1_...): {line[:60]!r}")
+        if shard is None or shard_of(link, num_shards) == shard:
+            keys.add((link, cid))
     return frozenset(keys)
 
 
@@ -196,17 +211,15 @@ def load_discard_hashes(path: str | os.PathLike) -> frozenset[str]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: --discard-keys-file not found")
-    opener = gzip.open if p.suffix == ".gz" else open
     out = set()
-    with opener(p, "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip() or line.startswith("#") or line.endswith("\tdep"):
-                continue
-            h = line.split("\t")[0].strip().lower()
-            if len(h) != 56 or any(c not in "0123456789abcdef" for c in h):
-                raise ValueError(f"{p}:{i}: not a sha224 hex digest: {h[:60]!r}")
-            out.add(h)
+    for i, line in _key_lines(p, "--discard-keys-file"):
+        line = line.rstrip("\r\n")
+        if not line.strip() or line.startswith("#") or line.endswith("\tdep"):
+            continue
+        h = line.split("\t")[0].strip().lower()
+        if len(h) != 56 or any(c not in "0123456789abcdef" for c in h):
+            raise ValueError(f"{p}:{i}: not a sha224 hex digest: {h[:60]!r}")
+        out.add(h)
     return frozenset(out)
 
 
@@ -419,6 +432,12 @@ def run_pipeline(plan: Plan, executor: str = "local", num_proc: int = 1, slurm_k
     """Run (or resume) both stages; returns the summed counters. Slurm only submits the jobs.
 
     ``quiet`` turns off datatrove's per-task log lines (the counters table says what happened)."""
+    # stage-2 tasks load the keys files only after stage 1 has read every dump (hours on real
+    # months): read them once here so a bad line is reported before any work (nothing is kept)
+    if plan.keys_file:
+        load_keys(plan.keys_file, shard=-1, num_shards=plan.num_shards)
+    if plan.discard_keys_file:
+        load_discard_hashes(plan.discard_keys_file)
     plan.save()
     e1, e2 = make_executors(plan, executor, num_proc, slurm_kwargs, quiet)
     if quiet:

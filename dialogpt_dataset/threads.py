@@ -22,7 +22,8 @@ name in :data:`dialogpt_dataset.normalize.RULES`):
    comments; a comment longer than 30 words ends the walk above it (the context starts after
    it; a too-long target drops the instance: ``target_too_long``); a parent that is missing or
    filtered ends it too. If the walk reaches the submission and ``use_title`` is on, the title
-   (plus selftext with ``use_selftext``) is the root turn. Fewer than ``min_depth`` (2) turns:
+   (plus selftext with ``use_selftext``) is the root turn, prefixed ``title: `` as the original's
+   ``get_convo`` does (``title : ...`` once tokenised). Fewer than ``min_depth`` (2) turns:
    ``min_depth``.
 6. Each turn goes through :func:`normalize.gpt_norm`; weights are 1.0, or 0.0 for a turn with a
    blocklisted word in training months (``offensive_turn``; in test months the instance is dropped:
@@ -42,6 +43,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dialogpt_dataset import normalize
+
+#: the original's ``get_convo`` starts a thread with ``"title: " + title`` (it marks the root turn as
+#: a submission title rather than a reply)
+TITLE_PREFIX = "title: "
 
 
 @dataclass
@@ -142,7 +147,7 @@ def build_sessions(
 
     root_text = None
     if submission is not None and cfg.use_title:
-        root_text = submission["ti"]
+        root_text = TITLE_PREFIX + submission["ti"]
         if cfg.use_selftext and submission["st"] not in ("", "[deleted]", "[removed]"):
             root_text = f"{root_text} {normalize.minimal_norm(submission['st'])}"
 

@@ -327,3 +327,25 @@ def test_month_parsing_sizes_and_config_validation(tmp_path):
     with pytest.raises(ValueError, match="--keys-file .*: no such file"):
         BuildConfig(output_dir=str(tmp_path), keys_file=str(tmp_path / "nope.txt"))
     assert BuildConfig(output_dir=str(tmp_path)).size == "dummy"
+
+
+def test_unreadable_keys_files_and_empty_dumps_folder_are_one_line_errors(tmp_path, capsys):
+    """A keys file that is not UTF-8 or a .gz that is not gzip names the file and line (no codec or
+    gzip traceback); --dumps over a folder without dumps (and no --size/--months) says so."""
+    bad_text = tmp_path / "keys.txt"
+    bad_text.write_bytes(b"t3_a,t3_a,t1_b\n\xff\xfe junk\n")
+    not_gz = tmp_path / "keys.gz"
+    not_gz.write_text("t3_a\tt1_b\tkeep\n")
+    for flag, path, msg in [("--keys-file", bad_text, "keys.txt:2: --keys-file is not UTF-8 text"),
+                            ("--keys-file", not_gz, "keys.gz:1: --keys-file cannot be read (BadGzipFile"),
+                            ("--discard-keys-file", not_gz, "keys.gz:1: --discard-keys-file cannot be read")]:
+        out = tmp_path / "o"
+        assert cli_main(["--size", "dummy", "--output", str(out), flag, str(path), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err and err.count("\n") == 1
+        assert not (out / ".work" / "pipeline").exists()  # checked before any work or plan is written
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli_main(["--dumps", str(empty), "--output", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert f"{empty}: no RS_YYYY-MM.* / RC_YYYY-MM.* dump files" in err and "--size small|full" in err

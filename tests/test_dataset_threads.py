@@ -46,11 +46,11 @@ def test_hand_drawn_tree_gives_expected_sessions():
     counters = Counter()
     sessions = build_sessions(sub(), TREE, ExtractConfig(), counters)
     assert [s.id for s in sessions] == ["t3_s,t1_b,t1_c", "t3_s,t3_s,t1_g"]
-    assert texts(sessions[0]) == ["How do you make good coffee", "I use a french press every morning",
+    assert texts(sessions[0]) == ["title : How do you make good coffee", "I use a french press every morning",
                                   "French press coffee is the best honestly", "I agree with you on that one"]
     assert [t["score"] for t in sessions[0].turns] == [50, 5, 3, 2]
     assert [t["weight"] for t in sessions[0].turns] == [1.0] * 4
-    assert texts(sessions[1]) == ["How do you make good coffee", "Pour over is my favourite method"]
+    assert texts(sessions[1]) == ["title : How do you make good coffee", "Pour over is my favourite method"]
     assert sessions[0].subreddit == "coffee" and sessions[0].created_utc == 200
     assert counters == Counter(deleted=1, quote=1, not_a_leaf=2, low_score=1, min_depth=1, sessions=2)
     assert all("author" not in t and "a" not in t for s in sessions for t in s.turns)
@@ -73,7 +73,7 @@ def test_depth_limit_keeps_the_last_five_comments():
     (s,) = build_sessions(sub(), chain, ExtractConfig(), Counter())
     assert texts(s) == [f"comment number {i} here" for i in range(3, 8)]  # no title: the top is out of reach
     (s,) = build_sessions(sub(), chain[:5], ExtractConfig(), Counter())
-    assert len(s.turns) == 6 and texts(s)[0] == "How do you make good coffee"  # 5 comments + title
+    assert len(s.turns) == 6 and texts(s)[0] == "title : How do you make good coffee"  # 5 comments + title
 
 
 def test_too_long_comment_cuts_the_context_above_it():
@@ -150,7 +150,7 @@ def test_multiref_groups_distinct_replies_by_context():
     sessions = build_sessions(sub(), popular_thread(), ExtractConfig(leaves_only=False), counters)
     rows = multiref_rows(sessions, counters, min_refs=3)
     (row,) = [r for r in rows if r["id"] == "t3_s,t1_p"]
-    assert [t["text"] for t in row["turns"]] == ["How do you make good coffee", "Which grinder should I buy for espresso"]
+    assert [t["text"] for t in row["turns"]] == ["title : How do you make good coffee", "Which grinder should I buy for espresso"]
     # the duplicate reply keeps its best score (7); order: score desc, then comment id
     assert row["references"] == ["Second option sounds better to me", "I would go with the first option",
                                  "Neither of them is any good", "Why not try both of them"]
@@ -161,7 +161,7 @@ def test_multiref_groups_distinct_replies_by_context():
     assert [r["id"] for r in multiref_rows(sessions, few, min_refs=5)] == []
     assert few["multiref_too_few_refs"] == 2  # the grinder context (4 refs) and the title context (1)
     ((src, refs),) = refs_file_rows([row])
-    assert src == "How do you make good coffee EOS Which grinder should I buy for espresso"
+    assert src == "title : How do you make good coffee EOS Which grinder should I buy for espresso"
     assert refs[0] == (9.0, "Second option sounds better to me")
 
 
