@@ -134,6 +134,8 @@ class BuildResult:
     test_months: list[str] = field(default_factory=list)
     #: content hash in the Parquet names and the README ``configs:`` patterns (see _fingerprint_parquet)
     data_fingerprint: str = ""
+    #: months built without an RS (submissions) file: their threads are rooted at top-level comments
+    months_without_rs: list[str] = field(default_factory=list)
 
     def data_files_pattern(self, split: str) -> str:
         fp = f"{self.data_fingerprint}-" if self.data_fingerprint else ""
@@ -277,11 +279,12 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
 
     counters = pipeline.read_counters(work)
     result = BuildResult(out, files, rows, counters, refs_path, keys_path, out / "README.md", tsv_path,
-                         months=plan.months, test_months=plan.test_months, data_fingerprint=fingerprint)
+                         months=plan.months, test_months=plan.test_months, data_fingerprint=fingerprint,
+                         months_without_rs=[m for m in plan.all_months if find_month_files(plan.dumps_dir, m)[0] is None])
     render_dataset_card(result, cfg, plan).save(str(result.card_path))
     (out / "build_stats.json").write_text(json.dumps(
         {"num_rows": rows, "counters": dict(sorted(counters.items())), "months": plan.months,
-         "test_months": plan.test_months}, indent=2))
+         "test_months": plan.test_months, "months_without_rs": result.months_without_rs}, indent=2))
     if cfg.push_to_hub:
         result.hub_url = push_dataset(out, cfg.push_to_hub, private=cfg.private, token=cfg.token)
     return result

@@ -57,6 +57,8 @@ def counts_table(counters: Counter) -> str:
     lines = [f"{'rule':<26} {'stage':<9} {'count':>10}"]
     for r in filter_rows(counters):
         lines.append(f"{r['name']:<26} {r['stage']:<9} {r['count']:>10}")
+    for k in sorted(k for k in counters if k.startswith("drift_")):  # schema drift: tolerated, counted
+        lines.append(f"{k:<26} {'drift':<9} {int(counters[k]):>10}")
     for k in ("records_rs", "records_rc", "sessions", "rows_train", "rows_validation", "rows_test"):
         lines.append(f"{k:<26} {'total':<9} {int(counters.get(k, 0)):>10}")
     return "\n".join(lines)
@@ -128,6 +130,7 @@ def render_dataset_card(result, cfg, plan):
         min_refs=plan.min_refs, max_refs=plan.max_refs,
         filter_rows=filter_rows(result.counters),
         drift_rows=sorted((k, v) for k, v in result.counters.items() if k.startswith("drift_")),
+        months_without_rs=", ".join(result.months_without_rs),
     )
     if template is not None:
         return DatasetCard.from_template(data, template_path=str(template), **kwargs)

@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_dataset: error: {e}", file=sys.stderr)
         return 2
     print(result.counts_table())
+    if result.months_without_rs:
+        print(f"months without an RS (submissions) file, threads rooted at top-level comments: "
+              f"{', '.join(result.months_without_rs)}")
     print(f"wrote {result.output_dir}: " + ", ".join(f"{s} {n} rows" for s, n in result.num_rows.items()))
     print(f"  dataset card: {result.card_path}\n  multi-reference file: {result.refs_path}\n  keys: {result.keys_path}")
     if result.tsv_path:

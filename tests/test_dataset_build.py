@@ -243,6 +243,7 @@ def test_dummy_cli_build_loads_offline_with_card_refs_and_tsv(tmp_path, capsys, 
     captured = capsys.readouterr()
     printed = captured.out
     assert "not_a_leaf" in printed and "load_dataset" in printed and "pushed to" in printed
+    assert "months without an RS (submissions) file, threads rooted at top-level comments: 2006-03" in printed
     assert "Launching pipeline" not in captured.err  # --quiet: no datatrove task chatter
 
     ds = datasets.load_dataset(str(out))
