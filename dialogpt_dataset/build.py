@@ -209,6 +209,25 @@ def _fingerprint_parquet(files: dict[str, list[Path]]) -> tuple[str, dict[str, l
     return fp, renamed
 
 
+def _connect_ray(num_proc: int) -> None:
+    """Join the Ray cluster in ``RAY_ADDRESS`` or one ``ray start`` left on this machine; start a local
+    instance with ``num_proc`` CPUs only when there is none. (Ray refuses ``num_cpus`` when joining an
+    existing cluster, so passing it always made ``--executor ray`` fail on a real cluster.)"""
+    import os
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(include_dashboard=False)  # the user named a cluster: never fall back to a local one
+        return
+    try:
+        ray.init(address="auto", include_dashboard=False)
+    except ConnectionError:  # no running cluster found
+        ray.init(num_cpus=num_proc, include_dashboard=False)
+
+
 def build_dataset(cfg: BuildConfig) -> BuildResult:
     """Build (or resume building) the dataset folder described by ``cfg``; see the module doc."""
     import pyarrow.parquet as pq
@@ -219,10 +238,7 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.executor == "ray":
-        import ray
-
-        if not ray.is_initialized():
-            ray.init(num_cpus=cfg.num_proc, include_dashboard=False)
+        _connect_ray(cfg.num_proc)
     builder = make_builder(cfg)
     if cfg.executor == "slurm":
         # the cluster runs both stages; this machine only submits them and comes back later

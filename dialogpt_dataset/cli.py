@@ -19,25 +19,28 @@ from dialogpt_dataset.pipeline import PlanError
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="build_dataset.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dumps", help="folder of RS_YYYY-MM.* / RC_YYYY-MM.* Pushshift dumps (not needed for --size dummy)")
+    p.add_argument("--dumps", help="folder of RS_YYYY-MM.* / RC_YYYY-MM.* Pushshift dumps (not needed for --size dummy; "
+                   "with neither --size nor --months, every month found in it is built)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--size", choices=["dummy", "small", "full"],
-                   help="dummy: the shipped sample; small: 2005-12..2009-12; full: 2005-12..2017-11 (+ test 2018-03..2019-01)")
+                   help="dummy (default): the shipped sample; small: 2005-12..2009-12; "
+                   "full: 2005-12..2017-11 (+ test 2018-03..2019-01)")
     g.add_argument("--months", help="custom range(s), e.g. 2006-01:2006-06 or 2006-01,2006-03")
     p.add_argument("--test-months", help="months for the multi-reference test split (default: full -> 2018-03:2019-01; "
                    "otherwise, or with --test-months '', a stable hash of the thread id picks test threads)")
     p.add_argument("--output", required=True, help="dataset folder to write (Parquet, README.md, test.refs.txt, keys.txt)")
-    p.add_argument("--num-proc", type=int, default=1, help="parallel tasks (datatrove workers and datasets num_proc)")
+    p.add_argument("--num-proc", type=int, default=1, help="parallel tasks (datatrove workers and datasets num_proc; default 1)")
     p.add_argument("--keys-file", help="keep only these instance ids (our keys.txt, or the original's keys-*.gz)")
     p.add_argument("--discard-keys-file", help="sha224 hashes of turns to keep as context only (weight 0.0), "
                    "like the original's keys/<month>-o.gz")
     p.add_argument("--min-refs", type=int, default=5, help="fewest distinct replies for a test context (default 5)")
     p.add_argument("--max-refs", type=int, default=None, help="keep at most this many references (best score first)")
     p.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
-                   help="datatrove executor: local (default), ray (a running Ray cluster), slurm (submits jobs)")
+                   help="datatrove executor: local (default); ray (joins the cluster in RAY_ADDRESS or one "
+                   "started with `ray start`, else starts a local Ray with --num-proc CPUs); slurm (submits jobs)")
     p.add_argument("--slurm-partition", default="cpu", help="with --executor slurm")
     p.add_argument("--num-shards", type=int, default=None, help="hash partitions of each month (default: sized from the input)")
-    p.add_argument("--max-bad-lines", type=int, default=1000, help="malformed JSON lines tolerated per file (skipped, counted)")
+    p.add_argument("--max-bad-lines", type=int, default=1000, help="malformed JSON lines tolerated per file (skipped, counted; default 1000)")
     p.add_argument("--no-title", action="store_true", help="do not use the submission title as root turn (the original's TITLE=0)")
     p.add_argument("--selftext", action="store_true", help="append the submission's selftext to the title turn")
     p.add_argument("--quiet", action="store_true", help="hide datatrove's per-task log lines")

@@ -200,6 +200,37 @@ def test_ray_executor_gives_the_same_rows(dumps_dir, reference_build, tmp_path):
         assert split_rows(result.output_dir, split) == split_rows(reference_build.output_dir, split)
 
 
+def test_ray_joins_an_existing_cluster_without_num_cpus(monkeypatch):
+    """Ray raises "When connecting to an existing cluster, num_cpus ... must not be provided": the
+    build joins RAY_ADDRESS / a `ray start` cluster with no resource arguments and starts a local
+    instance sized by --num-proc only when none runs (ray.init recorded, not run)."""
+    import ray
+
+    from dialogpt_dataset.build import _connect_ray
+
+    calls = []
+
+    def fake_init(address=None, **kw):
+        calls.append((address, kw))
+        if address == "auto" and not cluster_running:
+            raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    cluster_running = True
+    _connect_ray(4)
+    assert calls == [(None, {"include_dashboard": False})]
+    monkeypatch.delenv("RAY_ADDRESS")
+    calls.clear()
+    _connect_ray(4)
+    assert calls == [("auto", {"include_dashboard": False})]
+    cluster_running = False
+    calls.clear()
+    _connect_ray(4)
+    assert calls == [("auto", {"include_dashboard": False}), (None, {"num_cpus": 4, "include_dashboard": False})]
+
+
 def test_slurm_executor_is_constructed(dumps_dir, tmp_path):
     plan = pipeline.Plan(dumps_dir=str(dumps_dir), work_dir=str(tmp_path), months=["2006-01"], num_shards=2)
     e1, e2 = pipeline.make_executors(plan, "slurm", 2, {"partition": "cpu"})
