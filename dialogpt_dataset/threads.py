@@ -147,7 +147,9 @@ def build_sessions(
 
     root_text = None
     if submission is not None and cfg.use_title:
-        root_text = TITLE_PREFIX + submission["ti"]
+        # the original's extract stage minimal-normalises the title too (backslashes go before the
+        # conv stage looks for '#' tags: "\#tag" is dropped, not kept as "tag")
+        root_text = TITLE_PREFIX + normalize.minimal_norm(submission["ti"])
         if cfg.use_selftext and submission["st"] not in ("", "[deleted]", "[removed]"):
             root_text = f"{root_text} {normalize.minimal_norm(submission['st'])}"
 

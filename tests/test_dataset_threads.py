@@ -56,6 +56,13 @@ def test_hand_drawn_tree_gives_expected_sessions():
     assert all("author" not in t and "a" not in t for s in sessions for t in s.turns)
 
 
+def test_title_turn_is_prefixed_and_minimally_normalised_like_get_convo():
+    # the original: "title: " + the extract stage's minimal_norm(title), then gpt_norm with the turns
+    s = sub(title="\\#espresso tips for a\nnew grinder?")
+    (session,) = build_sessions(s, [com("a", "t3_s", "Buy a burr grinder first")], ExtractConfig(), Counter())
+    assert texts(session)[0] == "title : tips for a new grinder ?"  # the de-escaped tag is dropped
+
+
 def test_without_title_matches_the_original_makefile_setting():
     sessions = build_sessions(sub(), TREE, ExtractConfig(use_title=False), Counter())
     assert [texts(s)[0] for s in sessions] == ["I use a french press every morning"]  # g alone is 1 turn
