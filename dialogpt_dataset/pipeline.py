@@ -250,6 +250,12 @@ class _PlannedStep(PipelineStep):
         self.plan = plan
         self.quiet = quiet
 
+    def __setstate__(self, state):
+        # a --num-proc > 1 worker (forkserver) unpickles the step before datatrove logs the task:
+        # silence it here, or --quiet leaked each worker's "Launching pipeline" lines
+        self.__dict__.update(state)
+        _quiet_datatrove(self.quiet)
+
     def _report(self, stage: str, rank: int, counters: Counter) -> None:
         for k, v in counters.items():
             self.stat_update(k, value=v)

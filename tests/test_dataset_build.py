@@ -251,13 +251,16 @@ def test_slurm_executor_submits_and_says_how_to_finish(dumps_dir, tmp_path, monk
     assert "--executor local" in capsys.readouterr().out
 
 
-def test_builder_download_and_prepare_num_proc_2(dumps_dir, reference_build, tmp_path):
+def test_builder_download_and_prepare_num_proc_2(dumps_dir, reference_build, tmp_path, capfd):
     from dialogpt_dataset.builder import RedditDialog
 
     b = RedditDialog(config_name="custom", cache_dir=str(tmp_path / "cache"), dumps_dir=str(dumps_dir),
                      months=["2006-01", "2006-02", "2006-03"], work_dir=str(tmp_path / "work"), pipeline_num_proc=2,
+                     quiet=True,
                      plan_overrides=dict(num_shards=3, min_refs=2, test_fraction=0.3, validation_fraction=0.1))
     b.download_and_prepare(num_proc=2)
+    # quiet reaches the pipeline's worker processes too (their stderr is this test's fd 2)
+    assert "Launching pipeline" not in capfd.readouterr().err
     train = b.info.splits["train"]
     assert len(train.shard_lengths) == 2 and sum(train.shard_lengths) == train.num_examples
     assert train.num_examples == reference_build.num_rows["train"]
