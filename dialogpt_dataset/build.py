@@ -90,6 +90,10 @@ class BuildConfig:
             raise ValueError(f"--discard-keys-file {self.discard_keys_file}: no such file")
         if self.max_bad_lines < 0:
             raise ValueError(f"--max-bad-lines {self.max_bad_lines}: must be >= 0")
+        if self.num_shards is not None and self.num_shards < 1:
+            raise ValueError(f"--num-shards {self.num_shards}: must be >= 1")
+        if Path(self.output_dir).exists() and not Path(self.output_dir).is_dir():
+            raise ValueError(f"--output {self.output_dir}: exists and is not a directory")
 
     @property
     def config_name(self) -> str:

@@ -362,6 +362,11 @@ def test_month_parsing_sizes_and_config_validation(tmp_path):
     with pytest.raises(ValueError, match="--keys-file .*: no such file"):
         BuildConfig(output_dir=str(tmp_path), keys_file=str(tmp_path / "nope.txt"))
     assert BuildConfig(output_dir=str(tmp_path)).size == "dummy"
+    with pytest.raises(ValueError, match="--num-shards 0: must be >= 1"):  # was a ZeroDivisionError in stage 1
+        BuildConfig(output_dir=str(tmp_path), num_shards=0)
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match="--output .*a_file: exists and is not a directory"):  # was FileExistsError
+        BuildConfig(output_dir=str(tmp_path / "a_file"))
 
 
 def test_unreadable_keys_files_and_empty_dumps_folder_are_one_line_errors(tmp_path, capsys):
