@@ -92,6 +92,13 @@ class BuildConfig:
             raise ValueError(f"--max-bad-lines {self.max_bad_lines}: must be >= 0")
         if self.num_shards is not None and self.num_shards < 1:
             raise ValueError(f"--num-shards {self.num_shards}: must be >= 1")
+        if self.push_to_hub:  # checked now, not after hours of building
+            from huggingface_hub.utils import validate_repo_id
+
+            try:
+                validate_repo_id(self.push_to_hub)
+            except ValueError as e:
+                raise ValueError(f"--push-to-hub {self.push_to_hub!r}: {e}") from None
         if Path(self.output_dir).exists() and not Path(self.output_dir).is_dir():
             raise ValueError(f"--output {self.output_dir}: exists and is not a directory")
 
@@ -306,7 +313,16 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
         {"num_rows": rows, "counters": dict(sorted(counters.items())), "months": plan.months,
          "test_months": plan.test_months, "months_without_rs": result.months_without_rs}, indent=2))
     if cfg.push_to_hub:
-        result.hub_url = push_dataset(out, cfg.push_to_hub, private=cfg.private, token=cfg.token)
+        import httpx
+
+        try:
+            result.hub_url = push_dataset(out, cfg.push_to_hub, private=cfg.private, token=cfg.token)
+        except (httpx.HTTPError, OSError) as e:  # HfHubHTTPError is both; a dead endpoint is httpx's
+            msg = " ".join(str(e).split())[:300]
+            raise RuntimeError(
+                f"--push-to-hub {cfg.push_to_hub}: upload failed ({type(e).__name__}: {msg}); the dataset in "
+                f"{out} is complete: run the same command again to retry the upload"
+            ) from None
     return result
 
 

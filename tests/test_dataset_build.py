@@ -389,3 +389,19 @@ def test_unreadable_keys_files_and_empty_dumps_folder_are_one_line_errors(tmp_pa
     assert cli_main(["--dumps", str(empty), "--output", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert f"{empty}: no RS_YYYY-MM.* / RC_YYYY-MM.* dump files" in err and "--size small|full" in err
+
+
+def test_push_to_hub_failure_is_one_line_and_the_repo_id_is_checked_first(dumps_dir, tmp_path, capsys, mock_hub,
+                                                                          monkeypatch):
+    out = tmp_path / "rd"
+    args = ["--months", MONTHS, "--dumps", str(dumps_dir), "--output", str(out), "--num-shards", "3", "--quiet"]
+    # a bad repo id is refused before any work
+    assert cli_main(args + ["--push-to-hub", "bad id!!"]) == 2
+    assert "--push-to-hub 'bad id!!': Repo id must use" in capsys.readouterr().err and not out.exists()
+    # the Hub refuses the upload (the mock Hub answers 401 to an unknown token): one line, the folder is kept
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_known_token")
+    assert cli_main(args + ["--push-to-hub", "org/refused"]) == 2
+    err = capsys.readouterr().err
+    assert "--push-to-hub org/refused: upload failed (HfHubHTTPError" in err and "Traceback" not in err
+    assert f"the dataset in {out} is complete" in err and (out / "README.md").is_file()
+    assert "hf_not_a_known_token" not in err and mock_hub.errors == []
