@@ -126,7 +126,11 @@ class BuildConfig:
         missing = [m for m in sorted(set(months) | set(test)) if find_month_files(d, m)[1] is None]
         if missing:
             shown = ", ".join(missing[:6]) + (f" ... ({len(missing)} months)" if len(missing) > 6 else "")
-            raise FileNotFoundError(f"{d}: no RC_<month> comments dump for {shown}")
+            # a dump in a format we cannot read (RC_2006-01.zip) would otherwise look like no file at all
+            odd = sorted(p.name for p in Path(d).iterdir() if p.name.startswith(tuple(f"RC_{m}." for m in missing)))
+            hint = (f" (found {', '.join(odd[:3])}: readable endings are .zst .bz2 .xz .gz .json .ndjson .jsonl "
+                    "or none)") if odd else ""
+            raise FileNotFoundError(f"{d}: no RC_<month> comments dump for {shown}{hint}")
         return d, sorted(set(months) - set(test)), test
 
 

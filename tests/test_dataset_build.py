@@ -336,6 +336,11 @@ def test_cli_reports_user_errors_without_traceback(tmp_path, capsys, dumps_dir):
     assert "--dumps DIR is required" in capsys.readouterr().err
     assert cli_main(["--months", "2007-01:2007-02", "--dumps", str(dumps_dir), "--output", str(tmp_path / "y")]) == 2
     assert "no RC_<month> comments dump for 2007-01, 2007-02" in capsys.readouterr().err
+    zipped = tmp_path / "zipped"
+    zipped.mkdir()
+    (zipped / "RC_2006-01.zip").write_bytes(b"PK")
+    assert cli_main(["--months", "2006-01", "--dumps", str(zipped), "--output", str(tmp_path / "v")]) == 2
+    assert "(found RC_2006-01.zip: readable endings are .zst" in capsys.readouterr().err
     bad = tmp_path / "bad"
     bad.mkdir()
     data = (dumps_dir / "RC_2006-01.zst").read_bytes()
