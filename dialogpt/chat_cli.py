@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .chat_format import Turn
+from .errors import first_line
 
 TURN_SEPARATOR = " EOS "
 _REF_COL = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?\|")
@@ -156,12 +157,12 @@ def _dataset_contexts(source: str, split: str) -> list[list[str]]:
         try:
             ds = datasets.load_dataset(str(source), split=split)
         except FileNotFoundError as e:
-            raise FileNotFoundError(f"--input {source} split {split!r}: {str(e).splitlines()[0]}") from None
+            raise FileNotFoundError(f"--input {source} split {split!r}: {first_line(e)}") from None
         except ValueError as e:
-            raise ValueError(f"--input {source} split {split!r}: {str(e).splitlines()[0]}") from None
+            raise ValueError(f"--input {source} split {split!r}: {first_line(e)}") from None
         except Exception as e:  # e.g. DatasetGenerationError on a folder of unrelated files
             raise ValueError(f"--input {source}: not a refs file, a contexts file or a dataset with a "
-                             f"{split!r} split ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+                             f"{split!r} split ({first_line(e)})") from None
     if "turns" not in ds.column_names:
         raise ValueError(f"--input {source} split {split!r} has no 'turns' column (columns: {ds.column_names})")
     out = []

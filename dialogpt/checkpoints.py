@@ -25,15 +25,11 @@ from pathlib import Path
 
 import torch
 
+from .errors import first_line
+
 
 class CheckpointError(ValueError):
     """A legacy checkpoint that cannot be read or does not fit the model."""
-
-
-def first_line(e: BaseException, limit: int = 200) -> str:
-    """``Type: first line of the message`` for one-line errors (safe for empty messages)."""
-    text = (str(e).strip().splitlines() or [""])[0][:limit]
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def convert_legacy_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

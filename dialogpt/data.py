@@ -39,7 +39,7 @@ def load_session_splits(dataset: str | None = None, train_file: str | None = Non
     """
     import datasets
 
-    from .checkpoints import first_line
+    from .errors import first_line
 
     if dataset is not None:
         p = Path(dataset)

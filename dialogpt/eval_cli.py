@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from dialogpt.errors import first_line
 from dialogpt.scoring import METRIC_KEYS, prepare, score_all
 from dialogpt.scoring.meteor import MeteorError
 from dialogpt.scoring.refs import (
@@ -281,12 +282,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="perplexity: sessions are truncated from the left to this many tokens, as in training")
     p.add_argument("--batch-size", type=int, default=8, help="perplexity: sessions per forward pass")
     return p
-
-
-def first_line(e: BaseException, limit: int = 200) -> str:
-    """``Type: first line`` of a library's (possibly multi-line or empty) message."""
-    text = (str(e).strip().splitlines() or [""])[0][:limit]
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _one_line(e: BaseException) -> str:

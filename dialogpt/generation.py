@@ -31,6 +31,7 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from .chat_format import Turn, TurnLike, as_turns, build_prompt_ids, install_chat_template
+from .errors import first_line
 from .rerank import (
     RERANK_CHOICES,
     DialogRPTReranker,
@@ -125,7 +126,7 @@ class GenerationOptions:
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             where = getattr(e, "problem_mark", None)
             at = f":{where.line + 1}" if where is not None else ""
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            problem = getattr(e, "problem", None) or first_line(e)
             raise ValueError(f"--decoding-config {p}{at}: not valid YAML/JSON ({problem})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{p}: expected a mapping of decoding options, got {type(data).__name__}")

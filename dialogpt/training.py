@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import first_line
+from .errors import first_line
 from .schedules import SCHEDULES, lr_lambda
 
 MODEL_SHAPES: dict[str, dict[str, int]] = {
