@@ -128,6 +128,7 @@ def test_a_fresh_run_never_mixes_with_an_old_run_in_its_output_dir(tmp_path, ds,
 
     out = tmp_path / "run"
     train(base_config(tmp_path, ds, tokenizer_dir, num_optim_steps=3, save_steps=1))
+    capsys.readouterr()  # that run's output (e.g. a first-time "Generating train split" bar) is not the CLI's
     # again without a choice: refused before any work, naming what is there and the ways out
     argv = ["--dataset", str(ds), "--model_config", "tiny", "--tokenizer_name", str(tokenizer_dir),
             "--output_dir", str(out), "--max_seq_length", "64", "--no-pbar", "--num_optim_steps", "1",
