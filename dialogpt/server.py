@@ -685,8 +685,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if threading.current_thread() is threading.main_thread():
-        # `kill`, `docker stop` and systemd send SIGTERM: shut down as cleanly as on Ctrl-C.
-        signal.signal(signal.SIGTERM, _interrupt)
+        # `kill`, `docker stop` and systemd send SIGTERM: shut down as cleanly as on Ctrl-C. SIGINT is
+        # set too: a process started in the background by a non-interactive shell inherits SIGINT
+        # ignored, and Python then never installs its own Ctrl-C handler.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _interrupt)
     print(f"dialogpt-serve: model '{config.model_name}' on {server.url} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         server.serve_forever()

@@ -262,6 +262,9 @@ def test_dialogpt_serve_command_starts_answers_and_stops(tiny_model_dir, stop_si
         [sys.executable, "-m", "dialogpt.server", str(tiny_model_dir), "--host", "127.0.0.1", "--port", "0",
          "--served-model-name", "tiny", "--device", "cpu", "--max-new-tokens", "3"],
         stderr=subprocess.PIPE, text=True,
+        # as a background job of a non-interactive shell (CI, nohup, `cmd &`) starts it: SIGINT ignored,
+        # so Python's own Ctrl-C handler is never installed and the server must install one itself
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         m, seen = None, []
