@@ -65,7 +65,7 @@ def make_contexts(n: int) -> list[list[str]]:
 
 
 def bench_batching(responder, contexts, batch_size: int, repeats: int) -> dict:
-    from dialogpt.generation import GenerationOptions
+    from dialogpt.decode.responder import GenerationOptions
 
     opts = responder.options
     assert isinstance(opts, GenerationOptions)
@@ -101,7 +101,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def bench_server(responder, contexts, clients: int, requests: int, max_batch: int, max_queue: int,
                  max_tokens: int) -> dict:
-    from dialogpt.server import ServerConfig, make_server
+    from dialogpt.serve.app import ServerConfig, make_server
 
     srv = make_server(responder, ServerConfig(host="127.0.0.1", port=0, model_name="bench", max_queue=max_queue,
                                               max_batch=max_batch, max_connections=clients + 8))
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from dialogpt.generation import GenerationOptions, Responder
+    from dialogpt.decode.responder import GenerationOptions, Responder
 
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         model = args.model or str(build_tiny_model(Path(tmp)))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training benchmark, side by side in one run, printed as JSON.
 
-1. ``loop_overhead``: tokens/s of our Accelerate loop (``dialogpt.training.train``) vs a bare PyTorch
+1. ``loop_overhead``: tokens/s of our Accelerate loop (``dialogpt.train.loop.train``) vs a bare PyTorch
    loop doing the same work (same model init, same batches from the same sampler and collator, same
    AdamW groups, schedule, clipping, accumulation and data-loader RNG). ``same_work`` checks that the
    two produce identical per-step losses, so the baseline is fair. Runs are interleaved and repeated;
@@ -79,7 +79,7 @@ def _dataset_dir(tmp: Path, n: int) -> Path:
 def bench_padding(tokenizer, n_sessions: int, batch_size: int, max_seq_length: int) -> dict:
     import datasets
 
-    from dialogpt.data import LengthBucketBatchSampler, RandomBatchSampler, padding_efficiency, tokenize_sessions
+    from dialogpt.train.data import LengthBucketBatchSampler, RandomBatchSampler, padding_efficiency, tokenize_sessions
 
     tok, _ = tokenize_sessions(datasets.Dataset.from_list(_sessions(n_sessions, seed=1)), tokenizer, max_seq_length)
     lengths = tok["length"]
@@ -97,9 +97,9 @@ def _bare_loop(cfg, tokenizer, steps: int) -> tuple[float, list[float]]:
     from torch.utils.data import DataLoader
     from transformers import GPT2LMHeadModel
 
-    from dialogpt.data import DialogCollator, LengthBucketBatchSampler, load_session_splits, tokenize_sessions
-    from dialogpt.schedules import build_scheduler
-    from dialogpt.training import _param_groups, build_model_config
+    from dialogpt.train.data import DialogCollator, LengthBucketBatchSampler, load_session_splits, tokenize_sessions
+    from dialogpt.train.loop import _param_groups, build_model_config
+    from dialogpt.train.schedules import build_scheduler
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -147,7 +147,7 @@ def _bare_loop(cfg, tokenizer, steps: int) -> tuple[float, list[float]]:
 
 def bench_loop(tmp: Path, tokenizer_dir: Path, tokenizer, *, model_config: str, steps: int, repeats: int,
                n_sessions: int) -> dict:
-    from dialogpt.training import TrainConfig, train
+    from dialogpt.train.loop import TrainConfig, train
 
     ds = _dataset_dir(tmp, n_sessions)
     if model_config == "bench":  # 4 layers x 256: big enough that the step, not the Python around it, dominates
@@ -189,7 +189,7 @@ def bench_117m(tmp: Path, tokenizer, steps: int, n_sessions: int) -> dict:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from dialogpt.training import TrainConfig, train
+    from dialogpt.train.loop import TrainConfig, train
 
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=50257, n_positions=1024, n_layer=12, n_embd=768, n_head=12,

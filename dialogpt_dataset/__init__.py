@@ -1,6 +1,6 @@
 """Reddit dialogue data: Pushshift dumps -> conversations -> Arrow/Parquet, as a datasets builder."""
 
-# Heavy modules (datasets, datatrove) load on first use, so `import dialogpt_dataset.legacy_tsv` stays light.
+# Heavy modules (datasets, datatrove) load on first use, so `import dialogpt.legacy_tsv` stays light.
 _EXPORTS = {
     "BuildConfig": "dialogpt_dataset.build",
     "BuildResult": "dialogpt_dataset.build",

@@ -247,7 +247,7 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
     """Build (or resume building) the dataset folder described by ``cfg``; see the module doc."""
     import pyarrow.parquet as pq
 
-    from dialogpt_dataset import legacy_tsv
+    from dialogpt import legacy_tsv
     from dialogpt_dataset.card import render_dataset_card
 
     out = Path(cfg.output_dir)

@@ -33,7 +33,7 @@ Rows per split: {{ num_rows }}
 
 def _template() -> Path | None:
     """The full card template (source checkout or installed copy); None -> the short built-in one."""
-    from dialogpt.model_card import find_template_dir
+    from dialogpt.cards import find_template_dir
 
     try:
         path = find_template_dir() / TEMPLATE_NAME

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dialogpt.legacy_tsv import LegacyFormatError
 from dialogpt_dataset.build import BuildConfig, SubmittedToSlurm, build_dataset
 from dialogpt_dataset.dumps import DumpError
-from dialogpt_dataset.legacy_tsv import LegacyFormatError
 from dialogpt_dataset.pipeline import PlanError
 
 

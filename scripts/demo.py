@@ -77,6 +77,8 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 def tool(name: str) -> list[str]:
     """A console script of this package, run with the interpreter that runs the demo."""
+    if name == "build_dataset":  # the data side has its own CLI: dialogpt never imports dialogpt_dataset
+        return [sys.executable, "-m", "dialogpt_dataset.cli"]
     return [sys.executable, "-m", "dialogpt.cli", name]
 
 
@@ -120,7 +122,7 @@ def write_limited_refs(data_dir: Path, limit: int, path: Path) -> Path:
 
 def add_metrics_to_card(model_dir: Path, scores: dict[str, float], test_name: str) -> None:
     """Re-render the model card with the metrics just measured (never placeholders)."""
-    from dialogpt.model_card import add_metrics
+    from dialogpt.cards import add_metrics
 
     add_metrics(model_dir, scores, split=test_name)
 

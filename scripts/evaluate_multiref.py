@@ -4,12 +4,12 @@ exact to the official tools, and/or a model's perplexity. Same code as ``dialogp
 
     python scripts/evaluate_multiref.py --hyp test.hyp.txt --refs data/test.refs.txt --output-json scores.json
 
-See ``python scripts/evaluate_multiref.py --help`` and :mod:`dialogpt.eval_cli`.
+See ``python scripts/evaluate_multiref.py --help`` and :mod:`dialogpt.cli.eval`.
 """
 
 import sys
 
-from dialogpt.eval_cli import main
+from dialogpt.cli.eval import main
 
 if __name__ == "__main__":
     sys.exit(main())

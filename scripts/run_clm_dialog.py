@@ -7,7 +7,7 @@
 
 import sys
 
-from dialogpt.train_cli import main
+from dialogpt.cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ references the slots are refs ``[0, 2, 2, 3, 4, 5]``: ref 1 (the human response)
 ref 2 is used twice. The duplicate matters for NIST (information weights and the mean reference
 length count every column); BLEU and METEOR do not move.
 
-Formats (the legacy ones are parsed by :func:`dialogpt_dataset.legacy_tsv.read_refs`):
+Formats (the legacy ones are parsed by :func:`dialogpt.legacy_tsv.read_refs`):
 
 * multi-reference file, the seed's ``test.refs.txt`` and DSTC7's refs:
   ``<key>\\t<score>|<ref>\\t<score>|<ref>...``. The text is ``entry.split('|')[1]`` as in DSTC7:
@@ -129,7 +129,7 @@ def sniff_refs_format(path: str | os.PathLike) -> str:
 
 def read_legacy_refs(path: str | os.PathLike) -> list[tuple[str, list[str]]]:
     """``(key, [ref texts])`` rows of a multi-reference file (DSTC7 ``|`` quirk applied)."""
-    from dialogpt_dataset.legacy_tsv import read_refs
+    from dialogpt.legacy_tsv import read_refs
 
     p = Path(path)
     if not p.is_file():

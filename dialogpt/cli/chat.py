@@ -1,0 +1,448 @@
+"""``dialogpt-chat``: talk to a DialoGPT model, script it, or decode a whole test set.
+
+Three modes, one Responder:
+
+* interactive (stdin is a terminal): a multi-turn chat with ``/reset``, ``/history``, ``/quit``;
+* piped (stdin is not a terminal): each input line is a user turn, each reply one output line,
+  so ``echo hi | dialogpt-chat MODEL`` scripts (the history carries over; ``/reset`` clears it);
+* batch (``--input CONTEXTS --output hyp.txt``): one hypothesis per line for a test set, ready
+  for ``scripts/evaluate_multiref.py``. CONTEXTS is the seed's multi-reference file
+  (``test.refs.txt``), a plain text file (one context per line, turns separated by `` EOS `` or a
+  TAB) or a built dataset (directory or hub id) with ``--split``. Hypotheses are written batch by
+  batch; ``--resume`` keeps those of an interrupted run and generates the rest.
+
+``--self-play N`` lets the model talk to itself for N turns from ``--prompt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dialogpt.chat_format import Turn
+from dialogpt.errors import first_line
+
+TURN_SEPARATOR = " EOS "
+_REF_COL = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?\|")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dialogpt-chat",
+        description="Chat with a DialoGPT model (interactive, piped stdin -> stdout, or batch --input/--output).",
+    )
+    add_responder_args(p)
+    m = p.add_argument_group("modes")
+    m.add_argument("--input", help="batch mode: refs file, text file of contexts, or dataset dir/hub id")
+    m.add_argument("--output", help="batch mode: hypothesis file, one line per context")
+    m.add_argument("--split", default="test", help="dataset split for a dataset --input (default: test)")
+    m.add_argument("--limit", type=int, help="batch mode: only the first N contexts")
+    m.add_argument("--resume", action="store_true",
+                   help="batch mode: keep the hypotheses already in --output and generate the rest")
+    m.add_argument("--self-play", type=int, metavar="N", help="let the model talk to itself for N turns")
+    m.add_argument("--prompt", default="Hello, how are you?", help="first turn of --self-play")
+    m.add_argument("--show-candidates", action="store_true", help="print every candidate and its score (stderr)")
+    m.add_argument("--save-decoding-defaults", action="store_true",
+                   help="write the decoding options given here (--decoding-config and the flags) into the local "
+                        "MODEL dir's generation_config.json, so dialogpt-chat, dialogpt-serve and "
+                        "Responder.from_pretrained use them by default; then exit")
+    return p
+
+
+def add_responder_args(p: argparse.ArgumentParser) -> None:
+    """The model, reranking, safety, decoding and runtime flags (shared with ``dialogpt-serve``)."""
+    p.add_argument("model", help="model directory or hub id, e.g. microsoft/DialoGPT-medium")
+    g = p.add_argument_group("reranking and safety")
+    g.add_argument("--reverse-model", help="reverse (MMI) model dir or hub id; implies --rerank mmi")
+    g.add_argument("--ranker", action="append", default=[],
+                   help="DialogRPT ranker dir/hub id ([prior:|cond:]PATH[@WEIGHT]) or an ensemble .yml; "
+                        "repeatable; implies --rerank dialogrpt")
+    g.add_argument("--rerank", default="auto", choices=["auto", "none", "logprob", "mmi", "dialogrpt"],
+                   help="how to pick among --num-candidates (default: mmi with --reverse-model, "
+                        "dialogrpt with --ranker, else none)")
+    g.add_argument("--length-normalize", action="store_true", help="divide logprob/MMI scores by token count")
+    g.add_argument("--blocklist", default="default",
+                   help="safety blocklist file, 'default' (shipped list) or 'none'")
+    g.add_argument("--safety-classifier", help="extra safety hook 'module:function' (text -> bool or prob)")
+    d = p.add_argument_group("decoding (defaults come from the model's generation_config.json, then "
+                             "--decoding-config, then these flags)")
+    d.add_argument("--decoding-config", help="YAML/JSON file of decoding options (GenerationOptions fields)")
+    d.add_argument("--strategy", choices=["greedy", "sample", "beam"])
+    d.add_argument("--max-new-tokens", type=int)
+    d.add_argument("--min-new-tokens", type=int)
+    d.add_argument("--temperature", type=float)
+    d.add_argument("--top-k", type=int)
+    d.add_argument("--top-p", type=float)
+    d.add_argument("--num-beams", type=int)
+    d.add_argument("--length-penalty", type=float)
+    d.add_argument("--no-repeat-ngram-size", type=int)
+    d.add_argument("--repetition-penalty", type=float, help="over the response only, not the history")
+    d.add_argument("--num-candidates", type=int, help="candidates per context for reranking")
+    d.add_argument("--max-history-turns", type=int)
+    d.add_argument("--max-prompt-tokens", type=int)
+    d.add_argument("--seed", type=int, help="seed for sampling (reproducible runs)")
+    r = p.add_argument_group("runtime")
+    r.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    r.add_argument("--dtype", choices=["float32", "float16", "bfloat16"])
+    r.add_argument("--batch-size", type=int, default=16, help="contexts per generate call (batch mode)")
+    r.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+
+
+_DECODING_FLAGS = ("strategy", "max_new_tokens", "min_new_tokens", "temperature", "top_k", "top_p", "num_beams",
+                   "length_penalty", "no_repeat_ngram_size", "repetition_penalty", "num_candidates",
+                   "max_history_turns", "max_prompt_tokens")
+
+
+def decoding_overrides(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in _DECODING_FLAGS if getattr(args, k) is not None}
+
+
+# ---------------------------------------------------------------------- contexts for batch mode
+def _split_context(line: str) -> list[str]:
+    parts = line.split("\t") if "\t" in line else line.split(TURN_SEPARATOR)
+    return [t.strip() for t in parts if t.strip()]
+
+
+def _looks_like_refs(line: str) -> bool:
+    cols = line.rstrip("\r\n").split("\t")
+    return len(cols) >= 2 and all(_REF_COL.match(c) for c in cols[1:])
+
+
+def read_contexts(source: str, split: str = "test") -> list[list[str]]:
+    """Contexts (lists of turn texts) from a refs file, a plain text file or a dataset split."""
+    path = Path(source)
+    if path.is_file():
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = [ln.rstrip("\r\n") for ln in f]
+        except UnicodeDecodeError as e:
+            raise ValueError(f"--input {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        first = next((ln for ln in lines if ln.strip()), None)
+        if first is None:
+            raise ValueError(f"{path}: no contexts (the file is empty)")
+        if _looks_like_refs(first):
+            from dialogpt.legacy_tsv import read_refs
+
+            return [_split_context(row.key) for row in read_refs(path)]
+        contexts = []
+        for no, ln in enumerate(lines, start=1):
+            if not ln.strip():
+                continue
+            turns = _split_context(ln)
+            if not turns:
+                raise ValueError(f"{path}:{no}: empty context")
+            contexts.append(turns)
+        return contexts
+    return _dataset_contexts(source, split)
+
+
+def _dataset_contexts(source: str, split: str) -> list[list[str]]:
+    import datasets
+
+    path = Path(source)
+    if path.is_dir() and any((path / f).exists() for f in ("state.json", "dataset_dict.json")):
+        ds = datasets.load_from_disk(str(path))
+        if isinstance(ds, datasets.DatasetDict):
+            if split not in ds:
+                raise ValueError(f"--input {source}: no split {split!r} (splits: {sorted(ds)})")
+            ds = ds[split]
+    else:
+        if path.suffix and not path.exists():
+            raise FileNotFoundError(f"--input {source}: no such file or directory")
+        try:
+            ds = datasets.load_dataset(str(source), split=split)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"--input {source} split {split!r}: {first_line(e)}") from None
+        except ValueError as e:
+            raise ValueError(f"--input {source} split {split!r}: {first_line(e)}") from None
+        except Exception as e:  # e.g. DatasetGenerationError on a folder of unrelated files
+            raise ValueError(f"--input {source}: not a refs file, a contexts file or a dataset with a "
+                             f"{split!r} split ({first_line(e)})") from None
+    if "turns" not in ds.column_names:
+        raise ValueError(f"--input {source} split {split!r} has no 'turns' column (columns: {ds.column_names})")
+    out = []
+    for i, row in enumerate(ds):
+        turns = [t["text"] if isinstance(t, dict) else str(t) for t in row["turns"]]
+        if not turns:
+            raise ValueError(f"--input {source} split {split!r} row {i}: empty 'turns'")
+        out.append(turns)
+    return out
+
+
+# ---------------------------------------------------------------------- modes
+def run_batch(responder, args) -> int:
+    contexts = read_contexts(args.input, args.split)
+    if args.limit is not None:
+        contexts = contexts[: args.limit]
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = _complete_lines(out, len(contexts)) if args.resume else 0
+    if done:
+        print(f"resuming: {out} already has {done} of {len(contexts)} hypotheses", file=sys.stderr)
+    from tqdm.auto import tqdm
+
+    # Hypotheses are written (and flushed) batch by batch, so an interrupted run keeps what it did
+    # and --resume carries on from there.
+    with open(out, "a" if done else "w", encoding="utf-8", newline="\n") as f, \
+            tqdm(total=len(contexts), initial=done, desc="generating", unit="ctx") as bar:
+        for start in range(done, len(contexts), responder.batch_size):
+            replies = responder.respond_batch(contexts[start:start + responder.batch_size])
+            f.writelines(" ".join(r.text.split()) + "\n" for r in replies)
+            f.flush()
+            bar.update(len(replies))
+    print(f"wrote {len(contexts) - done} hypotheses to {out} ({_stats_line(responder)})", file=sys.stderr)
+    return 0
+
+
+def _complete_lines(path: Path, expected: int) -> int:
+    """How many whole lines ``path`` holds (a torn last line, from a killed run, is cut off)."""
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    n = data.count(b"\n")
+    if n > expected:
+        raise ValueError(f"--resume: {path} has {n} lines but --input gives only {expected} contexts; "
+                         "is it the output of another run?")
+    keep = data.rfind(b"\n") + 1
+    if keep < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+    return n
+
+
+def _stats_line(responder) -> str:
+    s = responder.stats
+    return (f"contexts={s['contexts']} candidates={s['candidates']} blocked={s['blocked_candidates']} "
+            f"all_blocked={s['all_blocked']} truncated_prompts={s['truncated_prompts']}")
+
+
+def _show(responder, reply, args) -> None:
+    if args.show_candidates:
+        for k, c in enumerate(reply.candidates):
+            mark = "*" if k == reply.chosen else ("x" if c.blocked else " ")
+            score = "" if c.score is None else f"{c.score:.4f} "
+            print(f"  {mark} {score}{c.text}", file=sys.stderr)
+
+
+def run_self_play(responder, args) -> int:
+    history = [Turn(args.prompt)]
+    print(f"A: {args.prompt}", flush=True)
+    for k in range(args.self_play):
+        reply = responder.respond(history)
+        _show(responder, reply, args)
+        history.append(Turn(reply.text))
+        print(f"{'B' if k % 2 == 0 else 'A'}: {reply.text}", flush=True)
+    return 0
+
+
+def _valid_text(text: str, where: str) -> str:
+    """``text`` with bytes that were not UTF-8 (read as surrogates, see ``_lenient_stdin``) replaced by U+FFFD,
+    with a warning: the line still gets its reply line, so piped output stays aligned."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        fixed = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        fixed = text.encode("utf-8", "replace").decode("utf-8")
+    print(f"warning: {where}: bytes that are not UTF-8 were replaced by U+FFFD", file=sys.stderr)
+    return fixed
+
+
+@contextlib.contextmanager
+def _lenient_stdin():
+    """Read stdin with ``surrogateescape``, so a stray non-UTF-8 byte costs one character, not the
+    session (a strict UTF-8 stdin raises on it); the caller's setting is put back afterwards."""
+    stream = sys.stdin
+    errors = getattr(stream, "errors", None)
+    if errors is None or not hasattr(stream, "reconfigure"):
+        yield
+        return
+    try:
+        stream.reconfigure(errors="surrogateescape")
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            stream.reconfigure(errors=errors)
+        except (ValueError, OSError):
+            pass
+
+
+HELP = "commands: /reset (forget the history), /history (show it), /quit (leave)"
+
+
+def run_chat(responder, args, stdin=None, stdout=None) -> int:
+    """Interactive when stdin is a terminal, else one reply line per input line."""
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    interactive = stdin.isatty()
+    history: list[Turn] = []
+    if interactive:
+        print(f"DialoGPT chat ({args.model}). {HELP}", file=stdout)
+    lineno = 0
+    while True:
+        if interactive:
+            print(">> You: ", end="", file=stdout, flush=True)
+        line = stdin.readline()
+        if not line:
+            break
+        lineno += 1
+        text = _valid_text(line.strip(), f"stdin line {lineno}")
+        if not text:
+            continue
+        if text.startswith("/"):
+            cmd = text.split()[0].lower()
+            if cmd in ("/quit", "/exit"):
+                break
+            if cmd == "/reset":
+                history.clear()
+                if interactive:
+                    print("(history cleared)", file=stdout)
+                continue
+            if cmd == "/history":
+                for k, t in enumerate(history):
+                    who = "You" if (len(history) - k) % 2 == 0 else "Bot"
+                    print(f"{who}: {t.text}", file=stdout)
+                stdout.flush()
+                continue
+            if cmd == "/help":
+                print(HELP, file=stdout)
+                continue
+            print(f"unknown command {cmd}; {HELP}", file=sys.stderr)
+            continue
+        history.append(Turn(text))
+        reply = responder.respond(history)
+        _show(responder, reply, args)
+        history.append(Turn(reply.text))
+        print(f"Bot: {reply.text}" if interactive else reply.text, file=stdout, flush=True)
+    return 0
+
+
+def _check_model_ref(flag: str, ref: str | None) -> None:
+    """A model reference that can only be a local path (absolute, ./ or ../, or more than one '/',
+    so not an ``org/name`` hub id) must exist: say so, rather than the hub's "Repo id must be in the
+    form ..." message."""
+    if ref is None or Path(ref).expanduser().exists():
+        return
+    if os.path.isabs(ref) or ref.startswith((".", "~")) or ref.count("/") > 1 or "\\" in ref:
+        raise FileNotFoundError(f"{flag} {ref}: no such directory (nor a hub id like org/name)")
+
+
+def make_responder(args):
+    _check_model_ref("MODEL", args.model)
+    _check_model_ref("--reverse-model", args.reverse_model)
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from dialogpt.decode.rerank import parse_ranker_specs
+    from dialogpt.decode.responder import GenerationOptions, Responder
+    from dialogpt.decode.safety import SafetyFilter, load_blocklist, load_classifier
+
+    rankers = parse_ranker_specs(args.ranker)
+    for spec in rankers:
+        _check_model_ref("--ranker", spec.path)
+    classifier = load_classifier(args.safety_classifier) if args.safety_classifier else None
+    safety = None
+    if args.blocklist != "none" or classifier is not None:
+        patterns = [] if args.blocklist == "none" else load_blocklist(None if args.blocklist == "default" else args.blocklist)
+        safety = SafetyFilter(patterns=patterns, classifier=classifier)
+    responder = Responder.from_pretrained(
+        args.model, reverse_model=args.reverse_model, rankers=rankers, rerank=args.rerank,
+        safety=safety, device=args.device, dtype=args.dtype, length_normalize=args.length_normalize,
+        batch_size=args.batch_size,
+    )
+    overrides = GenerationOptions.read_overrides(args.decoding_config) if args.decoding_config else {}
+    overrides.update(decoding_overrides(args))
+    responder.options = responder.options.replace(**overrides)
+    if responder.reranker is not None and responder.options.num_candidates == 1:
+        print("note: reranking needs --num-candidates > 1 (and --strategy sample or beam) to have a choice",
+              file=sys.stderr)
+    return responder
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' warnings and loading bars while a command runs (a chat's stdout and
+    stderr are for the conversation), and put the previous settings back afterwards, so calling
+    ``main()`` from Python leaves the caller's logging as it was."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if (args.input is None) != (args.output is None):
+        print("error: batch mode needs both --input and --output", file=sys.stderr)
+        return 2
+    if args.input is not None and args.self_play is not None:
+        print("error: --self-play and --input/--output are different modes; pick one", file=sys.stderr)
+        return 2
+    if args.self_play is not None and args.self_play < 1:
+        print("error: --self-play N needs N >= 1", file=sys.stderr)
+        return 2
+    if args.save_decoding_defaults and not Path(args.model).is_dir():
+        print(f"error: --save-decoding-defaults needs MODEL to be a local directory, got {args.model}",
+              file=sys.stderr)
+        return 2
+    if args.resume and args.input is None:
+        print("error: --resume is for batch mode (--input/--output)", file=sys.stderr)
+        return 2
+    if args.limit is not None and args.limit < 1:
+        print(f"error: --limit N needs N >= 1, got {args.limit}", file=sys.stderr)
+        return 2
+    try:
+        with quiet_transformers():
+            import transformers
+
+            if args.seed is not None:
+                transformers.set_seed(args.seed)
+            if args.input is not None:
+                # Fail on a bad --input before spending time on loading the model.
+                if not Path(args.input).exists() and Path(args.input).suffix:
+                    raise FileNotFoundError(f"--input {args.input}: no such file")
+            responder = make_responder(args)
+            if args.save_decoding_defaults:
+                from dialogpt.decode.responder import save_generation_defaults
+
+                path = save_generation_defaults(args.model, responder.options, responder.tokenizer.eos_token_id)
+                print(f"wrote decoding defaults to {path}: {responder.options}", file=sys.stderr)
+                return 0
+            if args.input is not None:
+                return run_batch(responder, args)
+            if args.self_play is not None:
+                return run_self_play(responder, args)
+            with _lenient_stdin():
+                return run_chat(responder, args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError, OSError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Decoding: generation options, the Responder, reranking (MMI, DialogRPT, log-prob) and the safety filter."""

@@ -1,0 +1,1 @@
+"""Training: config, data (tokenise, buckets, packing), the Accelerate loop, checkpoints, schedules, model loading."""
