@@ -32,10 +32,20 @@ DEFAULT_MAX_SEQ_LENGTH = 128
 
 #: Roles are irrelevant to DialoGPT (turns simply alternate); system messages have no place in
 #: the format, so the template skips them rather than inventing a rendering the model never saw.
+#: A trained turn (every turn after the first whose ``trainable`` is not false: the original trains
+#: user and assistant turns alike) sits in a ``{% generation %}`` block, so
+#: ``apply_chat_template(..., return_dict=True, return_assistant_tokens_mask=True)`` marks exactly the
+#: positions :func:`encode_session` gives labels (TRL's ``assistant_only_loss`` reads that mask).
 CHAT_TEMPLATE = (
+    "{% set ns = namespace(n=0) %}"
     "{% for message in messages %}"
     "{% if message['role'] != 'system' %}"
+    "{% if ns.n > 0 and message.get('trainable') is not false %}"
+    "{% generation %}{{ message['content'] }}{{ eos_token }}{% endgeneration %}"
+    "{% else %}"
     "{{ message['content'] }}{{ eos_token }}"
+    "{% endif %}"
+    "{% set ns.n = ns.n + 1 %}"
     "{% endif %}"
     "{% endfor %}"
 )
@@ -77,23 +87,36 @@ def render_text(turns: Iterable[TurnLike], eos_token: str = EOS_TOKEN) -> str:
 
 
 def messages_to_turns(messages: Iterable[Mapping[str, object]]) -> list[Turn]:
-    """OpenAI-style messages -> turns. System messages are dropped, as the template drops them."""
+    """OpenAI-style messages -> turns. System messages are dropped, as the template drops them.
+
+    A message whose ``trainable`` is false becomes a weight-0 (context only) turn, so the dataset's
+    ``messages`` column keeps the original's weight-0 mask; without the key every turn is trained.
+    """
     turns = []
     for i, m in enumerate(messages):
         if "content" not in m or "role" not in m:
             raise ValueError(f"message {i} needs 'role' and 'content': {dict(m)!r}")
         if m["role"] == "system":
             continue
-        turns.append(Turn(str(m["content"]), 1.0))
+        turns.append(Turn(str(m["content"]), 0.0 if m.get("trainable") is False else 1.0))
     return turns
 
 
-def turns_to_messages(turns: Iterable[TurnLike]) -> list[dict[str, str]]:
-    """Turns -> alternating user/assistant messages ending on whichever role the count gives."""
+def turns_to_messages(turns: Iterable[TurnLike], last_role: str = "assistant") -> list[dict]:
+    """Turns -> alternating user/assistant messages, counted back from ``last_role``.
+
+    The roles alternate from the end: the last turn of a training session is the reply
+    (``assistant``); a test context, whose replies live apart, ends on ``user``. ``trainable`` is
+    true exactly where :func:`encode_session` puts labels (not the first turn, not weight 0).
+    """
+    if last_role not in ("assistant", "user"):
+        raise ValueError(f"last_role must be 'assistant' or 'user', got {last_role!r}")
+    other = "user" if last_role == "assistant" else "assistant"
     ts = as_turns(turns)
     n = len(ts)
     return [
-        {"role": "assistant" if (n - 1 - i) % 2 == 0 else "user", "content": t.text}
+        {"role": last_role if (n - 1 - i) % 2 == 0 else other, "content": t.text,
+         "trainable": i > 0 and t.weight != 0.0}
         for i, t in enumerate(ts)
     ]
 
