@@ -1,0 +1,101 @@
+"""The judges' web page: a small FastAPI app over a :class:`VoteStore`, served by uvicorn.
+
+The page is plain HTML + JS (``dialogpt/data/human_eval.html``); it only ever sees "response 1" and
+"response 2" and posts answers in those terms. Which one is A is known to the store alone, so
+neither the page source nor the network traffic unblinds a judge.
+
+Routes: ``GET /`` the page; ``GET /api/info`` the questions; ``GET /api/next?judge=NAME`` the item to
+judge (or ``done``); ``POST /api/vote`` ``{judge, item, answers: {question: first|tie|second}}``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from importlib import resources
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from dialogpt.serve.human_eval_inputs import QUESTIONS
+from dialogpt.serve.human_eval_store import AlreadyVotedError, NotAssignedError, VoteStore
+
+#: A judge name: what a person types (letters, digits, space, . _ @ -), at most 64 characters.
+JUDGE_RE = re.compile(r"^[\w .@-]{1,64}$")
+
+
+@dataclass
+class HumanEvalConfig:
+    """How ``dialogpt-human-eval serve`` runs."""
+
+    host: str = "127.0.0.1"
+    """loopback by default: judges on other machines need an explicit --host 0.0.0.0"""
+    port: int = 8001
+    title: str = "Which response is better?"
+
+
+class VoteBody(BaseModel):
+    judge: str = Field(max_length=64)
+    item: int = Field(ge=0)
+    answers: dict[str, str]
+
+
+def _judge(name: str) -> str:
+    name = name.strip()
+    if not JUDGE_RE.match(name):
+        raise HTTPException(400, "judge: 1-64 letters, digits, spaces or . _ @ -")
+    return name
+
+
+def page_html(title: str) -> str:
+    """The page, with the title filled in (everything else comes from /api/*)."""
+    html = (resources.files("dialogpt") / "data" / "human_eval.html").read_text(encoding="utf-8")
+    safe = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return html.replace("{{TITLE}}", safe)
+
+
+def create_human_eval_app(store: VoteStore, config: HumanEvalConfig | None = None) -> FastAPI:
+    """The FastAPI app judges use; every store call runs in a worker thread (SQLite blocks)."""
+    cfg = config or HumanEvalConfig()
+    app = FastAPI(title="DialoGPT blind pairwise evaluation", docs_url=None, redoc_url=None)
+    html = page_html(cfg.title)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return html
+
+    @app.get("/api/info")
+    def info() -> dict:
+        return {"title": cfg.title, "questions": QUESTIONS}
+
+    @app.get("/api/next")
+    async def next_item(judge: str = Query(...)) -> dict:
+        name = _judge(judge)
+        a = await run_in_threadpool(store.next_item, name)
+        if a is None:
+            done = await run_in_threadpool(store.judged_items, name)
+            return {"done": True, "judged": done}
+        return {"done": False, **asdict(a)}
+
+    @app.post("/api/vote")
+    async def vote(body: VoteBody) -> dict:
+        name = _judge(body.judge)
+        try:
+            await run_in_threadpool(store.record, name, body.item, body.answers)
+        except (AlreadyVotedError, NotAssignedError) as e:
+            raise HTTPException(409, str(e)) from None
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from None
+        return {"ok": True}
+
+    return app
+
+
+def serve_human_eval(store: VoteStore, config: HumanEvalConfig) -> None:
+    """Run the page until interrupted (uvicorn handles Ctrl-C; every vote is already committed)."""
+    import uvicorn
+
+    print(f"human evaluation page on http://{config.host}:{config.port}/ (store {store.path})", flush=True)
+    uvicorn.run(create_human_eval_app(store, config), host=config.host, port=config.port, log_level="warning")
