@@ -19,13 +19,14 @@ import hashlib
 import json
 import shutil
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dialogpt_dataset import pipeline
 from dialogpt_dataset.builder import SIZES, RedditDialog, dummy_dumps_dir, parse_months
 from dialogpt_dataset.dumps import available_months, find_month_files
 from dialogpt_dataset.multiref import DEFAULT_MIN_REFS, refs_file_rows
+from dialogpt_dataset.rules import SHIPPED, ExtractRules, RulesError
 
 ROWS_PER_PARQUET = 500_000
 
@@ -57,10 +58,15 @@ class BuildConfig:
     token: str | None = None
     max_bad_lines: int = 1000
     num_shards: int | None = None
+    #: the extraction rules: a preset (``original`` or ``default``), then ``--rules +bot,-non_ascii``
+    #: switches, then any setting given here (None keeps the preset's); see dialogpt_dataset.rules
+    preset: str = "default"
+    rules: str | None = None
     validation_fraction: float | None = None
     test_fraction: float | None = None
-    use_title: bool = True
-    use_selftext: bool = False
+    use_title: bool | None = None
+    use_selftext: bool | None = None
+    #: a file, "none" (no list) or "shipped" (ours); None keeps the preset's
     words_blocklist: str | None = None
     subreddits_blocklist: str | None = None
     slurm_kwargs: dict = field(default_factory=dict)
@@ -101,6 +107,20 @@ class BuildConfig:
                 raise ValueError(f"--push-to-hub {self.push_to_hub!r}: {e}") from None
         if Path(self.output_dir).exists() and not Path(self.output_dir).is_dir():
             raise ValueError(f"--output {self.output_dir}: exists and is not a directory")
+        self.extract_rules()  # a bad preset, rule name, fraction or list file fails now, not after stage 1
+
+    def extract_rules(self) -> ExtractRules:
+        """The one rules config this build runs (preset, then switches, then explicit settings)."""
+        lists = {k: (None if v.lower() == "none" else v) for k in ("words_blocklist", "subreddits_blocklist")
+                 if (v := getattr(self, k)) is not None}
+        for k, v in lists.items():
+            if v not in (None, SHIPPED) and not Path(v).is_file():
+                raise RulesError(f"--{k.replace('_', '-')} {v}: no such file")
+        rules = ExtractRules.from_preset(
+            self.preset, size=self.size, use_title=self.use_title, use_selftext=self.use_selftext,
+            test_fraction=self.test_fraction, validation_fraction=self.validation_fraction,
+        ).with_switches(self.rules)
+        return replace(rules, **lists).with_abs_paths()
 
     @property
     def config_name(self) -> str:
@@ -163,17 +183,12 @@ class BuildResult:
 
 
 def _plan_overrides(cfg: BuildConfig) -> dict:
-    dummy = cfg.size == "dummy"
     return {
-        "num_shards": cfg.num_shards,
-        "validation_fraction": cfg.validation_fraction if cfg.validation_fraction is not None else (0.1 if dummy else 0.05),
-        "test_fraction": cfg.test_fraction if cfg.test_fraction is not None else (0.2 if dummy else 0.05),
-        "use_title": cfg.use_title, "use_selftext": cfg.use_selftext,
+        "num_shards": cfg.num_shards, "rules": cfg.extract_rules(),
         "min_refs": cfg.min_refs, "max_refs": cfg.max_refs,
         "keys_file": str(Path(cfg.keys_file).resolve()) if cfg.keys_file else None,
         "discard_keys_file": str(Path(cfg.discard_keys_file).resolve()) if cfg.discard_keys_file else None,
         "max_bad_lines": cfg.max_bad_lines,
-        "words_blocklist": cfg.words_blocklist, "subreddits_blocklist": cfg.subreddits_blocklist,
     }
 
 

@@ -26,6 +26,8 @@ import datasets
 from datasets.builder import Key
 
 from dialogpt_dataset import pipeline
+from dialogpt_dataset.messages import add_messages
+from dialogpt_dataset.rules import ExtractRules
 
 _DESCRIPTION = "Reddit conversations extracted from Pushshift dumps with DialoGPT's rules."
 PUBLIC_COLUMNS = ["id", "subreddit", "created_utc", "turns", "references"]
@@ -38,6 +40,12 @@ FEATURES = datasets.Features({
         "text": datasets.Value("string"),
         "weight": datasets.Value("float32"),
         "score": datasets.Value("int64"),
+    }),
+    # the same turns as chat messages for stock tools (TRL, apply_chat_template); see messages.py
+    "messages": datasets.List({
+        "role": datasets.Value("string"),
+        "content": datasets.Value("string"),
+        "trainable": datasets.Value("bool"),
     }),
     # the multi-reference test split's distinct human replies; empty in train / validation
     "references": datasets.List(datasets.Value("string")),
@@ -96,7 +104,9 @@ class RedditDialogConfig(datasets.BuilderConfig):
             stable hash of the link id sends ``test_fraction`` of the threads there instead.
         work_dir: where the pipeline keeps its shards, logs and completion marks (resume).
         pipeline_num_proc: datatrove workers; executor: local, ray or slurm.
-        plan_overrides: any other :class:`pipeline.Plan` field (num_shards, min_refs, keys_file...).
+        plan_overrides: any other :class:`pipeline.Plan` field (num_shards, min_refs, keys_file...);
+            ``rules`` (an :class:`~dialogpt_dataset.rules.ExtractRules` or its dict) defaults to the
+            ``default`` preset for this config's size, exactly what the CLI uses.
     """
 
     dumps_dir: str | None = None
@@ -137,6 +147,11 @@ class RedditDialog(datasets.ArrowBasedBuilder):
         if not months:
             raise ValueError(f"config {cfg.name!r} has no months to build")
         overrides = dict(cfg.plan_overrides)
+        # the same default rules as the CLI for the same size (the dummy sample's larger fractions)
+        rules = overrides.pop("rules", None)
+        if not isinstance(rules, ExtractRules):
+            rules = ExtractRules.from_dict(rules) if rules else ExtractRules.from_preset("default", size=cfg.name)
+        overrides["rules"] = rules
         if overrides.get("num_shards") is None:
             overrides["num_shards"] = pipeline.auto_num_shards(
                 dumps_dir, sorted(set(months) | set(cfg.test_months)), minimum=max(2, cfg.pipeline_num_proc),
@@ -155,14 +170,16 @@ class RedditDialog(datasets.ArrowBasedBuilder):
             plan.num_shards, plan.read_splits = old.num_shards, old.read_splits
         pipeline.run_pipeline(plan, self.config.executor, self.config.pipeline_num_proc, quiet=self.config.quiet)
         return [  # an empty split (e.g. no test context kept by --keys-file) is left out
-            datasets.SplitGenerator(name=split, gen_kwargs={"files": [str(p) for p in files]})
+            datasets.SplitGenerator(name=split, gen_kwargs={"files": [str(p) for p in files], "split": split})
             for split in pipeline.SPLITS
             if (files := pipeline.nonempty_stage2_files(plan.work_dir, split))
         ]
 
-    def _generate_tables(self, files: list[str]):
+    def _generate_tables(self, files: list[str], split: str = "train"):
         import pyarrow.parquet as pq
 
         for i, f in enumerate(files):
             table = pq.read_table(f, columns=PUBLIC_COLUMNS)
+            # test rows hold the context only (the replies are ``references``): it ends on the user turn
+            table = add_messages(table, context_only=split == "test")
             yield Key(i, 0), table.cast(FEATURES.arrow_schema)

@@ -14,6 +14,7 @@ from dialogpt.legacy_tsv import LegacyFormatError
 from dialogpt_dataset.build import BuildConfig, SubmittedToSlurm, build_dataset
 from dialogpt_dataset.dumps import DumpError
 from dialogpt_dataset.pipeline import PlanError
+from dialogpt_dataset.rules import PRESETS, SWITCHABLE
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,13 +42,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slurm-partition", default="cpu", help="with --executor slurm")
     p.add_argument("--num-shards", type=int, default=None, help="hash partitions of each month (default: sized from the input)")
     p.add_argument("--max-bad-lines", type=int, default=1000, help="malformed JSON lines tolerated per file (skipped, counted; default 1000)")
-    p.add_argument("--no-title", action="store_true", help="do not use the submission title as root turn (the original's TITLE=0)")
-    p.add_argument("--selftext", action="store_true", help="append the submission's selftext to the title turn")
+    _add_rule_args(p)
     p.add_argument("--quiet", action="store_true", help="hide datatrove's per-task log lines")
     p.add_argument("--export-tsv", action="store_true", help="also write train.tsv in the original DialoGPT format")
     p.add_argument("--push-to-hub", metavar="ORG/NAME", help="upload the folder as a Hub dataset repo")
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create a private repo")
     return p.parse_args(argv)
+
+
+def _add_rule_args(p: argparse.ArgumentParser) -> None:
+    """The extraction-rule options (dialogpt_dataset.rules): a preset, then switches and settings."""
+    g = p.add_argument_group("extraction rules", "a preset, then any of these settings on top of it")
+    g.add_argument("--preset", choices=list(PRESETS), default="default",
+                   help="original: exactly the DialoGPT extractor's selection (title off, empty blocklists, no "
+                   "test/validation split in training months, no project-only rules); default: the project's "
+                   "(every project-only rule, shipped blocklists, title on, 5%% test + 5%% validation threads)")
+    g.add_argument("--rules", metavar="+NAME,-NAME", help="switch project-only rules on/off on top of the preset: "
+                   + ", ".join(SWITCHABLE) + " (also all / none)")
+    g.add_argument("--words-blocklist", metavar="FILE", help="offensive words/phrases, one a line (whole-word, "
+                   "case-insensitive, as flashtext); 'none' or 'shipped'")
+    g.add_argument("--subreddits-blocklist", metavar="FILE", help="subreddits never used, one a line; 'none' or 'shipped'")
+    g.add_argument("--test-fraction", type=float, help="share of training-month threads hashed into the test split")
+    g.add_argument("--validation-fraction", type=float, help="share of training-month threads for validation")
+    t = g.add_mutually_exclusive_group()
+    t.add_argument("--use-title", dest="use_title", action="store_true", default=None,
+                   help="the submission title as root turn (`title : ...`)")
+    t.add_argument("--no-title", dest="use_title", action="store_false", help="no title turn (the original's TITLE=0)")
+    g.add_argument("--selftext", action="store_true", default=None, help="append the submission's selftext to the title")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             discard_keys_file=args.discard_keys_file,
             min_refs=args.min_refs, max_refs=args.max_refs, executor=args.executor,
             export_tsv=args.export_tsv, push_to_hub=args.push_to_hub, private=args.private,
-            max_bad_lines=args.max_bad_lines, num_shards=args.num_shards, use_title=not args.no_title,
-            use_selftext=args.selftext, slurm_kwargs={"partition": args.slurm_partition}, quiet=args.quiet,
+            max_bad_lines=args.max_bad_lines, num_shards=args.num_shards, preset=args.preset, rules=args.rules,
+            use_title=args.use_title, use_selftext=args.selftext, test_fraction=args.test_fraction,
+            validation_fraction=args.validation_fraction, words_blocklist=args.words_blocklist,
+            subreddits_blocklist=args.subreddits_blocklist, slurm_kwargs={"partition": args.slurm_partition}, quiet=args.quiet,
         )
         result = build_dataset(cfg)
     except SubmittedToSlurm as e:

@@ -40,18 +40,18 @@ Text rules (:func:`gpt_norm`, applied to every turn of a kept instance; not filt
   strips non-ASCII text; the literal word ``URL`` turns into ``__url__``, a quirk kept on purpose);
 * tokenised with NLTK's ``TweetTokenizer(preserve_case=True)`` (:func:`tokenize`), joined by spaces.
 
-Offensive words (``data/words.blocklist.txt``): in the training months a turn containing one gets
-weight 0.0 (kept as context, never trained on), counted as ``offensive_turn``; in the test months
-the instance is dropped (``offensive``), as in the original. The original's shipped lists are empty
-(its authors could not release theirs), so the lists here are our own.
+Offensive words (:mod:`dialogpt_dataset.rules`, flashtext semantics): in the training months a turn
+containing one gets weight 0.0 (kept as context, never trained on), counted as ``offensive_turn``; in
+the test months the instance is dropped (``offensive``), as in the original. The original's shipped
+lists are empty (its authors could not release theirs): the ``default`` preset uses our own, the
+``original`` preset none. ``removed``, ``bot`` and ``non_ascii`` are project-only, switchable rules.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
-from importlib import resources
+from collections.abc import Sequence
 
 URL_TOKEN = "__url__"
 MAX_TURN_WORDS = 30  # --max_len 30 --max_len_type w ("30 words means roughly 70 characters")
@@ -185,17 +185,23 @@ def mostly_non_ascii(text: str) -> bool:
     return sum(1 for c in alnum if ord(c) > 127) > 0.1 * len(alnum)
 
 
-def comment_rule(body: str, author: str | None = None) -> str | None:
-    """Name of the first comment rule ``body`` breaks, or None when the comment is usable."""
+#: the project-only comment rules (see :mod:`dialogpt_dataset.rules`); all on unless told
+ALL_COMMENT_SWITCHES = frozenset({"removed", "bot", "non_ascii"})
+
+
+def comment_rule(body: str, author: str | None = None, enabled: frozenset[str] = ALL_COMMENT_SWITCHES) -> str | None:
+    """Name of the first comment rule ``body`` breaks, or None when the comment is usable.
+
+    ``enabled`` names the project-only rules switched on; the original's rules always apply."""
     if body == "[deleted]":
         return "deleted"
-    if body == "[removed]":
+    if body == "[removed]" and "removed" in enabled:
         return "removed"
     if ">" in body or "&gt;" in body:
         return "quote"
-    if is_bot(author, body):
+    if "bot" in enabled and is_bot(author, body):
         return "bot"
-    if mostly_non_ascii(body):
+    if "non_ascii" in enabled and mostly_non_ascii(body):
         return "non_ascii"
     if len(minimal_norm(body).split()) < 2:
         return "too_short"
@@ -205,53 +211,6 @@ def comment_rule(body: str, author: str | None = None) -> str | None:
 def too_long_turn(text: str) -> bool:
     """The original's ``len(c['body'].split()) > max_len`` on the minimally normalised body."""
     return len(text.split()) > MAX_TURN_WORDS
-
-
-class Blocklist:
-    """Whole-word, case-insensitive word/phrase matching (the original used flashtext this way)."""
-
-    def __init__(self, entries: Iterable[str] = ()):
-        self.words: set[str] = set()
-        self.phrases: list[str] = []
-        for e in entries:
-            e = e.strip().lower()
-            if not e or e.startswith("#"):
-                continue
-            if " " in e:
-                self.phrases.append(e)
-            else:
-                self.words.add(e)
-
-    @classmethod
-    def from_file(cls, path) -> Blocklist:
-        with open(path, encoding="utf-8") as f:
-            return cls(f)
-
-    def __bool__(self) -> bool:
-        return bool(self.words or self.phrases)
-
-    def matches(self, text: str) -> bool:
-        low = text.lower()
-        if self.words and not self.words.isdisjoint(re.findall(r"[a-z0-9']+", low)):
-            return True
-        padded = f" {' '.join(re.findall(r'[a-z0-9]+', low))} "
-        return any(f" {p} " in padded for p in self.phrases)
-
-
-def _data_file(name: str):
-    return resources.files("dialogpt_dataset").joinpath("data", name)
-
-
-@functools.lru_cache(maxsize=1)
-def default_word_blocklist() -> Blocklist:
-    with _data_file("words.blocklist.txt").open(encoding="utf-8") as f:
-        return Blocklist(f)
-
-
-@functools.lru_cache(maxsize=1)
-def default_subreddit_blocklist() -> frozenset[str]:
-    with _data_file("subreddits.blocklist.txt").open(encoding="utf-8") as f:
-        return frozenset(x.strip().lower() for x in f if x.strip() and not x.startswith("#"))
 
 
 def instance_rule(texts: Sequence[str], weighted: bool = True) -> str | None:

@@ -34,8 +34,8 @@ from datatrove.pipeline.base import PipelineStep
 from tqdm.auto import tqdm
 
 from dialogpt_dataset import dumps as dumps_mod
-from dialogpt_dataset import normalize
 from dialogpt_dataset.multiref import multiref_rows
+from dialogpt_dataset.rules import ExtractRules
 from dialogpt_dataset.threads import ExtractConfig, build_sessions, key_of_id
 
 SPLITS = ("train", "validation", "test")
@@ -59,20 +59,17 @@ class Plan:
     test_months: list[str] = field(default_factory=list)
     num_shards: int = 4
     read_splits: int = 1
-    validation_fraction: float = 0.05
-    test_fraction: float = 0.05
-    use_title: bool = True
-    use_selftext: bool = False
-    min_depth: int = 2
-    max_depth: int = 5
-    min_score: int = 1
+    #: what is selected: the one config of extraction rules (presets, switches, blocklists, fractions)
+    rules: ExtractRules = field(default_factory=ExtractRules)
     min_refs: int = 5
     max_refs: int | None = None
     keys_file: str | None = None
     discard_keys_file: str | None = None
     max_bad_lines: int = 1000
-    words_blocklist: str | None = None
-    subreddits_blocklist: str | None = None
+
+    def __post_init__(self):
+        if isinstance(self.rules, dict):  # from plan.json
+            self.rules = ExtractRules.from_dict(self.rules)
 
     @property
     def all_months(self) -> list[str]:
@@ -103,18 +100,7 @@ class Plan:
         return cls(**json.loads((Path(work_dir) / "plan.json").read_text()))
 
     def extract_config(self, leaves_only: bool, keys=None, discard=None) -> ExtractConfig:
-        words = (normalize.Blocklist.from_file(self.words_blocklist) if self.words_blocklist
-                 else normalize.default_word_blocklist())
-        if self.subreddits_blocklist:
-            with open(self.subreddits_blocklist, encoding="utf-8") as f:
-                subs = frozenset(x.strip().lower() for x in f if x.strip() and not x.startswith("#"))
-        else:
-            subs = normalize.default_subreddit_blocklist()
-        return ExtractConfig(
-            min_depth=self.min_depth, max_depth=self.max_depth, min_score=self.min_score,
-            use_title=self.use_title, use_selftext=self.use_selftext, leaves_only=leaves_only,
-            word_blocklist=words, subreddit_blocklist=subs, keys=keys, discard_hashes=discard,
-        )
+        return ExtractConfig.from_rules(self.rules, leaves_only, keys, discard)
 
 
 MAX_SHARDS = 1024  # stage 1 keeps one open file per shard
@@ -157,10 +143,10 @@ def split_of(link_id: str, month: str, plan: Plan) -> str:
     if month in plan.test_months:
         return "test"
     h = int(hashlib.md5(link_id.encode()).hexdigest()[:8], 16) / 2**32
-    test_fraction = 0.0 if plan.test_months else plan.test_fraction
+    test_fraction = 0.0 if plan.test_months else plan.rules.test_fraction
     if h < test_fraction:
         return "test"
-    if h < test_fraction + plan.validation_fraction:
+    if h < test_fraction + plan.rules.validation_fraction:
         return "validation"
     return "train"
 

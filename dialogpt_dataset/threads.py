@@ -4,7 +4,8 @@ The pipeline groups a month's records by ``link_id`` and calls :func:`build_sess
 thread, so the same code runs in a unit test, in a local worker and on a Ray or Slurm cluster.
 
 Rules (the original ``reddit.py`` ``save_convo`` / ``get_convo``, each rejection counted under the
-name in :data:`dialogpt_dataset.normalize.RULES`):
+name in :data:`dialogpt_dataset.normalize.RULES`; what is switched on comes from one
+:class:`~dialogpt_dataset.rules.ExtractRules`):
 
 1. Each month is processed on its own, as in the original: a comment is used only when its
    submission is in the same month's RS file (``no_submission_in_month``), and submissions with
@@ -43,6 +44,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dialogpt_dataset import normalize
+from dialogpt_dataset.rules import ExtractRules, WordBlocklist, load_subreddits, load_words
 
 #: the original's ``get_convo`` starts a thread with ``"title: " + title`` (it marks the root turn as
 #: a submission title rather than a reply)
@@ -51,24 +53,27 @@ TITLE_PREFIX = "title: "
 
 @dataclass
 class ExtractConfig:
-    """The extraction settings (defaults = the original's ``configs/Makefile.local``)."""
+    """:class:`ExtractRules` compiled for one kind of month: lists loaded, keys attached.
 
-    min_depth: int = 2
-    max_depth: int = 5
-    min_score: int = 1
-    #: the submission title as root turn. The issue asks for it; the original's Makefile.local had
-    #: TITLE=0, so pass ``use_title=False`` for the original's exact selection.
-    use_title: bool = True
-    use_selftext: bool = False
+    The rules themselves (depth, score, title, switches) live only in ``rules``; this adds what a
+    worker needs at run time. Build it with :meth:`from_rules`.
+    """
+
+    rules: ExtractRules = field(default_factory=ExtractRules)
     #: training months use leaves only; the test months (multi-reference set) use every comment
     leaves_only: bool = True
-    word_blocklist: normalize.Blocklist | None = None
+    word_blocklist: WordBlocklist | None = None
     subreddit_blocklist: frozenset[str] = frozenset()
     #: (link_id, comment_id) pairs to keep, from --keys-file; None keeps everything
     keys: frozenset[tuple[str, str]] | None = None
     #: sha224 hex digests of normalised turns to train on with weight 0.0 (the original's
     #: ``--discard_tgt_keys`` ``keys/<month>-o.gz`` files), from --discard-keys-file
     discard_hashes: frozenset[str] | None = None
+
+    @classmethod
+    def from_rules(cls, rules: ExtractRules, leaves_only: bool, keys=None, discard=None) -> ExtractConfig:
+        return cls(rules=rules, leaves_only=leaves_only, word_blocklist=load_words(rules.words_blocklist),
+                   subreddit_blocklist=load_subreddits(rules.subreddits_blocklist), keys=keys, discard_hashes=discard)
 
 
 @dataclass
@@ -116,99 +121,24 @@ def build_sessions(
     if submission is not None and submission.get("n") is not None and submission["n"] < 2:
         counters["submission_few_comments"] += 1
         return []
-
-    kept: dict[str, dict] = {}
-    for c in comments:
-        rule = normalize.comment_rule(c["b"], c.get("a"))
-        if rule:
-            counters[rule] += 1
-            continue
-        if c["id"] in kept:  # a record repeated in the dump: keep the first
-            counters["duplicate_record"] += 1
-            continue
-        kept[c["id"]] = dict(c, b=normalize.minimal_norm(c["b"]))
-
-    parents = {c["p"] for c in kept.values()}
-    targets = []
-    for c in kept.values():
-        if cfg.leaves_only and c["id"] in parents:
-            counters["not_a_leaf"] += 1
-        else:
-            targets.append(c)
-    targets.sort(key=lambda c: (c["l"], c["p"], c["id"]))
-
-    blocklist = cfg.word_blocklist
-    norm_cache: dict[str, str] = {}
-
-    def norm(key: str, text: str) -> str:
-        if key not in norm_cache:
-            norm_cache[key] = normalize.gpt_norm(text)
-        return norm_cache[key]
-
-    root_text = None
-    if submission is not None and cfg.use_title:
-        # the original's extract stage minimal-normalises the title too (backslashes go before the
-        # conv stage looks for '#' tags: "\#tag" is dropped, not kept as "tag")
-        root_text = TITLE_PREFIX + normalize.minimal_norm(submission["ti"])
-        if cfg.use_selftext and submission["st"] not in ("", "[deleted]", "[removed]"):
-            root_text = f"{root_text} {normalize.minimal_norm(submission['st'])}"
-
+    kept = usable_comments(comments, cfg.rules, counters)
+    root_text = title_turn(submission, cfg.rules)
+    norm = _NormCache()
     sessions: list[Session] = []
-    for tgt in targets:
-        if cfg.keys is not None and (tgt["l"], tgt["id"]) not in cfg.keys:
-            counters["not_in_keys"] += 1
-            continue
+    for tgt in select_targets(kept, cfg.leaves_only, counters):
         subreddit = (submission or {}).get("r") or tgt["r"]
-        if subreddit in cfg.subreddit_blocklist:
-            counters["bad_subreddit"] += 1
+        if not target_passes(tgt, subreddit, cfg, counters):
             continue
-        if tgt["s"] < cfg.min_score:
-            counters["low_score"] += 1
-            continue
-        if normalize.too_long_turn(tgt["b"]):
-            counters["target_too_long"] += 1
-            continue
-
-        chain = []  # target first, walking up
-        c = tgt
-        reached_top = False
-        while len(chain) < cfg.max_depth and not normalize.too_long_turn(c["b"]):
-            chain.append(c)
-            if c["p"].startswith("t3_"):
-                reached_top = True
-                break
-            if c["p"] not in kept:
-                break
-            c = kept[c["p"]]
-        chain.reverse()
-        raw = [(cm["id"], cm["b"], cm["s"]) for cm in chain]
+        raw, reached_top = context_chain(tgt, kept, cfg.rules.max_depth)
         if reached_top and root_text is not None:
             raw.insert(0, (submission["id"], root_text, submission["s"]))
-        if len(raw) < cfg.min_depth:
+        if len(raw) < cfg.rules.min_depth:
             counters["min_depth"] += 1
             continue
-
         texts = [norm(k, t) for k, t, _ in raw]
-        weights = [1.0] * len(texts)
-        if cfg.discard_hashes and cfg.leaves_only:
-            for i, t in enumerate(texts):
-                if hashlib.sha224(t.encode("utf-8")).hexdigest() in cfg.discard_hashes:
-                    weights[i] = 0.0
-                    counters["discarded_turn"] += 1
-        if blocklist:
-            if cfg.leaves_only:
-                for i, t in enumerate(texts):
-                    if blocklist.matches(t):
-                        weights[i] = 0.0
-                        counters["offensive_turn"] += 1
-            elif blocklist.matches(texts[-1]):
-                counters["offensive"] += 1
-                continue
-        rule = normalize.instance_rule(texts, weighted=cfg.leaves_only)
-        if rule:
-            counters[rule] += 1
+        weights = turn_weights(texts, cfg, counters)
+        if weights is None:
             continue
-
         if reached_top and root_text is None and submission is None:
             counters["rooted_at_comment"] += 1
         counters["sessions"] += 1
@@ -218,3 +148,115 @@ def build_sessions(
             turns=[{"text": t, "weight": w, "score": int(s)} for t, w, (_, _, s) in zip(texts, weights, raw)],
         ))
     return sessions
+
+
+def usable_comments(comments: list[dict], rules: ExtractRules, counters: Counter) -> dict[str, dict]:
+    """Comments that pass the comment rules, by id, minimally normalised (the extract stage)."""
+    enabled = frozenset(rules.enabled)
+    kept: dict[str, dict] = {}
+    for c in comments:
+        rule = normalize.comment_rule(c["b"], c.get("a"), enabled)
+        if rule:
+            counters[rule] += 1
+            continue
+        if c["id"] in kept:  # a record repeated in the dump: keep the first
+            counters["duplicate_record"] += 1
+            continue
+        kept[c["id"]] = dict(c, b=normalize.minimal_norm(c["b"]))
+    return kept
+
+
+def select_targets(kept: dict[str, dict], leaves_only: bool, counters: Counter) -> list[dict]:
+    """Leaves (training months) or every comment (test months), sorted as the original sorts them."""
+    parents = {c["p"] for c in kept.values()}
+    targets = []
+    for c in kept.values():
+        if leaves_only and c["id"] in parents:
+            counters["not_a_leaf"] += 1
+        else:
+            targets.append(c)
+    targets.sort(key=lambda c: (c["l"], c["p"], c["id"]))
+    return targets
+
+
+def title_turn(submission: dict | None, rules: ExtractRules) -> str | None:
+    """The root turn when ``use_title`` is on (None otherwise)."""
+    if submission is None or not rules.use_title:
+        return None
+    # the original's extract stage minimal-normalises the title too (backslashes go before the
+    # conv stage looks for '#' tags: "\#tag" is dropped, not kept as "tag")
+    text = TITLE_PREFIX + normalize.minimal_norm(submission["ti"])
+    if rules.use_selftext and submission["st"] not in ("", "[deleted]", "[removed]"):
+        text = f"{text} {normalize.minimal_norm(submission['st'])}"
+    return text
+
+
+def target_passes(tgt: dict, subreddit: str, cfg: ExtractConfig, counters: Counter) -> bool:
+    """The per-target checks before the context walk, in the original's order (each counted)."""
+    if cfg.keys is not None and (tgt["l"], tgt["id"]) not in cfg.keys:
+        counters["not_in_keys"] += 1
+    elif subreddit in cfg.subreddit_blocklist:
+        counters["bad_subreddit"] += 1
+    elif tgt["s"] < cfg.rules.min_score:
+        counters["low_score"] += 1
+    elif normalize.too_long_turn(tgt["b"]):
+        counters["target_too_long"] += 1
+    else:
+        return True
+    return False
+
+
+def context_chain(tgt: dict, kept: dict[str, dict], max_depth: int) -> tuple[list[tuple], bool]:
+    """``get_convo``: (id, text, score) oldest first, up to ``max_depth`` comments; and whether the
+    walk reached the submission (where the title turn goes)."""
+    chain = []  # target first, walking up
+    c = tgt
+    reached_top = False
+    while len(chain) < max_depth and not normalize.too_long_turn(c["b"]):
+        chain.append(c)
+        if c["p"].startswith("t3_"):
+            reached_top = True
+            break
+        if c["p"] not in kept:
+            break
+        c = kept[c["p"]]
+    chain.reverse()
+    return [(cm["id"], cm["b"], cm["s"]) for cm in chain], reached_top
+
+
+def turn_weights(texts: list[str], cfg: ExtractConfig, counters: Counter) -> list[float] | None:
+    """1.0 per turn, 0.0 for discarded / blocklisted ones (training months); None when the instance
+    is dropped (an offensive test response, or an instance rule)."""
+    weights = [1.0] * len(texts)
+    if cfg.discard_hashes and cfg.leaves_only:
+        for i, t in enumerate(texts):
+            if hashlib.sha224(t.encode("utf-8")).hexdigest() in cfg.discard_hashes:
+                weights[i] = 0.0
+                counters["discarded_turn"] += 1
+    blocklist = cfg.word_blocklist
+    if blocklist:
+        if cfg.leaves_only:
+            for i, t in enumerate(texts):
+                if blocklist.matches(t):
+                    weights[i] = 0.0
+                    counters["offensive_turn"] += 1
+        elif blocklist.matches(texts[-1]):
+            counters["offensive"] += 1
+            return None
+    rule = normalize.instance_rule(texts, weighted=cfg.leaves_only)
+    if rule:
+        counters[rule] += 1
+        return None
+    return weights
+
+
+class _NormCache:
+    """``gpt_norm`` once per comment: a comment is a context turn of many sessions."""
+
+    def __init__(self):
+        self.cache: dict[str, str] = {}
+
+    def __call__(self, key: str, text: str) -> str:
+        if key not in self.cache:
+            self.cache[key] = normalize.gpt_norm(text)
+        return self.cache[key]

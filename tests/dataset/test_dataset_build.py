@@ -13,6 +13,7 @@ from dialogpt_dataset import dumps as dumps_mod
 from dialogpt_dataset import pipeline, synthetic
 from dialogpt_dataset.build import BuildConfig, build_dataset
 from dialogpt_dataset.cli import main as cli_main
+from dialogpt_dataset.rules import ExtractRules
 
 MONTHS = "2006-01:2006-03"
 
@@ -257,7 +258,8 @@ def test_builder_download_and_prepare_num_proc_2(dumps_dir, reference_build, tmp
     b = RedditDialog(config_name="custom", cache_dir=str(tmp_path / "cache"), dumps_dir=str(dumps_dir),
                      months=["2006-01", "2006-02", "2006-03"], work_dir=str(tmp_path / "work"), pipeline_num_proc=2,
                      quiet=True,
-                     plan_overrides=dict(num_shards=3, min_refs=2, test_fraction=0.3, validation_fraction=0.1))
+                     plan_overrides=dict(num_shards=3, min_refs=2, rules=ExtractRules.from_preset(
+                         test_fraction=0.3, validation_fraction=0.1)))
     b.download_and_prepare(num_proc=2)
     # quiet reaches the pipeline's worker processes too (their stderr is this test's fd 2)
     assert "Launching pipeline" not in capfd.readouterr().err

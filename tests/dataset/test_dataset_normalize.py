@@ -3,7 +3,7 @@
 import pytest
 
 from dialogpt_dataset import normalize
-from dialogpt_dataset.normalize import Blocklist, comment_rule, gpt_norm, instance_rule
+from dialogpt_dataset.normalize import comment_rule, gpt_norm, instance_rule
 
 
 @pytest.mark.parametrize("body, author, rule", [
@@ -83,20 +83,6 @@ def test_too_long_counts_weights_and_eos_like_the_original():
     src = [_words(60)] * 3
     assert instance_rule(src + [_words(14)], True) is None
     assert instance_rule(src + [_words(15)], True) == "too_long"
-
-
-def test_blocklist_whole_words_and_phrases():
-    bl = Blocklist(["# comment", "badword", "kill yourself", ""])
-    assert bl.matches("this is a BadWord here")
-    assert not bl.matches("badwords are fine, and so is abadword")
-    assert bl.matches("just Kill   yourself now")
-    assert not bl.matches("kill the process yourself")
-    assert not Blocklist([]) and bl
-
-
-def test_shipped_blocklists_load():
-    assert normalize.default_word_blocklist().matches("what the fuck")
-    assert "fatpeoplehate" in normalize.default_subreddit_blocklist()
 
 
 def test_every_rule_is_named_once():

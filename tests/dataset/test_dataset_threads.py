@@ -3,7 +3,7 @@
 from collections import Counter
 
 from dialogpt_dataset.multiref import multiref_rows, refs_file_rows
-from dialogpt_dataset.normalize import Blocklist
+from dialogpt_dataset.rules import ExtractRules, WordBlocklist
 from dialogpt_dataset.threads import ExtractConfig, build_sessions
 
 
@@ -64,7 +64,7 @@ def test_title_turn_is_prefixed_and_minimally_normalised_like_get_convo():
 
 
 def test_without_title_matches_the_original_makefile_setting():
-    sessions = build_sessions(sub(), TREE, ExtractConfig(use_title=False), Counter())
+    sessions = build_sessions(sub(), TREE, ExtractConfig(ExtractRules(use_title=False)), Counter())
     assert [texts(s)[0] for s in sessions] == ["I use a french press every morning"]  # g alone is 1 turn
 
 
@@ -118,11 +118,11 @@ def test_keys_subreddit_blocklist_and_offensive_weights():
     assert counters["not_in_keys"] == 3  # the other leaves e, f, g: keys are checked first, as in the original
     cfg = ExtractConfig(subreddit_blocklist=frozenset({"coffee"}))
     assert build_sessions(sub(), TREE, cfg, Counter()) == []
-    cfg = ExtractConfig(word_blocklist=Blocklist(["french"]))
+    cfg = ExtractConfig(word_blocklist=WordBlocklist(["french"]))
     s = build_sessions(sub(), TREE, cfg, Counter())[0]
     assert [t["weight"] for t in s.turns] == [1.0, 0.0, 0.0, 1.0]
     counters = Counter()
-    cfg = ExtractConfig(word_blocklist=Blocklist(["agree"]), leaves_only=False)
+    cfg = ExtractConfig(word_blocklist=WordBlocklist(["agree"]), leaves_only=False)
     ids = [s.id for s in build_sessions(sub(), TREE, cfg, counters)]
     assert "t3_s,t1_b,t1_c" not in ids and counters["offensive"] == 1
 
