@@ -22,6 +22,7 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +31,9 @@ CHATS = [
     ["What's your favourite game?", "Why do you like it so much?"],
     ["I just adopted a dog :)", "He is a golden retriever.", "Any tips for the first week?"],
 ]
+# the decoding every stage uses: sampling from the top 40 tokens, 4 candidates reranked by MMI
+SAMPLING = ["--strategy", "sample", "--top-k", "40", "--num-candidates", "4", "--max-new-tokens", "32",
+            "--seed", "0", "--device", "cpu"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -127,6 +131,92 @@ def add_metrics_to_card(model_dir: Path, scores: dict[str, float], test_name: st
     add_metrics(model_dir, scores, split=test_name)
 
 
+@dataclass
+class Paths:
+    """Where each stage writes, all under ``--output``."""
+
+    out: Path
+    data: Path
+    tok: Path
+    fwd: Path
+    rev: Path
+    hyp: Path
+    scores: Path
+
+    @classmethod
+    def under(cls, out: Path, reverse_model: str | None) -> Paths:
+        return cls(out, out / "data", out / "tokenizer", out / "model",
+                   Path(reverse_model) if reverse_model else out / "reverse", out / "test.hyp.txt", out / "scores.json")
+
+
+def build_stage(a: argparse.Namespace, p: Paths, stage: Stage) -> None:
+    stage.start(f"Build the {a.size} Reddit dialogue dataset (datatrove pipeline -> Parquet)")
+    build = tool("build_dataset") + ["--size", a.size, "--output", str(p.data), "--num-proc", str(a.num_proc),
+                                     "--quiet"]
+    run(build + (["--dumps", a.dumps] if a.dumps else []))
+    stage.done(f"{p.data}/ (Parquet splits, README.md dataset card with filter counts, test.refs.txt)")
+
+
+def tokenizer_stage(a: argparse.Namespace, p: Paths, stage: Stage) -> None:
+    stage.start("Tokenizer")
+    if a.model:
+        print(f"using the tokenizer of {a.model}")
+        stage.done("nothing (the model's own tokenizer is used)")
+        return
+    train_tokenizer(p.data, p.tok)
+    stage.done(f"{p.tok}/ (ByteLevel BPE trained on the train split, with the dialogue chat_template)")
+
+
+def training_stages(a: argparse.Namespace, p: Paths, stage: Stage) -> None:
+    stage.start(f"Train the forward model ({a.model or 'tiny GPT-2 from scratch'}, {a.steps} steps)")
+    run(accelerate_launch("scripts/run_clm_dialog.py") + train_args(a, p.data, p.fwd, p.tok, a.steps))
+    stage.done(f"{p.fwd}/ (model, tokenizer, generation_config, README.md card, train_log.txt, eval_log.txt)")
+    stage.start("Train the reverse (MMI) model: response -> source")
+    if a.reverse_model:
+        print(f"using {a.reverse_model}")
+        stage.done("nothing")
+        return
+    steps = a.reverse_steps or max(1, a.steps // 2)
+    run(accelerate_launch("scripts/run_clm_dialog.py") + train_args(a, p.data, p.rev, p.tok, steps) + ["--reverse"])
+    stage.done(f"{p.rev}/")
+
+
+def decode_stage(a: argparse.Namespace, p: Paths, stage: Stage) -> None:
+    stage.start("Decode the multi-reference test split (sampling, 4 candidates, MMI reranking)")
+    gen = tool("chat") + [str(p.fwd), "--reverse-model", str(p.rev), "--input", str(p.data), "--split", "test",
+                          "--output", str(p.hyp), *SAMPLING]
+    run(gen + (["--limit", str(a.limit)] if a.limit else []))
+    stage.done(f"{p.hyp}")
+
+
+def evaluate_stage(a: argparse.Namespace, p: Paths, stage: Stage) -> None:
+    stage.start("Evaluate against the multi-reference test set (NIST, BLEU, METEOR, Entropy, Distinct)")
+    refs = ["--refs", str(p.data / "test.refs.txt")]  # the seed's multi-reference file, in test-split order
+    if a.limit:  # score only the decoded contexts: their references, as a TAB-separated file
+        limited = write_limited_refs(p.data, a.limit, p.out / "test.refs.limit.tsv")
+        refs = ["--refs", str(limited), "--refs-format", "tsv"]
+    ev = tool("eval") + ["--hyp", str(p.hyp), *refs, "--output-json", str(p.scores), "--name", "demo",
+                         "--allow-empty"]
+    run(ev + (["--no-meteor"] if a.no_meteor else []))
+    add_metrics_to_card(p.fwd, json.loads(p.scores.read_text()), "test (multi-reference)")
+    stage.done(f"{p.scores}; metrics added to {p.fwd}/README.md")
+
+
+def chat_stage(p: Paths, stage: Stage) -> None:
+    """Each conversation is its own ``dialogpt-chat`` process fed on stdin: piped input gets exactly one
+    reply line per input line (``/commands`` such as ``/reset`` work only in an interactive session)."""
+    stage.start("Three multi-turn chats (stdin -> stdout, one process per conversation)")
+    for c, chat in enumerate(CHATS, start=1):
+        proc = run(tool("chat") + [str(p.fwd), "--reverse-model", str(p.rev), *SAMPLING],
+                   input="\n".join(chat) + "\n", capture_output=True, text=True)
+        replies = proc.stdout.splitlines()
+        print(f"--- chat {c}")
+        for k, user in enumerate(chat):
+            print(f"  User: {user}")
+            print(f"  Bot:  {replies[k] if k < len(replies) else '(no reply)'}")
+    stage.done("nothing (printed above)")
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if a.size != "dummy" and not a.dumps:
@@ -134,81 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = (REPO / a.output) if not Path(a.output).is_absolute() else Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
-    data, tok, fwd = out / "data", out / "tokenizer", out / "model"
-    rev = Path(a.reverse_model) if a.reverse_model else out / "reverse"
-    hyp, scores_json = out / "test.hyp.txt", out / "scores.json"
+    paths = Paths.under(out, a.reverse_model)
     stage = Stage(total=7)
-
-    stage.start(f"Build the {a.size} Reddit dialogue dataset (datatrove pipeline -> Parquet)")
-    build = tool("build_dataset") + ["--size", a.size, "--output", str(data), "--num-proc", str(a.num_proc),
-                                     "--quiet"]
-    if a.dumps:
-        build += ["--dumps", a.dumps]
-    run(build)
-    stage.done(f"{data}/ (Parquet splits, README.md dataset card with filter counts, test.refs.txt)")
-
-    stage.start("Tokenizer")
-    if a.model:
-        print(f"using the tokenizer of {a.model}")
-        stage.done("nothing (the model's own tokenizer is used)")
-    else:
-        train_tokenizer(data, tok)
-        stage.done(f"{tok}/ (ByteLevel BPE trained on the train split, with the dialogue chat_template)")
-
-    stage.start(f"Train the forward model ({a.model or 'tiny GPT-2 from scratch'}, {a.steps} steps)")
-    run(accelerate_launch("scripts/run_clm_dialog.py") + train_args(a, data, fwd, tok, a.steps))
-    stage.done(f"{fwd}/ (model, tokenizer, generation_config, README.md card, train_log.txt, eval_log.txt)")
-
-    stage.start("Train the reverse (MMI) model: response -> source")
-    if a.reverse_model:
-        print(f"using {a.reverse_model}")
-        stage.done("nothing")
-    else:
-        steps = a.reverse_steps or max(1, a.steps // 2)
-        run(accelerate_launch("scripts/run_clm_dialog.py") + train_args(a, data, rev, tok, steps) + ["--reverse"])
-        stage.done(f"{rev}/")
-
-    stage.start("Decode the multi-reference test split (sampling, 4 candidates, MMI reranking)")
-    gen = tool("chat") + [str(fwd), "--reverse-model", str(rev), "--input", str(data), "--split", "test",
-                          "--output", str(hyp), "--strategy", "sample", "--top-k", "40", "--num-candidates", "4",
-                          "--max-new-tokens", "32", "--seed", "0", "--device", "cpu"]
-    if a.limit:
-        gen += ["--limit", str(a.limit)]
-    run(gen)
-    stage.done(f"{hyp}")
-
-    stage.start("Evaluate against the multi-reference test set (NIST, BLEU, METEOR, Entropy, Distinct)")
-    refs = ["--refs", str(data / "test.refs.txt")]  # the seed's multi-reference file, in test-split order
-    if a.limit:  # score only the decoded contexts: their references, as a TAB-separated file
-        refs = ["--refs", str(write_limited_refs(data, a.limit, out / "test.refs.limit.tsv")), "--refs-format", "tsv"]
-    ev = tool("eval") + ["--hyp", str(hyp), *refs, "--output-json", str(scores_json), "--name", "demo",
-                         "--allow-empty"]
-    if a.no_meteor:
-        ev += ["--no-meteor"]
-    run(ev)
-    scores = json.loads(scores_json.read_text())
-    add_metrics_to_card(fwd, scores, "test (multi-reference)")
-    stage.done(f"{scores_json}; metrics added to {fwd}/README.md")
-
-    stage.start("Three multi-turn chats (stdin -> stdout, /reset between conversations)")
-    lines = []
-    for chat in CHATS:
-        lines += chat + ["/reset"]
-    proc = run(tool("chat") + [str(fwd), "--reverse-model", str(rev), "--strategy", "sample", "--top-k", "40",
-                               "--num-candidates", "4", "--seed", "0", "--max-new-tokens", "32", "--device", "cpu"],
-               input="\n".join(lines) + "\n", capture_output=True, text=True)
-    replies = [r for r in proc.stdout.splitlines() if r.strip()]
-    k = 0
-    for c, chat in enumerate(CHATS, start=1):
-        print(f"--- chat {c}")
-        for user in chat:
-            print(f"  User: {user}")
-            print(f"  Bot:  {replies[k] if k < len(replies) else '(no reply)'}")
-            k += 1
-    stage.done("nothing (printed above)")
-
+    build_stage(a, paths, stage)
+    tokenizer_stage(a, paths, stage)
+    training_stages(a, paths, stage)
+    decode_stage(a, paths, stage)
+    evaluate_stage(a, paths, stage)
+    chat_stage(paths, stage)
     print(f"\nDemo finished in {time.time() - stage.t0:.0f}s. Everything is under {out}/.")
-    print(f"Chat with it yourself:  dialogpt-chat {fwd} --reverse-model {rev}")
+    print(f"Chat with it yourself:  dialogpt-chat {paths.fwd} --reverse-model {paths.rev}")
     return 0
 
 
