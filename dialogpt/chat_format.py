@@ -164,6 +164,52 @@ def _eos_id(tokenizer) -> int:
     return int(eos)
 
 
+@dataclass
+class _Fitted:
+    """Turns after truncation, and what truncation did to them."""
+
+    turns: list[list[int]]
+    weights: list[float]
+    dropped: int = 0
+    response_cut: bool = False
+    context_cut: bool = False
+    close_last: bool = True  # False when the response was cut: no EOS after a cut-off reply
+
+    def total(self) -> int:
+        return sum(len(t) + 1 for t in self.turns) - (0 if self.close_last else 1)
+
+
+def _fit_two_turns(f: _Fitted, max_seq_length: int) -> None:
+    ctx, resp = f.turns
+    # Leave at least one context token so the response is still conditioned on something.
+    resp_budget = max_seq_length - 2  # one ctx token + its EOS
+    if len(resp) + 1 > resp_budget:
+        f.turns[1] = resp[:resp_budget]
+        f.close_last = False
+        f.response_cut = True
+    room_for_ctx = max_seq_length - (len(f.turns[1]) + (1 if f.close_last else 0)) - 1
+    if len(ctx) > room_for_ctx:
+        f.turns[0] = ctx[len(ctx) - room_for_ctx:]
+        f.context_cut = True
+
+
+def _fit(token_turns: list[list[int]], weights: list[float], max_seq_length: int | None) -> _Fitted:
+    """Drop whole turns from the left (as the original does), then cut inside the last two if still long."""
+    f = _Fitted([list(t) for t in token_turns], list(weights))
+    if max_seq_length is None:
+        return f
+    while f.total() > max_seq_length and len(f.turns) > 2:
+        f.turns.pop(0)
+        f.weights.pop(0)
+        f.dropped += 1
+    if f.total() > max_seq_length and len(f.turns) == 2:
+        _fit_two_turns(f, max_seq_length)
+    elif f.total() > max_seq_length:  # a single turn: nothing to keep but its start
+        f.turns[0] = f.turns[0][: max_seq_length - 1]
+        f.response_cut = True
+    return f
+
+
 def encode_token_turns(
     token_turns: list[list[int]],
     weights: list[float],
@@ -180,54 +226,23 @@ def encode_token_turns(
         raise ValueError("a session needs at least one turn")
     if max_seq_length is not None and max_seq_length < 2:
         raise ValueError(f"max_seq_length must be >= 2, got {max_seq_length}")
-    turns = [list(t) for t in token_turns]
-    weights = list(weights)
-    dropped = 0
-    response_cut = context_cut = False
-    close_last = True
-
-    def total() -> int:
-        return sum(len(t) + 1 for t in turns) - (0 if close_last else 1)
-
-    if max_seq_length is not None:
-        while total() > max_seq_length and len(turns) > 2:
-            turns.pop(0)
-            weights.pop(0)
-            dropped += 1
-        if total() > max_seq_length and len(turns) == 2:
-            ctx, resp = turns
-            # Leave at least one context token so the response is still conditioned on something.
-            resp_budget = max_seq_length - 2  # one ctx token + its EOS
-            if len(resp) + 1 > resp_budget:
-                turns[1] = resp[:resp_budget]
-                close_last = False
-                response_cut = True
-            room_for_ctx = max_seq_length - (len(turns[1]) + (1 if close_last else 0)) - 1
-            if len(ctx) > room_for_ctx:
-                turns[0] = ctx[len(ctx) - room_for_ctx:]
-                context_cut = True
-        elif total() > max_seq_length:  # a single turn: nothing to keep but its start
-            turns[0] = turns[0][: max_seq_length - 1]
-            response_cut = True
-
+    f = _fit(token_turns, weights, max_seq_length)
     input_ids: list[int] = []
     labels: list[int] = []
-    last = len(turns) - 1
-    for i, (toks, w) in enumerate(zip(turns, weights)):
-        trained = i > 0 and w != 0.0
-        closing = [eos_id] if (i < last or close_last) else []
-        seg = toks + closing
+    last = len(f.turns) - 1
+    for i, (toks, w) in enumerate(zip(f.turns, f.weights)):
+        trained = i > 0 and w != 0.0  # the first turn is never a target; weight-0 turns are context only
+        seg = toks + ([eos_id] if (i < last or f.close_last) else [])  # the EOS after a trained turn is a label
         input_ids.extend(seg)
         labels.extend(seg if trained else [IGNORE_INDEX] * len(seg))
-    n_labels = sum(1 for x in labels if x != IGNORE_INDEX)
     return EncodedDialogue(
         input_ids=input_ids,
         labels=labels,
         attention_mask=[1] * len(input_ids),
-        dropped_turns=dropped,
-        response_truncated=response_cut,
-        context_truncated=context_cut,
-        num_label_tokens=n_labels,
+        dropped_turns=f.dropped,
+        response_truncated=f.response_cut,
+        context_truncated=f.context_cut,
+        num_label_tokens=sum(1 for x in labels if x != IGNORE_INDEX),
     )
 
 
