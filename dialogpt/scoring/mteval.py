@@ -9,8 +9,11 @@ Three steps, each a pure function:
    spaces around ASCII punctuation/symbols except the apostrophe, ``.``/``,`` split unless next to a
    digit, ``-`` split only after a digit. So ``__url__`` (one token for entropy/distinct) is 5 tokens
    here: ``_ _ url _ _``.
-3. :func:`corpus_nist` (our own: NLTK's corpus_nist does not weight multi-reference information the
-   way mteval does) and :func:`corpus_bleu` (through ``sacrebleu``, see its docstring).
+3. :func:`mteval_stats` - one pass over the corpus that collects what both scores need, as mteval's
+   ``score_segment`` does (the clipped match counts are shared by NIST and BLEU); then
+   :func:`nist_from_stats` and :func:`bleu_from_stats`. Our own code: NLTK's corpus_nist does not weight
+   multi-reference information the way mteval does, and neither NLTK nor sacrebleu smooths the corpus
+   BLEU the way mteval-v14c's ``bleu_score`` does.
 
 All scores are corpus level and cumulative (NIST-n sums information over 1..n-grams, BLEU-n is the
 geometric mean of 1..n-gram precisions), like the ``Cumulative N-gram scoring`` lines that
@@ -121,52 +124,80 @@ def _nist_length_penalty(ratio: float) -> float:
     return math.exp(-beta * math.log(ratio) * math.log(ratio))
 
 
+def closest_ref_length(hyp_len: int, ref_lens: Sequence[int]) -> int:
+    """mteval's ``brevity_penalty_closest`` folded over the references: the closest length, ties
+    to the shorter one."""
+    return min(ref_lens, key=lambda r: (abs(hyp_len - r), r))
+
+
 @dataclass
-class NistStats:
-    """Corpus sums behind NIST (kept for tests and debugging)."""
+class MtevalStats:
+    """Corpus sums behind NIST and BLEU, what mteval's ``score_system`` accumulates."""
 
-    info: list[float]      # matched information per n (index 0 = unigrams)
+    info: list[float]      # NIST: matched information per n (index 0 = unigrams)
+    matches: list[int]     # BLEU: clipped matches per n (clip = largest count in any one reference)
     hyp_ngrams: list[int]  # hypothesis n-gram counts per n
-    ref_words: int         # all reference tokens, all columns
+    ref_words: int         # NIST: all reference tokens, all columns
     n_ref_columns: int
+    closest_ref_len: int   # BLEU: sum of each segment's closest reference length
 
 
-def nist_stats(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Sequence[Sequence[str]]],
-               max_n: int = 5) -> NistStats:
-    """Sufficient statistics of mteval's NIST. ``refs_tokens[i]`` are the references of segment i;
-    every segment must have the same number of references (mteval's reference *sets*)."""
+#: kept for callers of the NIST-only name
+NistStats = MtevalStats
+
+
+def _check_rows(hyp_tokens, refs_tokens) -> int:
     if len(hyp_tokens) != len(refs_tokens):
         raise ValueError(f"{len(hyp_tokens)} hypotheses but {len(refs_tokens)} reference rows")
     n_cols = {len(r) for r in refs_tokens}
     if len(n_cols) > 1:
         raise ValueError(f"every hypothesis needs the same number of references, got counts {sorted(n_cols)}")
-    n_ref_cols = n_cols.pop() if n_cols else 0
-    # Information weights are computed once over all references of the corpus.
+    return n_cols.pop() if n_cols else 0
+
+
+def mteval_stats(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Sequence[Sequence[str]]],
+                 max_n: int = 4) -> MtevalStats:
+    """Sufficient statistics of mteval's NIST and BLEU in one pass. ``refs_tokens[i]`` are the
+    references of segment i; every segment must have the same number (mteval's reference *sets*)."""
+    n_ref_cols = _check_rows(hyp_tokens, refs_tokens)
     all_ref_counts: Counter = Counter()
     ref_words = 0
-    seg_ref_counts = []
+    seg_ref_max = []
     for refs in refs_tokens:
-        per = []
+        best: dict = {}
         for r in refs:
-            grams = _gram_list(r, max_n)
+            grams = Counter(_gram_list(r, max_n))
             all_ref_counts.update(grams)
             ref_words += len(r)
-            per.append(Counter(grams))
-        seg_ref_counts.append(per)
-    info_w = _ngram_info(all_ref_counts, ref_words)
+            for g, c in grams.items():
+                if c > best.get(g, 0):
+                    best[g] = c
+        seg_ref_max.append(best)
+    info_w = _ngram_info(all_ref_counts, ref_words)  # computed once over all references of the corpus
     info = [0.0] * max_n
+    matches = [0] * max_n
     hyp_ngrams = [0] * max_n
-    for hyp, per in zip(hyp_tokens, seg_ref_counts):
+    closest = 0
+    for hyp, refs, best in zip(hyp_tokens, refs_tokens, seg_ref_max):
         for n in range(1, max_n + 1):
             hyp_ngrams[n - 1] += max(len(hyp) - n + 1, 0)
+        if refs:
+            closest += closest_ref_length(len(hyp), [len(r) for r in refs])
         for gram, cnt in Counter(_gram_list(hyp, max_n)).items():
-            m = max(c.get(gram, 0) for c in per)  # clip by the largest count in any one reference
+            m = best.get(gram)
             if m:
-                info[len(gram) - 1] += info_w[gram] * min(cnt, m)
-    return NistStats(info, hyp_ngrams, ref_words, n_ref_cols)
+                clipped = min(cnt, m)
+                matches[len(gram) - 1] += clipped
+                info[len(gram) - 1] += info_w[gram] * clipped
+    return MtevalStats(info, matches, hyp_ngrams, ref_words, n_ref_cols, closest)
 
 
-def nist_from_stats(stats: NistStats, max_n: int = 4) -> list[float]:
+def nist_stats(hyp_tokens, refs_tokens, max_n: int = 5) -> MtevalStats:
+    """The statistics NIST needs (see :func:`mteval_stats`)."""
+    return mteval_stats(hyp_tokens, refs_tokens, max_n)
+
+
+def nist_from_stats(stats: MtevalStats, max_n: int = 4) -> list[float]:
     """Cumulative NIST-1..max_n. The brevity penalty compares the hypothesis length with the
     *average* reference length (all reference words / number of reference columns)."""
     if stats.n_ref_columns == 0 or stats.ref_words == 0:
@@ -180,63 +211,58 @@ def nist_from_stats(stats: NistStats, max_n: int = 4) -> list[float]:
     return out
 
 
-def corpus_nist(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Sequence[Sequence[str]]],
-                max_n: int = 4) -> list[float]:
-    """Cumulative NIST-1..max_n over the corpus, as mteval-v14c prints them."""
-    return nist_from_stats(nist_stats(hyp_tokens, refs_tokens, max_n=max(max_n, 1)), max_n)
+def bleu_from_stats(stats: MtevalStats, max_n: int = 4) -> list[float]:
+    """Cumulative BLEU-1..max_n exactly as mteval-v14c's ``bleu_score`` (its default, smoothed).
 
-
-def corpus_bleu(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Sequence[Sequence[str]]],
-                max_n: int = 4, smooth_method: str = "none") -> list[float]:
-    """Cumulative BLEU-1..max_n (fractions) through sacrebleu, configured to reproduce mteval-v14c.
-
-    sacrebleu's own ``13a`` tokenizer is mteval-v13a's, which differs from what DSTC7's scores saw
-    (v14c on ``_write_xml`` output: ``__empty__`` segments, ``&``/``<`` removed), so the text is
-    pre-tokenised by :func:`tokenize_for_mteval` and sacrebleu is run with:
-
-    * ``tokenize="none"`` - tokens joined by single spaces, split back on spaces;
-    * ``lowercase=False`` - mteval's ASCII lowercasing is already applied (sacrebleu would also
-      lowercase non-ASCII letters);
-    * ``smooth_method="none"`` and ``effective_order=False`` - the corpus-level score is the plain
-      geometric mean (a zero n-gram match count gives 0). This follows the reference notes for
-      v14c (``tests/data/reference_metrics/README.md``: "no smoothing at corpus level"). mteval-v13a
-      and Moses' mteval-v14 instead apply their default ``1/2^k`` smoothing to the corpus totals
-      too, which is sacrebleu's ``"exp"``: pass ``smooth_method="exp"`` for those. The two differ
-      only when some order has no match in the whole corpus, which none of the official reference
-      cases has;
-    * brevity penalty from the **closest** reference length, ties to the shorter one - sacrebleu's
-      rule and mteval's ``brevity_penalty_closest``;
-    * every segment has the same number of references (the DSTC7 selection repeats references to
-      fill ``n_refs`` columns).
-
-    The n-gram statistics are computed once at order ``max_n``; BLEU-n for smaller n comes from the
-    first n counts through ``BLEU.compute_bleu``.
+    Walking n = 1..max_n with ``smooth = 1``: an order with **no hypothesis n-gram** contributes
+    log-precision 0 (precision 1); an order with n-grams but **no match** doubles ``smooth`` and
+    contributes ``1 / (smooth * total)``; otherwise ``matches / total``. BLEU-n is
+    ``exp(mean of the first n log-precisions)`` times ``exp(min(0, 1 - ref_len / hyp_len))`` with
+    the closest reference lengths; no hypothesis token at all gives 0. mteval applies this at corpus
+    level too, so a corpus without a matching 4-gram has a small non-zero BLEU-4, not 0.
     """
-    from sacrebleu.metrics.bleu import BLEU
-
-    if len(hyp_tokens) != len(refs_tokens):
-        raise ValueError(f"{len(hyp_tokens)} hypotheses but {len(refs_tokens)} reference rows")
-    n_cols = {len(r) for r in refs_tokens}
-    if len(n_cols) != 1:
-        raise ValueError(f"every hypothesis needs the same number (>= 1) of references, got {sorted(n_cols)}")
-    n_ref = n_cols.pop()
-    hyps = [" ".join(t) for t in hyp_tokens]
-    ref_streams = [[" ".join(refs[j]) for refs in refs_tokens] for j in range(n_ref)]
-    if smooth_method not in ("none", "exp"):
-        raise ValueError(f"smooth_method must be 'none' (mteval-v14c) or 'exp' (mteval-v13a), got {smooth_method!r}")
-    bleu = BLEU(lowercase=False, tokenize="none", smooth_method=smooth_method, effective_order=False, force=True,
-                max_ngram_order=max_n)
-    stats = bleu.corpus_score(hyps, ref_streams)
-    out = []
-    for n in range(1, max_n + 1):
-        s = BLEU.compute_bleu(stats.counts[:n], stats.totals[:n], stats.sys_len, stats.ref_len,
-                              smooth_method=smooth_method, effective_order=False, max_ngram_order=n)
-        out.append(s.score / 100.0)
+    hyp_len = stats.hyp_ngrams[0] if stats.hyp_ngrams else 0
+    bp = math.exp(min(0.0, 1 - stats.closest_ref_len / hyp_len)) if hyp_len > 0 else 0.0
+    out, score, smooth = [], 0.0, 1
+    for n in range(max_n):
+        total, matched = stats.hyp_ngrams[n], stats.matches[n]
+        if total == 0:
+            iscore = 0.0
+        elif matched == 0:
+            smooth *= 2
+            iscore = math.log(1 / (smooth * total))
+        else:
+            iscore = math.log(matched / total)
+        score += iscore
+        out.append(math.exp(score / (n + 1)) * bp)
     return out
 
 
+def corpus_nist(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Sequence[Sequence[str]]],
+                max_n: int = 4) -> list[float]:
+    """Cumulative NIST-1..max_n over the corpus, as mteval-v14c prints them."""
+    return nist_from_stats(mteval_stats(hyp_tokens, refs_tokens, max_n=max(max_n, 1)), max_n)
+
+
+def corpus_bleu(hyp_tokens: Sequence[Sequence[str]], refs_tokens: Sequence[Sequence[Sequence[str]]],
+                max_n: int = 4) -> list[float]:
+    """Cumulative BLEU-1..max_n (fractions) over the corpus, as mteval-v14c prints them."""
+    if _check_rows(hyp_tokens, refs_tokens) == 0:
+        raise ValueError("BLEU needs at least one reference per hypothesis")
+    return bleu_from_stats(mteval_stats(hyp_tokens, refs_tokens, max_n=max(max_n, 1)), max_n)
+
+
 def nist_bleu(hyps: Sequence[str], refs: Sequence[Sequence[str]], max_n: int = 4) -> tuple[list[float], list[float]]:
-    """NIST-1..max_n and BLEU-1..max_n of raw lines, exactly as ``dstc.py`` + mteval-v14c."""
-    hyp_tokens = [tokenize_for_mteval(h) for h in hyps]
-    refs_tokens = [[tokenize_for_mteval(r) for r in row] for row in refs]
-    return corpus_nist(hyp_tokens, refs_tokens, max_n), corpus_bleu(hyp_tokens, refs_tokens, max_n)
+    """NIST-1..max_n and BLEU-1..max_n of raw lines, exactly as ``dstc.py`` + mteval-v14c (one pass)."""
+    seen: dict[str, list[str]] = {}  # DSTC7's slots repeat references: tokenise each text once
+
+    def tok(line: str) -> list[str]:
+        out = seen.get(line)
+        if out is None:
+            out = seen[line] = tokenize_for_mteval(line)
+        return out
+
+    hyp_tokens = [tok(h) for h in hyps]
+    refs_tokens = [[tok(r) for r in row] for row in refs]
+    stats = mteval_stats(hyp_tokens, refs_tokens, max_n)
+    return nist_from_stats(stats, max_n), bleu_from_stats(stats, max_n)

@@ -56,9 +56,6 @@ Args:
         to the widest row.
     vshuman (`int`): reference index to skip when filling the slots (DSTC7's `--vshuman`).
         Defaults to -1 (skip none).
-    smooth_method (`str`): `"none"` (mteval-v14c at corpus level, the default) or `"exp"`
-        (mteval-v13a's 1/2^k smoothing of zero match counts, sacrebleu's `exp`). They differ only
-        when an n-gram order has no match anywhere in the corpus.
 
 Returns:
     bleu1 (`float`), bleu2 (`float`), bleu3 (`float`), bleu4 (`float`): cumulative BLEU-n, as fractions.
@@ -94,9 +91,8 @@ class BleuMultiref(evaluate.Metric):
             reference_urls=["https://aclanthology.org/P02-1040/"],
         )
 
-    def _compute(self, predictions, references, clean=False, n_refs=None, vshuman=-1, smooth_method="none"):
+    def _compute(self, predictions, references, clean=False, n_refs=None, vshuman=-1):
         hyps, rows = prepare(predictions, references, clean=clean, n_refs=n_refs, vshuman=vshuman)
         scores = corpus_bleu([tokenize_for_mteval(h) for h in hyps],
-                             [[tokenize_for_mteval(r) for r in row] for row in rows], max_n=4,
-                             smooth_method=smooth_method)
+                             [[tokenize_for_mteval(r) for r in row] for row in rows], max_n=4)
         return {f"bleu{n}": s for n, s in enumerate(scores, start=1)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import inspect
+import math
 
 import pytest
 from metrics_helpers import REPO_ROOT, TOL, load_case
@@ -93,4 +94,7 @@ def test_clean_kwarg(in_repo):
     bleu = evaluate.load("metrics/bleu_multiref")
     raw = bleu.compute(predictions=["I don't know:)"], references=["i do n't know :)"])
     cleaned = bleu.compute(predictions=["I don't know:)"], references=["i do n't know :)"], clean=True)
-    assert raw["bleu4"] == 0.0 and cleaned["bleu4"] == pytest.approx(1.0)
+    # raw: mteval splits "don't" nowhere, so i/know/:/) match (4/5), 2/4 bigrams, 1/3 trigrams, no
+    # 4-gram (smoothed to 1/(2*2)), brevity penalty exp(1 - 6/5)
+    assert raw["bleu4"] == pytest.approx((4 / 5 * 1 / 2 * 1 / 3 * 1 / 4) ** (1 / 4) * math.exp(1 - 6 / 5), abs=1e-12)
+    assert cleaned["bleu4"] == pytest.approx(1.0)

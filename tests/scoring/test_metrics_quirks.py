@@ -102,16 +102,37 @@ def test_nist_rejects_ragged_reference_columns():
 # ---------------------------------------------------------------- BLEU
 
 
-def test_bleu_by_hand_no_smoothing_at_corpus_level():
+def test_bleu_zero_match_order_is_smoothed_at_corpus_level():
+    # mteval-v14c bleu_score: p1 = 3/4, p2 = 2/3, p3 = 1/2; no 4-gram matches, smooth 1 -> 2: p4 = 1 / (2 * 1)
     bleu = corpus_bleu([["a", "b", "c", "d"]], [[["a", "b", "c", "e"]]])
-    assert bleu[0] == pytest.approx(3 / 4)
-    assert bleu[1] == pytest.approx(math.sqrt(3 / 4 * 2 / 3))
-    assert bleu[2] == pytest.approx((3 / 4 * 2 / 3 * 1 / 2) ** (1 / 3))
-    assert bleu[3] == 0.0  # no 4-gram match: 0, not a smoothed value
-    # mteval-v13a's default smoothing (sacrebleu "exp"): the zero count becomes 1/(2^1 * 1 4-gram)
-    smoothed = corpus_bleu([["a", "b", "c", "d"]], [[["a", "b", "c", "e"]]], smooth_method="exp")
-    assert smoothed[:3] == pytest.approx(bleu[:3])
-    assert smoothed[3] == pytest.approx((3 / 4 * 2 / 3 * 1 / 2 * 1 / 2) ** (1 / 4))
+    assert bleu[0] == pytest.approx(3 / 4, abs=1e-15)
+    assert bleu[1] == pytest.approx(math.sqrt(3 / 4 * 2 / 3), abs=1e-15)
+    assert bleu[2] == pytest.approx((3 / 4 * 2 / 3 * 1 / 2) ** (1 / 3), abs=1e-15)
+    assert bleu[3] == pytest.approx((3 / 4 * 2 / 3 * 1 / 2 * 1 / 2) ** (1 / 4), abs=1e-15)  # not 0
+
+
+def test_bleu_smoothing_doubles_at_each_zero_match_order():
+    # p1 = 2/4, p2 = 1/3; 3-grams: 2, none matches -> smooth 2: 1/(2*2); 4-grams: 1, none -> smooth 4: 1/(4*1)
+    bleu = corpus_bleu([["a", "b", "c", "d"]], [[["a", "b", "x", "y"]]])
+    assert bleu[2] == pytest.approx((1 / 2 * 1 / 3 * 1 / 4) ** (1 / 3), abs=1e-15)
+    assert bleu[3] == pytest.approx((1 / 2 * 1 / 3 * 1 / 4 * 1 / 4) ** (1 / 4), abs=1e-15)
+    # nothing matches at all: p1 = 1/(2*2), p2 = 1/(4*1), and 3-/4-grams do not exist (precision 1)
+    bleu = corpus_bleu([["a", "b"]], [[["c", "d"]]])
+    assert bleu == pytest.approx([1 / 4, 1 / 4, (1 / 16) ** (1 / 3), 1 / 2], abs=1e-15)
+
+
+def test_bleu_order_without_hypothesis_ngrams_has_precision_one():
+    # two-token replies: no 3-/4-grams in the corpus -> those orders contribute precision 1 (and no smoothing step)
+    bleu = corpus_bleu([["a", "b"], ["c", "d"]], [[["a", "b"]], [["c", "e"]]])
+    p1, p2 = 3 / 4, 1 / 2
+    assert bleu == pytest.approx([p1, (p1 * p2) ** (1 / 2), (p1 * p2) ** (1 / 3), (p1 * p2) ** (1 / 4)], abs=1e-15)
+    # counts are pooled over the corpus before smoothing: the one-word reply adds to p1 only
+    bleu = corpus_bleu([["a", "b", "c", "d"], ["x"]], [[["a", "b", "c", "e"]], [["x"]]])
+    assert bleu[3] == pytest.approx((4 / 5 * 2 / 3 * 1 / 2 * 1 / 2) ** (1 / 4), abs=1e-15)
+
+
+def test_bleu_is_zero_without_any_hypothesis_token():
+    assert corpus_bleu([[]], [[["a", "b"]]]) == [0.0, 0.0, 0.0, 0.0]
 
 
 def test_bleu_closest_reference_length_ties_go_to_the_shorter():
