@@ -5,9 +5,14 @@ are single records, not threads. This generator writes whole months with what th
 cope with: nested threads (deep chains, and popular comments with many distinct replies, the
 multi-reference contexts), ``[deleted]``/``[removed]`` bodies, ``&gt;`` quotes, scores (some
 negative, some missing), URLs, markdown links, hashtags, unicode (accents, CJK, emoji), bots, all
-caps, repetitions, over-long comments, and schema drift (``created_utc`` as int/str/float, ids with
-and without ``t1_``/``t3_`` prefixes, ``_meta`` fields, missing ``subreddit``), in every compression
-the reader supports. Same seed and month -> byte-identical files.
+caps, repetitions, over-long comments, and schema drift, in every compression the reader supports.
+Same seed and month -> byte-identical files.
+
+Drift comes in two levels. ``drift=True``: what real dumps show and the original extractor reads the
+same way as we do (``created_utc`` as int/str/float, ``_meta`` fields, no ``subreddit`` field,
+``"score": null``, ``num_comments`` as a string), so its output is an oracle for ours on these
+files. ``drift="extreme"`` adds records the original cannot read (``t1_``-prefixed ids, no
+``score`` key, no ``num_comments``: it skips or mislinks them with a traceback) and we tolerate.
 
     from dialogpt_dataset.synthetic import write_month
     write_month("dumps/", "2006-01", n_comments=5000, compression="zst", seed=0)
@@ -72,7 +77,7 @@ def _b36(n: int) -> str:
 
 
 class _Gen:
-    def __init__(self, month: str, seed: int, drift: bool):
+    def __init__(self, month: str, seed: int, drift: bool | str):
         self.rng = random.Random(f"{seed}:{month}")
         self.month = month
         self.t0 = _month_start(month)
@@ -151,7 +156,7 @@ class _Gen:
         return rec
 
 
-def generate_month(month: str, n_comments: int, seed: int = 0, drift: bool = True):
+def generate_month(month: str, n_comments: int, seed: int = 0, drift: bool | str = True):
     """Yield ("s", submission) then ("c", comment) records for about ``n_comments`` comments."""
     g = _Gen(month, seed, drift)
     r = g.rng
@@ -173,7 +178,10 @@ def generate_month(month: str, n_comments: int, seed: int = 0, drift: bool = Tru
             "_sub": sub,
         }
         if drift and r.random() < 0.05:
-            submission.pop("num_comments")
+            if drift == "extreme":
+                submission.pop("num_comments")
+            else:
+                submission["num_comments"] = str(submission["num_comments"])
         threads.append(g.record_extras(submission))
         ids: list[str] = []
         popular = None
@@ -194,14 +202,14 @@ def generate_month(month: str, n_comments: int, seed: int = 0, drift: bool = Tru
             if author == "AutoModerator":
                 body = "I am a bot, and this action was performed automatically."
             rec = {
-                "id": ("t1_" + cid) if drift and r.random() < 0.05 else cid,
+                "id": ("t1_" + cid) if drift and r.random() < 0.05 and drift == "extreme" else cid,
                 "author": author if body != "[deleted]" else "[deleted]",
                 "body": body, "score": g.score(), "created_utc": g.created(t + 60 * (j + 1)),
                 "link_id": "t3_" + sid, "parent_id": parent,
                 "permalink": f"/r/{sub}/comments/{sid}/x/{cid}/", "_sub": sub,
             }
-            if rec["score"] is None:
-                del rec["score"]
+            if rec["score"] is None and drift == "extreme":
+                del rec["score"]  # else "score": null, which the original reads as 0 as we do
             ids.append(cid)
             threads.append(g.record_extras(rec))
             made += 1
@@ -248,7 +256,7 @@ def write_month(
     compression: str = "zst",
     seed: int = 0,
     with_rs: bool = True,
-    drift: bool = True,
+    drift: bool | str = True,
 ) -> MonthStats:
     """Write ``RS_<month>.<ext>`` (unless ``with_rs`` is False) and ``RC_<month>.<ext>``."""
     if compression not in COMPRESSIONS:
