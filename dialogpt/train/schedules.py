@@ -10,7 +10,10 @@ steps already taken):
 * ``noamwd``: ``noam`` times ``rate ** (max(s - start_step + decay_steps, 0) // decay_steps)``
   (rate 0.5, decay_steps 1000, start_step 500, the seed's defaults)
 * ``BERT``:   ``lr * warmup_linear(step / num_optim_steps, warmup_proportion)``: linear warm-up
-  over the first ``warmup_proportion`` of training, then linear decay to 0.
+  over the first ``warmup_proportion`` of training, then linear decay to 0. That is exactly
+  transformers' ``get_scheduler("linear", num_warmup_steps=warmup_proportion * num_optim_steps)``,
+  so the library's schedule is used (:func:`build_scheduler`); :func:`warmup_linear` stays only as
+  the seed's formula the tests compare it with. noam/noamwd have no library equivalent.
 
 A ``LambdaLR`` multiplies the base lr by ``fn(k)`` where ``k`` is the number of ``scheduler.step()``
 calls made so far, which is exactly the seed's ``global_step`` when the scheduler is stepped once per
@@ -60,10 +63,6 @@ def _noamwd(step: int, warmup_steps: int, n_embd: int) -> float:
     return 1e4 * noamwd_decay(step + 1, warmup_steps, n_embd)
 
 
-def _bert(step: int, num_optim_steps: int, warmup_proportion: float) -> float:
-    return warmup_linear(step / num_optim_steps, warmup_proportion)
-
-
 def lr_lambda(
     schedule: str, *, warmup_steps: int, warmup_proportion: float, n_embd: int, num_optim_steps: int,
 ) -> Callable[[int], float]:
@@ -80,14 +79,37 @@ def lr_lambda(
         fn = _noam if schedule == "noam" else _noamwd
         return functools.partial(fn, warmup_steps=warmup_steps, n_embd=n_embd)
     if schedule == "BERT":
-        if not 0.0 < warmup_proportion < 1.0:
-            raise ValueError(f"--warmup_proportion must be in (0, 1) for lr_schedule BERT, got {warmup_proportion}")
-        return functools.partial(_bert, num_optim_steps=num_optim_steps, warmup_proportion=warmup_proportion)
+        # the library's multiplier, read off its scheduler over a one-parameter optimizer (callers that
+        # set the lr by hand, e.g. --continue_from, and the config check use this function)
+        import torch
+
+        probe = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        return _linear_scheduler(probe, warmup_proportion, num_optim_steps).lr_lambdas[0]
     raise ValueError(f"--lr_schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
 
 
-def build_scheduler(optimizer, schedule: str, **kwargs):
-    """A ``LambdaLR`` over ``optimizer`` for one of :data:`SCHEDULES` (kwargs as :func:`lr_lambda`)."""
+def _linear_scheduler(optimizer, warmup_proportion: float, num_optim_steps: int):
+    """The seed's BERT schedule as transformers' ``linear`` one.
+
+    The warm-up is a fraction of training and need not be a whole number of steps: it is passed
+    unrounded (the library's formula only compares and divides by it), so the multipliers equal
+    the seed's ``warmup_linear(step / num_optim_steps, warmup_proportion)`` at every step.
+    """
+    from transformers import get_scheduler
+
+    if not 0.0 < warmup_proportion < 1.0:
+        raise ValueError(f"--warmup_proportion must be in (0, 1) for lr_schedule BERT, got {warmup_proportion}")
+    return get_scheduler("linear", optimizer, num_warmup_steps=warmup_proportion * num_optim_steps,
+                         num_training_steps=num_optim_steps)
+
+
+def build_scheduler(optimizer, schedule: str, *, warmup_steps: int, warmup_proportion: float, n_embd: int,
+                    num_optim_steps: int):
+    """A ``LambdaLR`` over ``optimizer`` for one of :data:`SCHEDULES`: transformers' ``linear`` for
+    BERT, the seed's formulas (:func:`lr_lambda`) for the rest."""
+    if schedule == "BERT":
+        return _linear_scheduler(optimizer, warmup_proportion, num_optim_steps)
     from torch.optim.lr_scheduler import LambdaLR
 
-    return LambdaLR(optimizer, lr_lambda(schedule, **kwargs))
+    return LambdaLR(optimizer, lr_lambda(schedule, warmup_steps=warmup_steps, warmup_proportion=warmup_proportion,
+                                         n_embd=n_embd, num_optim_steps=num_optim_steps))

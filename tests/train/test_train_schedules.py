@@ -82,3 +82,30 @@ def test_scheduler_state_round_trips():
     s1.step()
     assert s2.get_last_lr() == s1.get_last_lr()
     assert math.isclose(s1.get_last_lr()[0], 1e4 * 16 ** -0.5 * 9 ** -0.5)
+
+
+@pytest.mark.parametrize("num_optim_steps,warmup_proportion", [(100, 0.1), (37, 0.1), (1000, 0.002), (9, 0.25)])
+def test_bert_is_the_library_linear_schedule_and_equals_the_seed_formula(num_optim_steps, warmup_proportion):
+    """BERT runs on transformers' get_scheduler("linear"), unrounded warm-up included (37 x 0.1 = 3.7 steps)."""
+    import transformers.optimization as tro
+
+    from dialogpt.train.schedules import warmup_linear
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    sched = build_scheduler(opt, "BERT", warmup_steps=4, warmup_proportion=warmup_proportion, n_embd=768,
+                            num_optim_steps=num_optim_steps)
+    assert sched.lr_lambdas[0].func is tro._get_linear_schedule_with_warmup_lr_lambda
+    f = lr_lambda("BERT", warmup_steps=4, warmup_proportion=warmup_proportion, n_embd=768,
+                  num_optim_steps=num_optim_steps)
+    for step in range(num_optim_steps + 3):
+        seed = warmup_linear(step / num_optim_steps, warmup_proportion)
+        assert opt.param_groups[0]["lr"] == pytest.approx(seed, abs=1e-12), step
+        assert f(step) == pytest.approx(seed, abs=1e-12), step
+        opt.step()
+        sched.step()
+
+
+def test_bert_rejects_a_warmup_proportion_outside_0_1():
+    with pytest.raises(ValueError, match="warmup_proportion"):
+        lr_lambda("BERT", warmup_steps=1, warmup_proportion=1.0, n_embd=1, num_optim_steps=10)
