@@ -65,7 +65,7 @@ def make_contexts(n: int) -> list[list[str]]:
 
 
 def bench_batching(responder, contexts, batch_size: int, repeats: int) -> dict:
-    from dialogpt.decode.responder import GenerationOptions
+    from dialogpt.decode import GenerationOptions
 
     opts = responder.options
     assert isinstance(opts, GenerationOptions)
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from dialogpt.decode.responder import GenerationOptions, Responder
+    from dialogpt.decode import GenerationOptions, Responder
 
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         model = args.model or str(build_tiny_model(Path(tmp)))

@@ -3,8 +3,10 @@
 Three modes, one Responder:
 
 * interactive (stdin is a terminal): a multi-turn chat with ``/reset``, ``/history``, ``/quit``;
-* piped (stdin is not a terminal): each input line is a user turn, each reply one output line,
-  so ``echo hi | dialogpt-chat MODEL`` scripts (the history carries over; ``/reset`` clears it);
+* piped (stdin is not a terminal): each input line is a user turn and gets exactly one output
+  line, in order, and nothing else goes to stdout (an empty line gets an empty line; a line
+  starting with "/" is a turn like any other: commands exist only in an interactive session), so
+  ``paste contexts.txt <(dialogpt-chat MODEL < contexts.txt)`` lines up (the history carries over);
 * batch (``--input CONTEXTS --output hyp.txt``): one hypothesis per line for a test set, ready
   for ``scripts/evaluate_multiref.py``. CONTEXTS is the seed's multi-reference file
   (``test.refs.txt``), a plain text file (one context per line, turns separated by `` EOS `` or a
@@ -18,16 +20,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from dialogpt.chat_format import Turn
-from dialogpt.errors import first_line
+from dialogpt.cli.responder_args import add_responder_args, quiet_transformers, spec_from_args
+from dialogpt.decode import build_responder, save_generation_defaults
+from dialogpt.dialog_data import load_dialog_split
+from dialogpt.legacy_tsv import TURN_SEPARATOR, read_refs
 
-TURN_SEPARATOR = " EOS "
 _REF_COL = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?\|")
 
 
@@ -54,54 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_responder_args(p: argparse.ArgumentParser) -> None:
-    """The model, reranking, safety, decoding and runtime flags (shared with ``dialogpt-serve``)."""
-    p.add_argument("model", help="model directory or hub id, e.g. microsoft/DialoGPT-medium")
-    g = p.add_argument_group("reranking and safety")
-    g.add_argument("--reverse-model", help="reverse (MMI) model dir or hub id; implies --rerank mmi")
-    g.add_argument("--ranker", action="append", default=[],
-                   help="DialogRPT ranker dir/hub id ([prior:|cond:]PATH[@WEIGHT]) or an ensemble .yml; "
-                        "repeatable; implies --rerank dialogrpt")
-    g.add_argument("--rerank", default="auto", choices=["auto", "none", "logprob", "mmi", "dialogrpt"],
-                   help="how to pick among --num-candidates (default: mmi with --reverse-model, "
-                        "dialogrpt with --ranker, else none)")
-    g.add_argument("--length-normalize", action="store_true", help="divide logprob/MMI scores by token count")
-    g.add_argument("--blocklist", default="default",
-                   help="safety blocklist file, 'default' (shipped list) or 'none'")
-    g.add_argument("--safety-classifier", help="extra safety hook 'module:function' (text -> bool or prob)")
-    d = p.add_argument_group("decoding (defaults come from the model's generation_config.json, then "
-                             "--decoding-config, then these flags)")
-    d.add_argument("--decoding-config", help="YAML/JSON file of decoding options (GenerationOptions fields)")
-    d.add_argument("--strategy", choices=["greedy", "sample", "beam"])
-    d.add_argument("--max-new-tokens", type=int)
-    d.add_argument("--min-new-tokens", type=int)
-    d.add_argument("--temperature", type=float)
-    d.add_argument("--top-k", type=int)
-    d.add_argument("--top-p", type=float)
-    d.add_argument("--num-beams", type=int)
-    d.add_argument("--length-penalty", type=float)
-    d.add_argument("--no-repeat-ngram-size", type=int)
-    d.add_argument("--repetition-penalty", type=float, help="over the response only, not the history")
-    d.add_argument("--num-candidates", type=int, help="candidates per context for reranking")
-    d.add_argument("--max-history-turns", type=int)
-    d.add_argument("--max-prompt-tokens", type=int)
-    d.add_argument("--seed", type=int, help="seed for sampling (reproducible runs)")
-    r = p.add_argument_group("runtime")
-    r.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    r.add_argument("--dtype", choices=["float32", "float16", "bfloat16"])
-    r.add_argument("--batch-size", type=int, default=16, help="contexts per generate call (batch mode)")
-    r.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-
-
-_DECODING_FLAGS = ("strategy", "max_new_tokens", "min_new_tokens", "temperature", "top_k", "top_p", "num_beams",
-                   "length_penalty", "no_repeat_ngram_size", "repetition_penalty", "num_candidates",
-                   "max_history_turns", "max_prompt_tokens")
-
-
-def decoding_overrides(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in _DECODING_FLAGS if getattr(args, k) is not None}
-
-
 # ---------------------------------------------------------------------- contexts for batch mode
 def _split_context(line: str) -> list[str]:
     parts = line.split("\t") if "\t" in line else line.split(TURN_SEPARATOR)
@@ -126,8 +81,6 @@ def read_contexts(source: str, split: str = "test") -> list[list[str]]:
         if first is None:
             raise ValueError(f"{path}: no contexts (the file is empty)")
         if _looks_like_refs(first):
-            from dialogpt.legacy_tsv import read_refs
-
             return [_split_context(row.key) for row in read_refs(path)]
         contexts = []
         for no, ln in enumerate(lines, start=1):
@@ -142,29 +95,7 @@ def read_contexts(source: str, split: str = "test") -> list[list[str]]:
 
 
 def _dataset_contexts(source: str, split: str) -> list[list[str]]:
-    import datasets
-
-    path = Path(source)
-    if path.is_dir() and any((path / f).exists() for f in ("state.json", "dataset_dict.json")):
-        ds = datasets.load_from_disk(str(path))
-        if isinstance(ds, datasets.DatasetDict):
-            if split not in ds:
-                raise ValueError(f"--input {source}: no split {split!r} (splits: {sorted(ds)})")
-            ds = ds[split]
-    else:
-        if path.suffix and not path.exists():
-            raise FileNotFoundError(f"--input {source}: no such file or directory")
-        try:
-            ds = datasets.load_dataset(str(source), split=split)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"--input {source} split {split!r}: {first_line(e)}") from None
-        except ValueError as e:
-            raise ValueError(f"--input {source} split {split!r}: {first_line(e)}") from None
-        except Exception as e:  # e.g. DatasetGenerationError on a folder of unrelated files
-            raise ValueError(f"--input {source}: not a refs file, a contexts file or a dataset with a "
-                             f"{split!r} split ({first_line(e)})") from None
-    if "turns" not in ds.column_names:
-        raise ValueError(f"--input {source} split {split!r} has no 'turns' column (columns: {ds.column_names})")
+    ds = load_dialog_split(source, split, flag="--input")
     out = []
     for i, row in enumerate(ds):
         turns = [t["text"] if isinstance(t, dict) else str(t) for t in row["turns"]]
@@ -283,17 +214,36 @@ HELP = "commands: /reset (forget the history), /history (show it), /quit (leave)
 
 
 def run_chat(responder, args, stdin=None, stdout=None) -> int:
-    """Interactive when stdin is a terminal, else one reply line per input line."""
+    """Interactive when stdin is a terminal, else exactly one output line per input line."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    interactive = stdin.isatty()
+    if stdin.isatty():
+        return _interactive(responder, args, stdin, stdout)
     history: list[Turn] = []
-    if interactive:
-        print(f"DialoGPT chat ({args.model}). {HELP}", file=stdout)
+    for lineno, line in enumerate(iter(stdin.readline, ""), start=1):
+        # Every line is a turn: a script's "/r/AskReddit is great" is text, not a command, and an
+        # empty line still gets its (empty) line so output line N always answers input line N.
+        text = " ".join(_valid_text(line, f"stdin line {lineno}").split())
+        reply = _turn(responder, args, history, text) if text else ""
+        stdout.write(" ".join(reply.split()) + "\n")
+        stdout.flush()
+    return 0
+
+
+def _turn(responder, args, history: list[Turn], text: str) -> str:
+    history.append(Turn(text))
+    reply = responder.respond(history)
+    _show(responder, reply, args)
+    history.append(Turn(reply.text))
+    return reply.text
+
+
+def _interactive(responder, args, stdin, stdout) -> int:
+    history: list[Turn] = []
+    print(f"DialoGPT chat ({args.model}). {HELP}", file=stdout)
     lineno = 0
     while True:
-        if interactive:
-            print(">> You: ", end="", file=stdout, flush=True)
+        print(">> You: ", end="", file=stdout, flush=True)
         line = stdin.readline()
         if not line:
             break
@@ -302,95 +252,38 @@ def run_chat(responder, args, stdin=None, stdout=None) -> int:
         if not text:
             continue
         if text.startswith("/"):
-            cmd = text.split()[0].lower()
-            if cmd in ("/quit", "/exit"):
+            if _command(text.split()[0].lower(), history, stdout) == "quit":
                 break
-            if cmd == "/reset":
-                history.clear()
-                if interactive:
-                    print("(history cleared)", file=stdout)
-                continue
-            if cmd == "/history":
-                for k, t in enumerate(history):
-                    who = "You" if (len(history) - k) % 2 == 0 else "Bot"
-                    print(f"{who}: {t.text}", file=stdout)
-                stdout.flush()
-                continue
-            if cmd == "/help":
-                print(HELP, file=stdout)
-                continue
-            print(f"unknown command {cmd}; {HELP}", file=sys.stderr)
             continue
-        history.append(Turn(text))
-        reply = responder.respond(history)
-        _show(responder, reply, args)
-        history.append(Turn(reply.text))
-        print(f"Bot: {reply.text}" if interactive else reply.text, file=stdout, flush=True)
+        print(f"Bot: {_turn(responder, args, history, text)}", file=stdout, flush=True)
     return 0
 
 
-def _check_model_ref(flag: str, ref: str | None) -> None:
-    """A model reference that can only be a local path (absolute, ./ or ../, or more than one '/',
-    so not an ``org/name`` hub id) must exist: say so, rather than the hub's "Repo id must be in the
-    form ..." message."""
-    if ref is None or Path(ref).expanduser().exists():
-        return
-    if os.path.isabs(ref) or ref.startswith((".", "~")) or ref.count("/") > 1 or "\\" in ref:
-        raise FileNotFoundError(f"{flag} {ref}: no such directory (nor a hub id like org/name)")
+def _command(cmd: str, history: list[Turn], stdout) -> str | None:
+    if cmd in ("/quit", "/exit"):
+        return "quit"
+    if cmd == "/reset":
+        history.clear()
+        print("(history cleared)", file=stdout)
+    elif cmd == "/history":
+        for k, t in enumerate(history):
+            who = "You" if (len(history) - k) % 2 == 0 else "Bot"
+            print(f"{who}: {t.text}", file=stdout)
+    elif cmd == "/help":
+        print(HELP, file=stdout)
+    else:
+        print(f"unknown command {cmd}; {HELP}", file=stdout)
+    stdout.flush()
+    return None
 
 
 def make_responder(args):
-    _check_model_ref("MODEL", args.model)
-    _check_model_ref("--reverse-model", args.reverse_model)
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    from dialogpt.decode.rerank import parse_ranker_specs
-    from dialogpt.decode.responder import GenerationOptions, Responder
-    from dialogpt.decode.safety import SafetyFilter, load_blocklist, load_classifier
-
-    rankers = parse_ranker_specs(args.ranker)
-    for spec in rankers:
-        _check_model_ref("--ranker", spec.path)
-    classifier = load_classifier(args.safety_classifier) if args.safety_classifier else None
-    safety = None
-    if args.blocklist != "none" or classifier is not None:
-        patterns = [] if args.blocklist == "none" else load_blocklist(None if args.blocklist == "default" else args.blocklist)
-        safety = SafetyFilter(patterns=patterns, classifier=classifier)
-    responder = Responder.from_pretrained(
-        args.model, reverse_model=args.reverse_model, rankers=rankers, rerank=args.rerank,
-        safety=safety, device=args.device, dtype=args.dtype, length_normalize=args.length_normalize,
-        batch_size=args.batch_size,
-    )
-    overrides = GenerationOptions.read_overrides(args.decoding_config) if args.decoding_config else {}
-    overrides.update(decoding_overrides(args))
-    responder.options = responder.options.replace(**overrides)
+    """The Responder the flags describe (see :func:`dialogpt.decode.build_responder`)."""
+    responder = build_responder(spec_from_args(args))
     if responder.reranker is not None and responder.options.num_candidates == 1:
         print("note: reranking needs --num-candidates > 1 (and --strategy sample or beam) to have a choice",
               file=sys.stderr)
     return responder
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """Silence transformers' warnings and loading bars while a command runs (a chat's stdout and
-    stderr are for the conversation), and put the previous settings back afterwards, so calling
-    ``main()`` from Python leaves the caller's logging as it was."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -426,8 +319,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise FileNotFoundError(f"--input {args.input}: no such file")
             responder = make_responder(args)
             if args.save_decoding_defaults:
-                from dialogpt.decode.responder import save_generation_defaults
-
                 path = save_generation_defaults(args.model, responder.options, responder.tokenizer.eos_token_id)
                 print(f"wrote decoding defaults to {path}: {responder.options}", file=sys.stderr)
                 return 0

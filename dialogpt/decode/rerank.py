@@ -24,7 +24,8 @@ from typing import Protocol
 
 import torch
 
-from dialogpt.chat_format import IGNORE_INDEX, Turn, as_turns, build_prompt_ids, encode_reverse
+from dialogpt.chat_format import Turn, as_turns, build_prompt_ids, encode_reverse, encode_token_turns
+from dialogpt.tensors import pad_right, token_nll
 
 RERANK_CHOICES = ("none", "logprob", "mmi", "dialogrpt")
 
@@ -49,36 +50,26 @@ def sequence_logprobs(
 ) -> list[tuple[float, int]]:
     """Sum of log p(label) over the label positions of each ``(input_ids, labels)`` pair.
 
-    Returns ``(sum_logprob, num_label_tokens)`` per example. Batches are right-padded with an
-    attention mask and explicit position ids, sorted by length so little is padded.
+    Returns ``(sum_logprob, num_label_tokens)`` per example. Batches are padded and scored by the
+    training code's own helpers (:func:`dialogpt.tensors.pad_right`, :func:`~dialogpt.tensors.token_nll`),
+    sorted by length so little is padded: a reranker score is minus the training loss of that row.
     """
     device = _model_device(model)
     out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        width = max(len(examples[i][0]) for i in idx)
-        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(idx), width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            x, y = examples[i]
-            if len(x) != len(y):
-                raise ValueError(f"example {i}: {len(x)} input ids but {len(y)} labels")
-            ids[row, : len(x)] = torch.tensor(list(x), dtype=torch.long)
-            labels[row, : len(y)] = torch.tensor(list(y), dtype=torch.long)
-            mask[row, : len(x)] = 1
+        for i in idx:
+            if len(examples[i][0]) != len(examples[i][1]):
+                raise ValueError(f"example {i}: {len(examples[i][0])} input ids but {len(examples[i][1])} labels")
+        batch = pad_right([examples[i][0] for i in idx], [examples[i][1] for i in idx], pad_id=pad_id)
+        width = batch["input_ids"].shape[1]
         pos = torch.arange(width).unsqueeze(0).expand(len(idx), -1)
-        logits = model(
-            input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device)
-        ).logits[:, :-1].float()
-        target = labels[:, 1:].to(device)
-        keep = target != IGNORE_INDEX
-        lp = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        sums = (lp * keep).sum(-1).tolist()
-        counts = keep.sum(-1).tolist()
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                       position_ids=pos.to(device)).logits
+        nll, counts = token_nll(logits, batch["labels"].to(device))
         for row, i in enumerate(idx):
-            out[i] = (float(sums[row]), int(counts[row]))
+            out[i] = (-float(nll[row]), int(counts[row]))
     return out
 
 
@@ -112,14 +103,17 @@ class LogprobReranker:
         for hist, cands in zip(histories, candidates):
             prompts: dict[int, list[int]] = {}
             for c in cands:
-                resp = (self.tokenizer(c, add_special_tokens=False)["input_ids"] + [eos])[: window - 1]
-                budget = window - len(resp)
+                resp = self.tokenizer(c, add_special_tokens=False)["input_ids"][: window - 2]
+                budget = window - len(resp) - 1
                 if self.max_prompt_tokens is not None:
                     budget = min(budget, self.max_prompt_tokens)
                 if budget not in prompts:
                     prompts[budget] = build_prompt_ids(self.tokenizer, hist, budget)
-                prompt = prompts[budget]
-                examples.append((prompt + resp, [IGNORE_INDEX] * len(prompt) + resp))
+                # The prompt (its closing EOS dropped: the format adds it back) as one context turn,
+                # the candidate as the trained turn: chat_format gives the labels training uses,
+                # the candidate's tokens and its closing EOS.
+                enc = encode_token_turns([prompts[budget][:-1], resp], [0.0, 1.0], eos, max_seq_length=None)
+                examples.append((enc.input_ids, enc.labels))
         scores = sequence_logprobs(self.model, examples, self.batch_size, eos)
         flat = [s / max(n, 1) if self.length_normalize else s for s, n in scores]
         return _reshape(flat, candidates)
@@ -263,12 +257,9 @@ class DialogRPTReranker:
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            width = max(len(inputs[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, i in enumerate(idx):
-                ids[row, : len(inputs[i])] = torch.tensor(list(inputs[i]), dtype=torch.long)
-                mask[row, : len(inputs[i])] = 1
+            batch = pad_right([inputs[i] for i in idx], pad_id=pad)
+            ids, mask = batch["input_ids"], batch["attention_mask"]
+            width = ids.shape[1]
             pos = torch.arange(width).unsqueeze(0).expand(len(idx), -1)
             hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device),
                           position_ids=pos.to(device)).last_hidden_state

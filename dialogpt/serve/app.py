@@ -627,7 +627,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dialogpt.cli.chat import add_responder_args
+    from dialogpt.cli.responder_args import add_responder_args
 
     p = argparse.ArgumentParser(prog="dialogpt-serve",
                                 description="OpenAI-compatible chat server for a DialoGPT model.")
@@ -653,7 +653,8 @@ def _interrupt(signum, frame):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dialogpt.cli.chat import make_responder
+    from dialogpt.cli.responder_args import spec_from_args
+    from dialogpt.decode import build_responder
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.log_requests else logging.WARNING,
@@ -676,7 +677,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: binding {args.host}, which is not a loopback address: the server has no "
                   f"authentication", file=sys.stderr)
         args.batch_size = max(args.batch_size, args.max_batch)
-        responder = make_responder(args)
+        responder = build_responder(spec_from_args(args))
         try:
             server = make_server(responder, config)
         except OSError as e:

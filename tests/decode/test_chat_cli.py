@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dialogpt.cli.chat import main, read_contexts
-from dialogpt.decode.responder import GenerationOptions, Responder
+from dialogpt.decode import GenerationOptions, Responder
 from dialogpt.decode.safety import SafetyFilter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,17 +28,46 @@ def responder(tiny_model_dir):
 
 
 def test_pipe_stdin_lines_to_reply_lines_with_history_and_commands(tiny_model_dir, responder):
-    stdin = "hello there\nhow are you?\n/history\n/reset\nhello there\n/quit\nnever read\n"
+    stdin = "hello there\nhow are you?\n/history\n\n/reset\n/quit\nstill read\n"
     out = subprocess.run(
         [sys.executable, "-m", "dialogpt.cli.chat", str(tiny_model_dir), *FLAGS],
         input=stdin, capture_output=True, text=True, timeout=180, cwd=REPO,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
-    r1 = responder.respond(["hello there"]).text
-    r2 = responder.respond(["hello there", r1, "how are you?"]).text  # the history carries over
-    assert lines == [r1, r2, "You: hello there", f"Bot: {r1}", "You: how are you?", f"Bot: {r2}", r1]
+    lines = out.stdout.split("\n")
+    assert lines[-1] == "" and len(lines) == 8  # 7 lines in, 7 lines out
+    # Piped: "/history", "/reset", "/quit" are turns like any other; the empty line answers ""
+    # and does not enter the history.
+    h = ["hello there"]
+    expected = []
+    for text in ["hello there", "how are you?", "/history", "", "/reset", "/quit", "still read"]:
+        if not text:
+            expected.append("")
+            continue
+        h = (h + [text]) if expected else h
+        expected.append(responder.respond(h).text)
+        h.append(expected[-1])
+    assert lines[:-1] == expected
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_a_thousand_piped_lines_give_a_thousand_lines_in_order(tiny_model_dir, responder):
+    """1,000 lines with "/commands", blanks and Reddit-style "/r/..." text: exactly one output line
+    each, nothing else on stdout (the issue's 1,000 -> 1,173 lines)."""
+    words = ["/r/AskReddit is great", "/quit", "/help", "", "/history", "hello there", "what?", "  ", "/reset"]
+    inputs = [f"{words[i % len(words)]} {i}".strip() if i % 9 not in (3, 7) else words[i % 9] for i in range(1000)]
+    flags = ["--max-new-tokens", "2", "--max-history-turns", "1", "--device", "cpu"]
+    out = subprocess.run([sys.executable, "-m", "dialogpt.cli.chat", str(tiny_model_dir), *flags],
+                         input="\n".join(inputs) + "\n", capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.split("\n")
+    assert len(lines) == 1001 and lines[-1] == ""
+    assert [k for k, x in enumerate(lines[:-1]) if not x] == [k for k, x in enumerate(inputs) if not x.strip()]
+    # With one turn of history each reply depends on its own line only: spot-check the order.
+    opts = responder.options.replace(max_new_tokens=2, max_history_turns=1)
+    for k in (0, 1, 4, 500, 999):
+        assert lines[k] == responder.respond([inputs[k]], opts).text, k
 
 
 def _run_chat(monkeypatch, capsys, argv, stdin: str):
@@ -104,7 +133,7 @@ def test_read_contexts_from_refs_text_and_dataset(tmp_path):
     saved = tmp_path / "saved"
     datasets.DatasetDict({"test": ds}).save_to_disk(str(saved))
     assert read_contexts(str(saved), "test") == CONTEXTS
-    with pytest.raises(ValueError, match=r"no split 'validation' \(splits: \['test'\]\)"):
+    with pytest.raises(ValueError, match=r"no split 'validation' \(has test\)"):
         read_contexts(str(saved), "validation")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")

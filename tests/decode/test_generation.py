@@ -12,14 +12,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from dialogpt.chat_format import IGNORE_INDEX, Turn, build_prompt_ids
-from dialogpt.decode.responder import (
-    GenerationOptions,
-    Responder,
-    ResponseRepetitionPenalty,
-    left_pad,
-    save_generation_defaults,
-)
+from dialogpt.chat_format import Turn, build_prompt_ids
+from dialogpt.decode import GenerationOptions, Responder, save_generation_defaults
+from dialogpt.decode.processors import FrequencyPresencePenalty, _ResponseOnlyRepetitionPenalty, response_processors
+from dialogpt.decode.responder import left_pad
 
 HISTORIES = [
     ["hello there"],
@@ -158,12 +154,39 @@ def test_repetition_penalty_covers_the_response_only(tokenizer):
 
 
 def test_response_repetition_penalty_processor_math():
-    proc = ResponseRepetitionPenalty(2.0, prompt_length=2)
     ids = torch.tensor([[1, 2, 2], [3, 1, 0]])  # rows' responses: [2] and [0]
     scores = torch.tensor([[1.0, 1.0, 4.0, 1.0], [-2.0, 1.0, 1.0, 1.0]])
-    out = proc(ids, scores.clone())
-    assert out.tolist() == [[1.0, 1.0, 2.0, 1.0], [-4.0, 1.0, 1.0, 1.0]]
-    assert proc(ids[:, :2], scores.clone()).tolist() == scores.tolist()  # nothing generated yet
+    expected = [[1.0, 1.0, 2.0, 1.0], [-4.0, 1.0, 1.0, 1.0]]
+    (proc,) = response_processors(GenerationOptions(repetition_penalty=2.0), 2)  # transformers' own
+    assert type(proc).__module__.startswith("transformers.")
+    # the fallback kept for a transformers without prompt_ignore_length agrees, per row lengths too
+    for p in (proc, _ResponseOnlyRepetitionPenalty(2.0, 2), _ResponseOnlyRepetitionPenalty(2.0, torch.tensor([2, 2]))):
+        assert p(ids, scores.clone()).tolist() == expected
+        assert p(ids[:, :2], scores.clone()).tolist() == scores.tolist()  # nothing generated yet
+    # per-row prompt lengths (the server's scheduler): row 1's prompt is 1 token, its response [1, 0]
+    rows = _ResponseOnlyRepetitionPenalty(2.0, torch.tensor([2, 1]))(ids, scores.clone())
+    assert rows.tolist() == [[1.0, 1.0, 2.0, 1.0], [-4.0, 0.5, 1.0, 1.0]]
+
+
+def test_frequency_and_presence_penalties_count_response_tokens_only():
+    ids = torch.tensor([[3, 2, 2, 1], [3, 3, 0, 3]])  # prompt = 1 column; responses [2, 2, 1] and [3, 0, 3]
+    scores = torch.zeros(2, 4)
+    out = FrequencyPresencePenalty(0.5, 1.0, 1)(ids, scores)
+    assert out.tolist() == [[0.0, -1.5, -2.0, 0.0], [-1.5, 0.0, 0.0, -2.0]]
+    per_row = FrequencyPresencePenalty(1.0, 0.0, torch.tensor([1, 3]))(ids, scores)  # row 1 response: [3]
+    assert per_row.tolist() == [[0.0, -1.0, -2.0, 0.0], [0.0, 0.0, 0.0, -1.0]]
+    with pytest.raises(ValueError, match="--presence-penalty"):
+        GenerationOptions(presence_penalty=2.5)
+
+
+def test_presence_penalty_breaks_the_constant_models_loop(tokenizer):
+    model = _constant_model(tokenizer)
+    r = Responder(model, tokenizer)
+    plain = r.respond(["hi"], GenerationOptions(max_new_tokens=4)).candidates[0].token_ids
+    assert len(set(plain)) == 1
+    varied = r.respond(["hi"], GenerationOptions(max_new_tokens=4, presence_penalty=2.0,
+                                                 frequency_penalty=2.0)).candidates[0].token_ids
+    assert varied[0] == plain[0] and len(set(varied)) > 1
 
 
 def test_no_repeat_ngram_size(tokenizer):
@@ -245,7 +268,10 @@ def test_logprob_of_chosen_reply_uses_only_response_labels(tiny_model, tokenizer
             lp = torch.log_softmax(tiny_model(ids).logits[0], -1)
         expected = sum(lp[len(prompt) - 1 + i, t].item() for i, t in enumerate(resp))
         assert s == pytest.approx(expected, abs=1e-4)
-    assert IGNORE_INDEX == -100
+    # Per-token scores divide by the response's tokens + EOS only: prompt positions are no labels.
+    per_token = LogprobReranker(tiny_model, tokenizer, length_normalize=True).score([hist], [cands])[0]
+    for c, s, n in zip(cands, got, per_token):
+        assert n == pytest.approx(s / (len(tokenizer(c, add_special_tokens=False)["input_ids"]) + 1), abs=1e-5)
 
 
 def test_hub_ids_load_like_dirs(mock_hub, tiny_model_dir):

@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from dialogpt.decode.responder import GenerationOptions, Responder
+from dialogpt.decode import GenerationOptions, Responder
 from dialogpt.decode.safety import (
     SafetyFilter,
     default_blocklist_path,
@@ -81,7 +81,7 @@ def test_everything_blocked_gives_the_fallback(tiny_model, tokenizer):
 
 
 def test_empty_candidates_are_passed_over_when_something_else_is_left(tiny_model, tokenizer):
-    from dialogpt.decode.responder import Candidate
+    from dialogpt.decode import Candidate
 
     r = Responder(tiny_model, tokenizer, safety=SafetyFilter(patterns=[re.compile("bad")]))
     cands = [[Candidate("", [5], True), Candidate("bad one", [6], True), Candidate("fine", [7], True)],

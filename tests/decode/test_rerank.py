@@ -10,6 +10,7 @@ import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from dialogpt.chat_format import IGNORE_INDEX, Turn
+from dialogpt.decode import GenerationOptions, Responder
 from dialogpt.decode.rerank import (
     DialogRPTReranker,
     MMIReranker,
@@ -17,7 +18,6 @@ from dialogpt.decode.rerank import (
     parse_ranker_specs,
     sequence_logprobs,
 )
-from dialogpt.decode.responder import GenerationOptions, Responder
 
 HISTORY = [Turn("what do you think about cats"), Turn("they are fine"), Turn("only fine?")]
 CANDIDATES = ["yes", "they are the best animals in the world", "no idea what you mean", "cats cats"]

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import openai
 import pytest
 
-from dialogpt.decode.responder import GenerationOptions, Responder
+from dialogpt.decode import GenerationOptions, Responder
 from dialogpt.serve.app import ServerConfig, make_server
 
 MESSAGES = [{"role": "system", "content": "ignored by DialoGPT"},
@@ -285,7 +285,7 @@ def test_dialogpt_serve_command_starts_answers_and_stops(tiny_model_dir, stop_si
 
 
 def test_choices_skip_blocked_candidates_and_fill_with_the_fallback():
-    from dialogpt.decode.responder import Candidate, Reply
+    from dialogpt.decode import Candidate, Reply
     from dialogpt.serve.app import _choices
 
     cands = [Candidate("bad", [1], True, blocked="classifier"), Candidate("good", [2, 3], True),
