@@ -8,6 +8,7 @@ datatrove pipeline) with ``download_and_prepare(num_proc=...)``, then writes ``o
     test.refs.txt    the seed's multi-reference file: src \\t score|ref \\t score|ref ...
     keys.txt         every instance id in the build: --keys-file keys.txt reproduces it exactly
     train.tsv        (--export-tsv) the seed's train.tsv: "0.0 t1 EOS 1.0 t2\\t1.0 response"
+    LICENSE.md       what the card's ``license_link`` points at: the terms of the text and the code
     .work/           shards, datatrove logs and completion marks: a killed build resumes from here
 
 and optionally pushes the folder (without ``.work``) to the Hub as a dataset repo.
@@ -171,6 +172,8 @@ class BuildResult:
     data_fingerprint: str = ""
     #: months built without an RS (submissions) file: their threads are rooted at top-level comments
     months_without_rs: list[str] = field(default_factory=list)
+    #: the extraction rules this build ran (preset, switches, lists)
+    rules: ExtractRules | None = None
 
     def data_files_pattern(self, split: str) -> str:
         fp = f"{self.data_fingerprint}-" if self.data_fingerprint else ""
@@ -179,7 +182,7 @@ class BuildResult:
     def counts_table(self) -> str:
         from dialogpt_dataset.card import counts_table
 
-        return counts_table(self.counters)
+        return counts_table(self.counters, self.rules)
 
 
 def _plan_overrides(cfg: BuildConfig) -> dict:
@@ -260,13 +263,34 @@ def _connect_ray(num_proc: int) -> None:
 
 def build_dataset(cfg: BuildConfig) -> BuildResult:
     """Build (or resume building) the dataset folder described by ``cfg``; see the module doc."""
-    import pyarrow.parquet as pq
-
-    from dialogpt import legacy_tsv
-    from dialogpt_dataset.card import render_dataset_card
+    from dialogpt_dataset.card import render_dataset_card, write_license
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    builder, plan = _run_builder(cfg)
+    files, rows, test_order = _export_splits(builder, out)
+    fingerprint, files = _fingerprint_parquet(files)
+    work = Path(plan.work_dir)
+    refs_path, keys_path = _write_refs_and_keys(work, out, test_order)
+    tsv_path = _export_tsv(builder, out / "train.tsv") if cfg.export_tsv else None
+    counters = pipeline.read_counters(work)
+    result = BuildResult(out, files, rows, counters, refs_path, keys_path, out / "README.md", tsv_path,
+                         months=plan.months, test_months=plan.test_months, data_fingerprint=fingerprint,
+                         months_without_rs=[m for m in plan.all_months if find_month_files(plan.dumps_dir, m)[0] is None],
+                         rules=plan.rules)
+    write_license(out)
+    render_dataset_card(result, cfg, plan, builder.info).save(str(result.card_path))
+    (out / "build_stats.json").write_text(json.dumps(
+        {"num_rows": rows, "counters": dict(sorted(counters.items())), "months": plan.months,
+         "test_months": plan.test_months, "months_without_rs": result.months_without_rs,
+         "rules": plan.rules.to_dict()}, indent=2))
+    if cfg.push_to_hub:
+        result.hub_url = _push(cfg, out)
+    return result
+
+
+def _run_builder(cfg: BuildConfig) -> tuple[RedditDialog, pipeline.Plan]:
+    """Run (or resume) the pipeline under the datasets builder; Slurm only submits and stops here."""
     if cfg.executor == "ray":
         _connect_ray(cfg.num_proc)
     builder = make_builder(cfg)
@@ -279,14 +303,16 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
             "finish, run the same command with --executor local to write the dataset (finished tasks are skipped)"
         )
     builder.download_and_prepare(num_proc=cfg.num_proc if cfg.num_proc > 1 else None)
-    plan = builder.make_plan()
-    work = Path(plan.work_dir)
+    return builder, builder.make_plan()
 
+
+def _export_splits(builder: RedditDialog, out: Path) -> tuple[dict, dict, list[str]]:
+    """Each split the builder made -> ``data/<split>-*.parquet``; (files, rows, test ids in order)."""
     for old in (out / "data").glob("*.parquet"):
         old.unlink()
     files, rows, test_order = {}, {}, []
     for split in pipeline.SPLITS:
-        if split not in builder.info.splits:  # no rows at all (e.g. filtered out by --keys-file)
+        if split not in builder.info.splits:  # no rows at all (e.g. --preset original has no validation)
             files[split], rows[split] = [], 0
             continue
         ds = builder.as_dataset(split)
@@ -294,10 +320,15 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
         rows[split] = len(ds)
         if split == "test":
             test_order = ds["id"]
+    return files, rows, test_order
 
-    fingerprint, files = _fingerprint_parquet(files)
 
-    # test.refs.txt and keys.txt come from the stage-2 shards, which keep scores and reference ids
+def _write_refs_and_keys(work: Path, out: Path, test_order: list[str]) -> tuple[Path, Path]:
+    """``test.refs.txt`` and ``keys.txt`` from the stage-2 shards (they keep scores and reference ids)."""
+    import pyarrow.parquet as pq
+
+    from dialogpt import legacy_tsv
+
     test_rows = []
     for f in pipeline.stage2_files(work, "test"):
         test_rows.extend(pq.read_table(f).to_pylist())
@@ -316,33 +347,30 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
         for r in test_rows:
             for i in r["reference_ids"]:
                 f.write(i + "\n")
+    return refs_path, keys_path
 
-    tsv_path = None
-    if cfg.export_tsv:
-        tsv_path = out / "train.tsv"
-        train = builder.as_dataset("train") if rows["train"] else []
-        legacy_tsv.write_train_tsv(tsv_path, (r["turns"] for r in train))
 
-    counters = pipeline.read_counters(work)
-    result = BuildResult(out, files, rows, counters, refs_path, keys_path, out / "README.md", tsv_path,
-                         months=plan.months, test_months=plan.test_months, data_fingerprint=fingerprint,
-                         months_without_rs=[m for m in plan.all_months if find_month_files(plan.dumps_dir, m)[0] is None])
-    render_dataset_card(result, cfg, plan).save(str(result.card_path))
-    (out / "build_stats.json").write_text(json.dumps(
-        {"num_rows": rows, "counters": dict(sorted(counters.items())), "months": plan.months,
-         "test_months": plan.test_months, "months_without_rs": result.months_without_rs}, indent=2))
-    if cfg.push_to_hub:
-        import httpx
+def _export_tsv(builder: RedditDialog, path: Path) -> Path:
+    """The original's train.tsv lines for the train split (with ``--preset original``: every selected
+    pair, since that preset hashes no thread into validation or test)."""
+    from dialogpt import legacy_tsv
 
-        try:
-            result.hub_url = push_dataset(out, cfg.push_to_hub, private=cfg.private, token=cfg.token)
-        except (httpx.HTTPError, OSError) as e:  # HfHubHTTPError is both; a dead endpoint is httpx's
-            msg = " ".join(str(e).split())[:300]
-            raise RuntimeError(
-                f"--push-to-hub {cfg.push_to_hub}: upload failed ({type(e).__name__}: {msg}); the dataset in "
-                f"{out} is complete: run the same command again to retry the upload"
-            ) from None
-    return result
+    train = builder.as_dataset("train") if "train" in builder.info.splits else []
+    legacy_tsv.write_train_tsv(path, (r["turns"] for r in train))
+    return path
+
+
+def _push(cfg: BuildConfig, out: Path) -> str:
+    import httpx
+
+    try:
+        return push_dataset(out, cfg.push_to_hub, private=cfg.private, token=cfg.token)
+    except (httpx.HTTPError, OSError) as e:  # HfHubHTTPError is both; a dead endpoint is httpx's
+        msg = " ".join(str(e).split())[:300]
+        raise RuntimeError(
+            f"--push-to-hub {cfg.push_to_hub}: upload failed ({type(e).__name__}: {msg}); the dataset in "
+            f"{out} is complete: run the same command again to retry the upload"
+        ) from None
 
 
 def push_dataset(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:

@@ -84,7 +84,7 @@ RULES: list[tuple[str, str, str]] = [
     ("tags", "instance", "brackets / markdown links"),
     ("all_caps", "instance", "5+ capitals in a row"),
     ("repetition", "instance", "a token repeated 3 times in a row"),
-    ("reserved_eos", "instance", "contains the reserved token EOS"),
+    ("reserved_eos", "instance", "contains the token EOS (the legacy TSV's turn separator; ours, always on)"),
     ("multiref_too_few_refs", "test", "test context with fewer than --min-refs distinct replies"),
 ]
 RULE_NAMES = [r[0] for r in RULES]

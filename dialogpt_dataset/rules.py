@@ -201,10 +201,14 @@ class ExtractRules:
 def list_label(spec: str | None) -> str:
     """How a blocklist setting is shown (card, CLI): never an absolute local path."""
     if not spec:
-        return "none (the original's lists are empty)"
+        return "none"
     if spec == SHIPPED:
-        return "shipped with dialogpt_dataset"
+        return "shipped"
     return Path(spec).name
+
+
+def _list_value(spec: str | None, n: int) -> str:
+    return "none" if not spec else f"{list_label(spec)} ({n} entries)"
 
 
 def settings_rows(rules: ExtractRules) -> list[tuple[str, str, str]]:
@@ -215,10 +219,9 @@ def settings_rows(rules: ExtractRules) -> list[tuple[str, str, str]]:
         ("depth", f"{rules.min_depth}-{rules.max_depth}", "2-5"),
         ("use_title", "on" if rules.use_title else "off", "off"),
         ("use_selftext", "on" if rules.use_selftext else "off", "off"),
-        ("words_blocklist", f"{list_label(rules.words_blocklist)} ({len(load_words(rules.words_blocklist))})",
+        ("words_blocklist", _list_value(rules.words_blocklist, len(load_words(rules.words_blocklist))), "empty"),
+        ("subreddits_blocklist", _list_value(rules.subreddits_blocklist, len(load_subreddits(rules.subreddits_blocklist))),
          "empty"),
-        ("subreddits_blocklist",
-         f"{list_label(rules.subreddits_blocklist)} ({len(load_subreddits(rules.subreddits_blocklist))})", "empty"),
         ("test_fraction", f"{rules.test_fraction:g}", "0 (no test split in training months)"),
         ("validation_fraction", f"{rules.validation_fraction:g}", "0"),
     ]
