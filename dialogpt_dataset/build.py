@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dialogpt_dataset import pipeline
-from dialogpt_dataset.builder import SIZES, RedditDialog, dummy_dumps_dir, parse_months
-from dialogpt_dataset.dumps import available_months, find_month_files
+from dialogpt_dataset.builder import RedditDialog, resolve_months
+from dialogpt_dataset.dumps import find_month_files
 from dialogpt_dataset.multiref import DEFAULT_MIN_REFS, refs_file_rows
 from dialogpt_dataset.rules import SHIPPED, ExtractRules, RulesError
 
@@ -129,30 +129,7 @@ class BuildConfig:
 
     def resolved_months(self) -> tuple[str, list[str], list[str]]:
         """(dumps_dir, train months, test months), checked against the files present."""
-        if self.size == "dummy":
-            d = str(dummy_dumps_dir()) if not self.dumps_dir else self.dumps_dir
-            months = available_months(d)
-            if not months:  # --dumps without --size/--months means "dummy over this folder"
-                raise FileNotFoundError(f"{d}: no RS_YYYY-MM.* / RC_YYYY-MM.* dump files (with --dumps, give "
-                                        "--size small|full or --months A:B; leave --dumps out for the shipped sample)")
-            test = parse_months(self.test_months)
-        elif self.size in SIZES:
-            d = self.dumps_dir
-            months = SIZES[self.size]["months"]
-            test = parse_months(self.test_months) if self.test_months is not None else SIZES[self.size]["test_months"]
-        else:
-            d = self.dumps_dir
-            months = parse_months(self.months)
-            test = parse_months(self.test_months)
-        missing = [m for m in sorted(set(months) | set(test)) if find_month_files(d, m)[1] is None]
-        if missing:
-            shown = ", ".join(missing[:6]) + (f" ... ({len(missing)} months)" if len(missing) > 6 else "")
-            # a dump in a format we cannot read (RC_2006-01.zip) would otherwise look like no file at all
-            odd = sorted(p.name for p in Path(d).iterdir() if p.name.startswith(tuple(f"RC_{m}." for m in missing)))
-            hint = (f" (found {', '.join(odd[:3])}: readable endings are .zst .bz2 .xz .gz .json .ndjson .jsonl "
-                    "or none)") if odd else ""
-            raise FileNotFoundError(f"{d}: no RC_<month> comments dump for {shown}{hint}")
-        return d, sorted(set(months) - set(test)), test
+        return resolve_months(self.size, self.dumps_dir, self.months, self.test_months)
 
 
 @dataclass

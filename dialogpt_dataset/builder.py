@@ -26,6 +26,7 @@ import datasets
 from datasets.builder import Key
 
 from dialogpt_dataset import pipeline
+from dialogpt_dataset.dumps import available_months, find_month_files
 from dialogpt_dataset.messages import add_messages
 from dialogpt_dataset.rules import ExtractRules
 
@@ -95,6 +96,34 @@ SIZES = {
 }
 
 
+def resolve_months(size: str | None, dumps_dir: str | None, months, test_months) -> tuple[str, list[str], list[str]]:
+    """(dumps_dir, train months, test months) of a size or month range, checked against the files present."""
+    if size == "dummy":
+        d = str(dummy_dumps_dir()) if not dumps_dir else dumps_dir
+        months = available_months(d)
+        if not months:  # --dumps without --size/--months means "dummy over this folder"
+            raise FileNotFoundError(f"{d}: no RS_YYYY-MM.* / RC_YYYY-MM.* dump files (with --dumps, give "
+                                    "--size small|full or --months A:B; leave --dumps out for the shipped sample)")
+        test = parse_months(test_months)
+    elif size in SIZES:
+        d = dumps_dir
+        months = SIZES[size]["months"]
+        test = parse_months(test_months) if test_months is not None else SIZES[size]["test_months"]
+    else:
+        d = dumps_dir
+        months = parse_months(months)
+        test = parse_months(test_months)
+    missing = [m for m in sorted(set(months) | set(test)) if find_month_files(d, m)[1] is None]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" ... ({len(missing)} months)" if len(missing) > 6 else "")
+        # a dump in a format we cannot read (RC_2006-01.zip) would otherwise look like no file at all
+        odd = sorted(p.name for p in Path(d).iterdir() if p.name.startswith(tuple(f"RC_{m}." for m in missing)))
+        hint = (f" (found {', '.join(odd[:3])}: readable endings are .zst .bz2 .xz .gz .json .ndjson .jsonl "
+                "or none)") if odd else ""
+        raise FileNotFoundError(f"{d}: no RC_<month> comments dump for {shown}{hint}")
+    return d, sorted(set(months) - set(test)), test
+
+
 @dataclass
 class RedditDialogConfig(datasets.BuilderConfig):
     """Args:
@@ -141,8 +170,6 @@ class RedditDialog(datasets.ArrowBasedBuilder):
             raise ValueError(f"config {cfg.name!r} needs dumps_dir= (the folder of RS_/RC_ files)")
         months = list(cfg.months)
         if cfg.name == "dummy" and not months:
-            from dialogpt_dataset.dumps import available_months
-
             months = available_months(dumps_dir)
         if not months:
             raise ValueError(f"config {cfg.name!r} has no months to build")
