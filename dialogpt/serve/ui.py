@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from dialogpt.decode import GenerationOptions, Responder, SafetyFilter
 from dialogpt.decode.rerank import MMIReranker
-from dialogpt.decode.responder import GenerationOptions, Responder
-from dialogpt.decode.safety import SafetyFilter
 from dialogpt.errors import first_line
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import pytest
 from browser_helpers import chromium, live_server, screenshot, wait_for
 from fastapi import FastAPI
 
-from dialogpt.decode.responder import GenerationOptions, Responder
+from dialogpt.decode import GenerationOptions, Responder
 from dialogpt.serve.ui import mount_chat_ui
 
 pytest.importorskip("gradio", reason="gradio not installed (pip install 'dialogpt-hf[ui]')")

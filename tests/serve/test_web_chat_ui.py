@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from dialogpt.decode import GenerationOptions, Responder, SafetyFilter
 from dialogpt.decode.rerank import MMIReranker
-from dialogpt.decode.responder import GenerationOptions, Responder
-from dialogpt.decode.safety import DEFAULT_FALLBACK, SafetyFilter, load_blocklist
+from dialogpt.decode.safety import DEFAULT_FALLBACK, load_blocklist
 from dialogpt.serve.ui import ChatUIBackend, ChatUIConfig, build_chat_ui, history_turns, mount_chat_ui
 
 gr = pytest.importorskip("gradio", reason="gradio not installed (pip install 'dialogpt-hf[ui]')")
