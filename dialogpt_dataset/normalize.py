@@ -88,6 +88,7 @@ RULES: list[tuple[str, str, str]] = [
     ("multiref_too_few_refs", "test", "test context with fewer than --min-refs distinct replies"),
 ]
 RULE_NAMES = [r[0] for r in RULES]
+COMMENT_RULES = [r[0] for r in RULES if r[1] == "comment"]
 
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9()\[\]:,.!?'“” ]")
 _TAGS = re.compile(r"[\[\]\(\)]")

@@ -150,6 +150,32 @@ def build_sessions(
     return sessions
 
 
+#: counters that a one-target rerun shares with every other target of the thread
+_THREAD_WIDE = {"not_a_leaf", "not_in_keys", "duplicate_record", "sessions"} | set(normalize.COMMENT_RULES)
+
+
+def explain_target(submission: dict | None, comments: Iterable[dict], cfg: ExtractConfig, comment_id: str,
+                   has_rs: bool = True) -> str:
+    """Why ``comment_id`` is or is not the target of a session: the name of the rule that dropped it,
+    or ``"kept"``. For a user asking "why is this reply not in my data?" and for the oracle test's report."""
+    comments = list(comments)
+    tgt = next((c for c in comments if c["id"] == comment_id), None)
+    if tgt is None:
+        return "not in this thread's records"
+    counters: Counter = Counter()
+    kept = usable_comments(comments, cfg.rules, counters)
+    if comment_id not in kept:
+        return normalize.comment_rule(tgt["b"], tgt.get("a"), frozenset(cfg.rules.enabled)) or "duplicate_record"
+    if cfg.leaves_only and any(c["p"] == comment_id for c in kept.values()):
+        return "not_a_leaf"
+    one = ExtractConfig(cfg.rules, cfg.leaves_only, cfg.word_blocklist, cfg.subreddit_blocklist,
+                        frozenset({(tgt["l"], comment_id)}), cfg.discard_hashes)
+    counters = Counter()
+    if build_sessions(submission, comments, one, counters, has_rs):
+        return "kept"
+    return ", ".join(sorted(k for k in counters if k not in _THREAD_WIDE)) or "no rule counted it"
+
+
 def usable_comments(comments: list[dict], rules: ExtractRules, counters: Counter) -> dict[str, dict]:
     """Comments that pass the comment rules, by id, minimally normalised (the extract stage)."""
     enabled = frozenset(rules.enabled)

@@ -10,6 +10,7 @@ Every line that differs is printed with what explains it.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import os
@@ -26,6 +27,8 @@ from dialogpt.legacy_tsv import format_train_line
 from dialogpt_dataset import synthetic
 from dialogpt_dataset.build import BuildConfig, build_dataset
 from dialogpt_dataset.cli import main as cli_main
+from dialogpt_dataset.rules import ExtractRules
+from dialogpt_dataset.threads import ExtractConfig, explain_target
 
 TRAIN_MONTHS = ["2006-01", "2006-02"]
 TEST_MONTH = "2006-03"
@@ -67,12 +70,44 @@ def run_original(ref: Path, dumps: Path, month: str, out: Path, *, leaves_only: 
     return [x for x in (out / "conv" / f"{month}.tsv").read_text(encoding="utf-8").split("\n") if x.strip()]
 
 
+N_COMMENTS = 2500
+SEEDS = {m: 20 + i for i, m in enumerate(TRAIN_MONTHS + [TEST_MONTH])}
+
+
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("oracle-dumps")
-    for i, m in enumerate(TRAIN_MONTHS + [TEST_MONTH]):
-        synthetic.write_month(d, m, 2500, "zst", seed=20 + i, drift=True)
+    for m, seed in SEEDS.items():
+        synthetic.write_month(d, m, N_COMMENTS, "zst", seed=seed, drift=True)
     return d
+
+
+@functools.lru_cache(maxsize=4)
+def _threads(month: str) -> dict[str, tuple[dict | None, list[dict]]]:
+    """link_id -> (submission, comments) of a synthetic month, as the pipeline hands them to threads."""
+    from dialogpt_dataset.dumps import coerce_comment, coerce_submission
+
+    out: dict = defaultdict(lambda: [None, []])
+    for kind, rec in synthetic.generate_month(month, N_COMMENTS, SEEDS[month], drift=True):
+        r = (coerce_submission if kind == "s" else coerce_comment)(rec, Counter())
+        if r is not None and kind == "s":
+            out[r["l"]][0] = r
+        elif r is not None:
+            out[r["l"]][1].append(r)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def why_not_ours(iid: str, rules: ExtractRules) -> str:
+    """The rule that kept an instance of the original's out of ours (re-running its thread)."""
+    link, _, cid = iid.split(",")
+    try:
+        for m in TRAIN_MONTHS:
+            if link in _threads(m):
+                sub, coms = _threads(m)[link]
+                return explain_target(sub, coms, ExtractConfig.from_rules(rules, leaves_only=True), cid)
+    except Exception as e:  # the report must not hide the assertion it explains
+        return f"cause unknown ({type(e).__name__}: {e})"
+    return "thread not found"
 
 
 def ours(dumps: Path, out: Path) -> Path:
@@ -91,7 +126,8 @@ def our_lines(out: Path) -> dict[str, str]:
     return out_lines
 
 
-def compare(theirs: list[str], mine: dict[str, str], logs: list[Path]) -> tuple[float, float, list[str]]:
+def compare(theirs: list[str], mine: dict[str, str], logs: list[Path],
+            rules: ExtractRules | None = None) -> tuple[float, float, list[str]]:
     """(share of the original's lines we have, share of ours it has, one explanation per differing line)."""
     their_ids = {x.split("\t", 1)[0]: x.split("\t", 1)[1] for x in theirs}
     a, b = Counter(their_ids.values()), Counter(mine.values())
@@ -102,7 +138,8 @@ def compare(theirs: list[str], mine: dict[str, str], logs: list[Path]) -> tuple[
         if (a - b)[line]:
             ours_line = mine.get(iid)
             why.append(f"only in the original: {iid}\t{line}\n   ours: "
-                       + (f"same id, other text: {ours_line}" if ours_line else "no such instance (dropped by a rule)"))
+                       + (f"same id, other text: {ours_line}" if ours_line else
+                          f"dropped by rule: {why_not_ours(iid, rules or ExtractRules.from_preset('original'))}"))
     for iid, line in sorted(mine.items()):
         if (b - a)[line]:
             tgt = line.split("\t")[1][4:]
@@ -184,6 +221,8 @@ def test_title_and_blocklists_match_the_original_too(dumps, tmp_path):
     mine = our_lines(result.output_dir)
     assert any("\t0.0 " in x or x.startswith("0.0 ") or " EOS 0.0 " in x for x in mine.values())  # a list hit
     assert any(x.startswith("1.0 title : ") for x in mine.values())
-    share_theirs, share_ours, why = compare(theirs, mine, [out / f"conv-{m}.log"])
+    rules = ExtractRules.from_preset("original", use_title=True, words_blocklist=str(WORDS),
+                                     subreddits_blocklist=str(SUBREDDITS))
+    share_theirs, share_ours, why = compare(theirs, mine, [out / f"conv-{m}.log"], rules)
     print("\n".join(why))
     assert share_theirs >= MIN_SHARE and share_ours >= MIN_SHARE, "\n".join(why[:20])

@@ -17,7 +17,7 @@ from dialogpt_dataset.build import BuildConfig, make_builder
 from dialogpt_dataset.builder import RedditDialog
 from dialogpt_dataset.cli import main as cli_main
 from dialogpt_dataset.rules import SHIPPED, ExtractRules, RulesError, WordBlocklist, load_subreddits, load_words
-from dialogpt_dataset.threads import ExtractConfig, build_sessions
+from dialogpt_dataset.threads import ExtractConfig, build_sessions, explain_target
 
 
 def test_blocklist_hand_cases_follow_flashtext():
@@ -78,6 +78,13 @@ def test_project_rules_switch_off_to_the_originals_behaviour():
     on = build_sessions(sub, coms, ExtractConfig(ExtractRules.from_preset("default")), Counter())
     off = build_sessions(sub, coms, ExtractConfig(ExtractRules.from_preset("original")), Counter())
     assert [s.comment_id for s in on] == ["t1_a"] and [s.comment_id for s in off] == ["t1_b"]
+    # and explain_target names the rule behind each decision
+    default_cfg, original_cfg = (ExtractConfig(ExtractRules.from_preset(p)) for p in ("default", "original"))
+    assert explain_target(sub, coms, default_cfg, "t1_b") == "bot"
+    assert explain_target(sub, coms, default_cfg, "t1_a") == "kept"
+    assert explain_target(sub, coms, original_cfg, "t1_a") == "not_a_leaf"
+    low = [dict(coms[0]), dict(coms[1], s=0)]
+    assert explain_target(sub, low, original_cfg, "t1_b") == "low_score"
 
 
 def test_list_files_load_once_and_errors_name_the_file(tmp_path):
