@@ -58,7 +58,7 @@ def _add_rule_args(p: argparse.ArgumentParser) -> None:
                    "test/validation split in training months, no project-only rules); default: the project's "
                    "(every project-only rule, shipped blocklists, title on, 5%% test + 5%% validation threads)")
     g.add_argument("--rules", metavar="+NAME,-NAME", help="switch project-only rules on/off on top of the preset: "
-                   + ", ".join(SWITCHABLE) + " (also all / none)")
+                   + ", ".join(SWITCHABLE) + " (also all / none); write --rules=-bot when the list starts with '-'")
     g.add_argument("--words-blocklist", metavar="FILE", help="offensive words/phrases, one a line (whole-word, "
                    "case-insensitive, as flashtext); 'none' or 'shipped'")
     g.add_argument("--subreddits-blocklist", metavar="FILE", help="subreddits never used, one a line; 'none' or 'shipped'")

@@ -110,6 +110,19 @@ def test_cli_rule_errors_are_one_line(tmp_path, capsys, args, message):
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_cli_options_reach_the_rules(tmp_path):
+    from dialogpt_dataset.cli import parse_args
+
+    a = parse_args(["--size", "dummy", "--output", str(tmp_path), "--preset", "original", "--rules=-bot,+removed",
+                    "--use-title", "--words-blocklist", "none", "--test-fraction", "0.1"])
+    cfg = BuildConfig(output_dir=a.output, size=a.size, preset=a.preset, rules=a.rules, use_title=a.use_title,
+                      words_blocklist=a.words_blocklist, test_fraction=a.test_fraction)
+    r = cfg.extract_rules()
+    assert (r.preset, r.enabled, r.use_title, r.words_blocklist, r.test_fraction) == ("original", ["removed"], True,
+                                                                                     None, 0.1)
+    assert parse_args(["--output", "x"]).use_title is None  # absent: the preset decides
+
+
 def _plan_fields(plan) -> dict:
     d = asdict(plan)
     d.pop("work_dir")
