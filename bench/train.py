@@ -98,7 +98,8 @@ def _bare_loop(cfg, tokenizer, steps: int) -> tuple[float, list[float]]:
     from transformers import GPT2LMHeadModel
 
     from dialogpt.train.data import DialogCollator, LengthBucketBatchSampler, load_session_splits, tokenize_sessions
-    from dialogpt.train.loop import _param_groups, build_model_config
+    from dialogpt.train.model import build_model_config
+    from dialogpt.train.optim import param_groups
     from dialogpt.train.schedules import build_scheduler
 
     torch.manual_seed(cfg.seed)
@@ -111,7 +112,7 @@ def _bare_loop(cfg, tokenizer, steps: int) -> tuple[float, list[float]]:
     dl = DataLoader(tok.select_columns(["input_ids", "labels"]), batch_sampler=sampler,
                     collate_fn=DialogCollator(tokenizer.pad_token_id),
                     generator=torch.Generator().manual_seed(cfg.seed))
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.learning_rate, eps=cfg.adam_epsilon)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate, eps=cfg.adam_epsilon)
     sched = build_scheduler(opt, cfg.lr_schedule, warmup_steps=cfg.warmup_steps,
                             warmup_proportion=cfg.warmup_proportion, n_embd=model.config.n_embd,
                             num_optim_steps=cfg.num_optim_steps)
@@ -147,7 +148,8 @@ def _bare_loop(cfg, tokenizer, steps: int) -> tuple[float, list[float]]:
 
 def bench_loop(tmp: Path, tokenizer_dir: Path, tokenizer, *, model_config: str, steps: int, repeats: int,
                n_sessions: int) -> dict:
-    from dialogpt.train.loop import TrainConfig, train
+    from dialogpt.train.config import TrainConfig
+    from dialogpt.train.loop import train
 
     ds = _dataset_dir(tmp, n_sessions)
     if model_config == "bench":  # 4 layers x 256: big enough that the step, not the Python around it, dominates
@@ -189,7 +191,8 @@ def bench_117m(tmp: Path, tokenizer, steps: int, n_sessions: int) -> dict:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from dialogpt.train.loop import TrainConfig, train
+    from dialogpt.train.config import TrainConfig
+    from dialogpt.train.loop import train
 
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=50257, n_positions=1024, n_layer=12, n_embd=768, n_head=12,

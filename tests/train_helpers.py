@@ -36,7 +36,7 @@ def write_parquet_dataset(root: Path, n_train: int = 96, n_valid: int = 24, seed
 
 
 def base_config(tmp_path: Path, dataset: Path, tokenizer_dir: Path, **overrides):
-    from dialogpt.train.loop import TrainConfig
+    from dialogpt.train.config import TrainConfig
 
     kw = dict(
         output_dir=str(tmp_path / "run"), dataset=str(dataset), model_config="tiny", tokenizer_name=str(tokenizer_dir),

@@ -5,7 +5,7 @@
 
     python scripts/run_clm_dialog.py --config my_run.yaml --learning_rate 5e-5   # flags win over YAML
 
-Every flag is a :class:`dialogpt.train.loop.TrainConfig` field; the seed's spellings
+Every flag is a :class:`dialogpt.train.config.TrainConfig` field; the seed's spellings
 (``--train_input_file``, ``--eval_input_file``, ``--valid_step``, ``--fp16 true``) still work.
 """
 
@@ -16,9 +16,11 @@ import dataclasses
 import os
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
 
-from dialogpt.train.loop import MIXED_PRECISION, REPORT_TO, TrainConfig, TrainingError, main_guard, train
+from dialogpt.train.config import MIXED_PRECISION, REPORT_TO, TrainConfig, TrainingError
+from dialogpt.train.loop import train
 
 HELP = {
     "output_dir": "where logs, checkpoints/step-NNNNNN/ and the final model go",
@@ -128,6 +130,15 @@ def config_from_args(argv: list[str] | None) -> TrainConfig:
     if values.get("eval_split") == "":
         values["eval_split"] = None
     return TrainConfig(**values)
+
+
+def main_guard(fn: Callable[[], int]) -> int:
+    """Run ``fn`` and turn user mistakes into one line on stderr (no traceback)."""
+    try:
+        return fn()
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:

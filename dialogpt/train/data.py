@@ -11,13 +11,17 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from dialogpt.chat_format import IGNORE_INDEX, encode_reverse, encode_session
+from dialogpt.chat_format import encode_reverse, encode_session
+from dialogpt.dialog_data import load_dialog_data
+from dialogpt.errors import first_line
+from dialogpt.legacy_tsv import read_train_tsv
+from dialogpt.tensors import pad_right
+from dialogpt.train.config import TrainConfig, TrainingError
 
 #: Bump when the tokenised layout changes, so stale ``datasets`` caches are never reused.
 FORMAT_VERSION = 1
@@ -33,27 +37,12 @@ def load_session_splits(dataset: str | None = None, train_file: str | None = Non
                         eval_split: str | None = "validation", cache_dir: str | None = None):
     """Return ``(train, eval_or_None)`` ``datasets.Dataset`` objects with a ``turns`` column.
 
-    ``dataset`` is a built dialogue dataset (a directory or a Hub id), read with
-    ``datasets.load_dataset``; a directory written by ``save_to_disk`` is read with
-    ``load_from_disk``. ``train_file``/``eval_file`` are the seed's ``train.tsv`` files.
+    ``dataset`` is a built dialogue dataset (a directory, a ``save_to_disk`` folder or a Hub id), read
+    by the one shared loader (:func:`dialogpt.dialog_data.load_dialog_data`, one-line errors naming
+    ``--dataset``); ``train_file``/``eval_file`` are the seed's ``train.tsv`` files.
     """
-    import datasets
-
-    from dialogpt.errors import first_line
-
     if dataset is not None:
-        p = Path(dataset)
-        if p.is_dir() and ((p / "dataset_dict.json").exists() or (p / "state.json").exists()):
-            dd = datasets.load_from_disk(str(p))
-        else:
-            try:
-                dd = datasets.load_dataset(dataset, cache_dir=cache_dir)
-            except Exception as e:  # not found, offline, unreachable hub, bad files: one line naming it
-                if "corresponds to no data" in str(e):  # datasets' words for an empty split
-                    raise ValueError(f"--dataset {dataset}: the data is empty ({e})") from None
-                raise ValueError(f"--dataset {dataset}: cannot load it ({first_line(e, 300)})") from None
-        if isinstance(dd, datasets.Dataset):
-            dd = datasets.DatasetDict({train_split: dd})
+        dd = load_dialog_data(dataset, flag="--dataset", cache_dir=cache_dir)
         if train_split not in dd:
             raise ValueError(f"--dataset {dataset}: no split {train_split!r} (has {', '.join(dd)}); "
                              "choose one with --train_split")
@@ -77,8 +66,6 @@ def load_session_splits(dataset: str | None = None, train_file: str | None = Non
 def _tsv_dataset(path: str):
     """The seed's train.tsv as a Dataset of sessions (each turn ``{text, weight}``)."""
     import datasets
-
-    from dialogpt.legacy_tsv import read_train_tsv
 
     rows = [{"turns": [{"text": t.text, "weight": float(t.weight)} for t in s]} for s in read_train_tsv(path)]
     if not rows:
@@ -246,20 +233,8 @@ class DialogCollator:
     pad_to_multiple_of: int | None = None
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        longest = max(len(f["input_ids"]) for f in features)
-        if self.pad_to_multiple_of:
-            m = self.pad_to_multiple_of
-            longest = ((longest + m - 1) // m) * m
-        bsz = len(features)
-        input_ids = torch.full((bsz, longest), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((bsz, longest), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((bsz, longest), dtype=torch.long)
-        for i, f in enumerate(features):
-            n = len(f["input_ids"])
-            input_ids[i, :n] = torch.as_tensor(f["input_ids"], dtype=torch.long)
-            labels[i, :n] = torch.as_tensor(f["labels"], dtype=torch.long)
-            attention_mask[i, :n] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+        return pad_right([f["input_ids"] for f in features], [f["labels"] for f in features],
+                         pad_id=self.pad_token_id, pad_to_multiple_of=self.pad_to_multiple_of)
 
 
 def padding_efficiency(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
@@ -275,3 +250,51 @@ def padding_efficiency(lengths: Sequence[int], batches: Sequence[Sequence[int]])
 
 def num_proc_default() -> int:
     return max(1, min(8, (os.cpu_count() or 1)))
+
+
+# ----------------------------------------------------------------------------------------------
+# a run's data, from its config
+# ----------------------------------------------------------------------------------------------
+
+def load_training_data(config: TrainConfig, accelerator, tokenizer):
+    """Sessions -> tokenised train (and eval) sets; returns them and the count of sessions with no label."""
+    try:
+        train_raw, eval_raw = load_session_splits(config.dataset, config.train_file, config.eval_file,
+                                                  config.train_split, config.eval_split)
+    except (OSError, ValueError) as e:
+        raise TrainingError((str(e).strip().splitlines() or [first_line(e)])[0]) from None
+    if len(train_raw) == 0:
+        raise TrainingError(f"the training data ({config.dataset or config.train_file}) is empty")
+    if config.max_eval_examples and eval_raw is not None:
+        eval_raw = eval_raw.select(range(min(len(eval_raw), config.max_eval_examples)))
+    with accelerator.main_process_first():
+        train_tok, stats = tokenize_sessions(train_raw, tokenizer, config.max_seq_length, config.reverse,
+                                             config.preprocessing_num_workers, "tokenising train")
+        eval_tok = None
+        if eval_raw is not None and len(eval_raw):
+            eval_tok, _ = tokenize_sessions(eval_raw, tokenizer, config.max_seq_length, config.reverse,
+                                            config.preprocessing_num_workers, "tokenising eval")
+    if len(train_tok) == 0:
+        raise TrainingError("no training session has a trained turn after tokenising "
+                            f"({stats.dropped_no_labels} dropped): check the weights in the data")
+    return train_tok, (eval_tok if eval_tok is not None and len(eval_tok) else None), stats.dropped_no_labels
+
+
+def build_loaders(config: TrainConfig, tokenizer, train_tok, eval_tok):
+    """Length-bucketed train batches (seeded, resumable) and in-order eval batches, dynamically padded."""
+    from torch.utils.data import DataLoader
+
+    sampler = LengthBucketBatchSampler(train_tok["length"], config.micro_batch_size, config.bucket_batches,
+                                       seed=config.seed)
+    kwargs = dict(collate_fn=DialogCollator(tokenizer.pad_token_id, config.pad_to_multiple_of),
+                  num_workers=config.dataloader_num_workers, pin_memory=torch.cuda.is_available())
+    # a private generator: iterating the loader must not draw from the global RNG (dropout's),
+    # or a resumed run would see other dropout masks than an uninterrupted one
+    train_dl = DataLoader(train_tok.select_columns(["input_ids", "labels"]), batch_sampler=sampler,
+                          generator=torch.Generator().manual_seed(config.seed), **kwargs)
+    eval_dl = None
+    if eval_tok is not None:
+        ev_sampler = LengthBucketBatchSampler(eval_tok["length"], config.eval_batch_size,
+                                              bucket_batches=len(eval_tok), shuffle=False)
+        eval_dl = DataLoader(eval_tok.select_columns(["input_ids", "labels"]), batch_sampler=ev_sampler, **kwargs)
+    return train_dl, eval_dl, sampler

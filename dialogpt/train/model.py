@@ -1,4 +1,9 @@
-"""The original DialoGPT ``.pkl`` checkpoints -> Hugging Face ``GPT2LMHeadModel`` weights.
+"""The model side of training: GPT-2 shapes, tokenizer and model loading, and legacy ``.pkl`` import.
+
+``build_model_config`` knows the paper's sizes; ``load_tokenizer``/``load_model`` turn the config's
+flags into a ready model and tokenizer (or one ``TrainingError`` line naming the flag).
+
+The original DialoGPT ``.pkl`` checkpoints -> Hugging Face ``GPT2LMHeadModel`` weights.
 
 The seed saved ``model.state_dict()`` with ``torch.save`` (``GP2-pretrain-step-N.pkl``, and the
 released ``small_ft.pkl``/``medium_ft.pkl``/``large_ft.pkl``). Its names differ from today's HF
@@ -23,7 +28,18 @@ from pathlib import Path
 
 import torch
 
+from dialogpt.chat_format import install_chat_template
 from dialogpt.errors import first_line
+from dialogpt.train.config import TrainConfig, TrainingError
+
+MODEL_SHAPES: dict[str, dict[str, int]] = {
+    # name: GPT-2 shapes from DESIGN.md (117M / 345M / 762M) plus the 2-layer test model
+    "tiny": dict(n_layer=2, n_embd=64, n_head=2, n_positions=256),  # = tests/conftest.py TINY_GPT2
+    "small": dict(n_layer=12, n_embd=768, n_head=12),
+    "medium": dict(n_layer=24, n_embd=1024, n_head=16),
+    "large": dict(n_layer=36, n_embd=1280, n_head=20),
+}
+N_POSITIONS = 1024
 
 
 class CheckpointError(ValueError):
@@ -94,26 +110,94 @@ def load_into_model(model, state: Mapping[str, torch.Tensor], source: str = "che
         model.tie_weights()
 
 
+def build_model_config(name_or_path: str, vocab_size: int, eos_token_id: int | None = None,
+                       dropout: float | None = None):
+    """tiny/small/medium/large (or a config.json) -> ``GPT2Config`` with n_ctx 1024."""
+    from transformers import GPT2Config
+
+    if name_or_path in MODEL_SHAPES:
+        shape = {"n_positions": N_POSITIONS, **MODEL_SHAPES[name_or_path]}
+        cfg = GPT2Config(vocab_size=vocab_size, **shape)
+    elif Path(name_or_path).is_file():
+        cfg = GPT2Config.from_json_file(name_or_path)
+        cfg.vocab_size = vocab_size
+    else:
+        raise TrainingError(f"--model_config {name_or_path!r} is not one of {', '.join(MODEL_SHAPES)} "
+                            "nor a config.json file")
+    if eos_token_id is not None:
+        cfg.bos_token_id = cfg.eos_token_id = cfg.pad_token_id = eos_token_id
+    if dropout is not None:
+        cfg.resid_pdrop = cfg.embd_pdrop = cfg.attn_pdrop = dropout
+    return cfg
+
+
+def load_tokenizer(config: TrainConfig):
+    """The run's tokenizer with the dialogue chat template installed (one line naming the flag if it fails)."""
+    from transformers import AutoTokenizer
+
+    name = config.tokenizer_name or config.model_name_or_path
+    flag = "--tokenizer_name" if config.tokenizer_name else "--model_name_or_path"
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+    except Exception as e:
+        raise TrainingError(f"{flag} {name}: cannot load a tokenizer ({first_line(e)})") from None
+    install_chat_template(tok)
+    return tok
+
+
+def _pretrained_or_new(config: TrainConfig, tokenizer):
+    from transformers import AutoModelForCausalLM, GPT2LMHeadModel
+
+    if not config.model_name_or_path:
+        return GPT2LMHeadModel(build_model_config(config.model_config, vocab_size=len(tokenizer),
+                                                  eos_token_id=tokenizer.eos_token_id, dropout=config.dropout))
+    kwargs = {}
+    if config.dropout is not None:
+        kwargs = dict(resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout)
+    try:
+        return AutoModelForCausalLM.from_pretrained(config.model_name_or_path, **kwargs)
+    except Exception as e:
+        raise TrainingError(f"--model_name_or_path {config.model_name_or_path}: cannot load "
+                            f"({first_line(e)})") from None
+
+
+def load_model(config: TrainConfig, tokenizer):
+    """Build or load the GPT-2, apply --init_checkpoint, and check it against the options."""
+    model = _pretrained_or_new(config, tokenizer)
+    n_pos = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    if n_pos is not None and config.max_seq_length > n_pos:
+        raise TrainingError(f"--max_seq_length {config.max_seq_length} > the model's n_positions {n_pos}")
+    emb = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > emb:
+        raise TrainingError(f"tokenizer has {len(tokenizer)} tokens but the model's embedding has {emb} rows: "
+                            "--tokenizer_name does not belong to this model")
+    if config.init_checkpoint:
+        try:
+            load_into_model(model, load_legacy_checkpoint(config.init_checkpoint), source=config.init_checkpoint)
+        except CheckpointError as e:
+            raise TrainingError(str(e)) from None
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.config.use_cache = False
+    return model
+
+
 def convert(pkl_path: str, output_dir: str, model_config: str = "medium",
             tokenizer_name: str | None = "gpt2") -> Path:
     """Convert a seed ``.pkl`` into a ``from_pretrained`` folder (model, optional tokenizer)."""
-    from dialogpt.train.loop import build_model_config  # local: keeps this module light for its CLI
+    from transformers import AutoTokenizer, GPT2LMHeadModel
 
     state = load_legacy_checkpoint(pkl_path)
     config = build_model_config(model_config, vocab_size=state["transformer.wte.weight"].shape[0]
                                 if "transformer.wte.weight" in state else 50257)
-    from transformers import GPT2LMHeadModel
-
     model = GPT2LMHeadModel(config)
     load_into_model(model, state, source=pkl_path)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     if tokenizer_name:
-        from transformers import AutoTokenizer
-
-        from dialogpt.chat_format import install_chat_template
-
         tok = AutoTokenizer.from_pretrained(tokenizer_name)
         install_chat_template(tok)
         tok.save_pretrained(str(out))

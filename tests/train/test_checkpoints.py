@@ -92,7 +92,8 @@ def test_convert_cli_writes_a_from_pretrained_folder(tmp_path, legacy_pkl, tiny_
 def test_init_checkpoint_trains_from_the_pkl_and_a_wrong_shape_stops_before_work(tmp_path, legacy_pkl, tokenizer_dir):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from dialogpt.train.loop import TrainingError, train
+    from dialogpt.train.config import TrainingError
+    from dialogpt.train.loop import train
 
     ds = write_parquet_dataset(tmp_path / "ds", n_train=16, n_valid=4)
     res = train(base_config(tmp_path, ds, tokenizer_dir, init_checkpoint=str(legacy_pkl), num_optim_steps=1,

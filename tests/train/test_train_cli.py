@@ -8,7 +8,7 @@ import yaml
 from train_helpers import make_sessions, write_parquet_dataset
 
 from dialogpt.cli.train import config_from_args, main
-from dialogpt.train.loop import TrainConfig, TrainingError
+from dialogpt.train.config import TrainConfig, TrainingError
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_model_config_sizes_are_the_gpt2_shapes(name, layers, width, params):
     import torch
     from transformers import GPT2LMHeadModel
 
-    from dialogpt.train.loop import build_model_config
+    from dialogpt.train.model import build_model_config
 
     cfg = build_model_config(name, vocab_size=50257, eos_token_id=50256)
     assert (cfg.n_layer, cfg.n_embd, cfg.n_positions, cfg.vocab_size) == (layers, width, 1024, 50257)

@@ -62,7 +62,7 @@ def test_collator_pads_right_and_masks_padding_but_keeps_eos_labels():
     assert b["input_ids"].dtype == torch.long
 
 
-def test_tokenising_goes_through_chat_format_and_is_cached_by_tokenizer_and_length(tokenizer):
+def test_tokenising_goes_through_chat_format_and_keys_the_cache_by_tokenizer_and_length(tokenizer):
     import datasets
 
     rows = make_sessions(30, seed=5) + [{"turns": [{"text": "only one turn", "weight": 1.0, "score": 1}]}]
@@ -75,15 +75,40 @@ def test_tokenising_goes_through_chat_format_and_is_cached_by_tokenizer_and_leng
         assert tok[i]["length"] == len(enc.input_ids) <= 32
     rev, _ = tokenize_sessions(ds, tokenizer, max_seq_length=32, reverse=True)
     assert rev[3]["input_ids"] == encode_reverse(tokenizer, rows[3]["turns"], 32).input_ids
-    # the cache key: same inputs -> same fingerprint (cache hit); another length or tokenizer -> a new one
-    again, _ = tokenize_sessions(ds, tokenizer, max_seq_length=32)
+    # another length, direction or tokenizer -> another cache key
     other_len, _ = tokenize_sessions(ds, tokenizer, max_seq_length=16)
-    assert again._fingerprint == tok._fingerprint
     assert other_len._fingerprint != tok._fingerprint and rev._fingerprint != tok._fingerprint
     from dialogpt.tokenization import train_bytelevel_tokenizer
 
     tok2 = train_bytelevel_tokenizer(["completely different words here"] * 5, vocab_size=300)
     assert tokenize_sessions(ds, tok2, max_seq_length=32)[0]._fingerprint != tok._fingerprint
+
+
+def test_a_second_tokenisation_reads_the_map_cache_and_never_calls_the_encoder(tmp_path, tokenizer, monkeypatch):
+    """The cache is really reused: same data + tokenizer + length -> no session is encoded again."""
+    import datasets
+
+    import dialogpt.train.data as data_mod
+
+    datasets.Dataset.from_list(make_sessions(30, seed=6)).to_parquet(str(tmp_path / "train.parquet"))
+    ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "train.parquet"), split="train",
+                               cache_dir=str(tmp_path / "cache"))   # on disk, so .map writes a cache file
+    calls = []
+    real = data_mod.encode_session
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(data_mod, "encode_session", counting)
+    first, _ = tokenize_sessions(ds, tokenizer, max_seq_length=32)
+    assert len(calls) == 30                                  # the counter sees real work
+    calls.clear()
+    again, _ = tokenize_sessions(ds, tokenizer, max_seq_length=32)
+    assert calls == []                                       # read from the cache file, nothing encoded
+    assert again["input_ids"] == first["input_ids"] and again.cache_files == first.cache_files
+    tokenize_sessions(ds, tokenizer, max_seq_length=24)
+    assert len(calls) == 30                                  # another key: encoded again
 
 
 def test_tokenising_with_num_proc_gives_the_same_rows(tokenizer):

@@ -11,7 +11,9 @@ import pytest
 from train_helpers import base_config, read_csv_log, write_parquet_dataset
 
 from dialogpt.cli.train import main
-from dialogpt.train.loop import TrainingError, sync_accelerate_config, train
+from dialogpt.train.checkpointing import list_checkpoints, sync_accelerate_config
+from dialogpt.train.config import TrainingError
+from dialogpt.train.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_missing_dataset_or_model_is_one_line_naming_the_flag(tmp_path, ds, toke
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
     rc = main(["--dataset", "org/data", "--model_config", "tiny", "--tokenizer_name", str(tokenizer_dir), *base])
-    _one_line_error(capsys, rc, "--dataset org/data: cannot load it (ConnectionError: Couldn't reach")
+    _one_line_error(capsys, rc, "--dataset org/data: cannot load it as a dataset (ConnectionError: Couldn't reach")
     assert not out.exists()
 
 
@@ -124,8 +126,6 @@ def test_tensorboard_events_resume_from_a_path_and_a_checkpoint_of_another_shape
 
 
 def test_a_fresh_run_never_mixes_with_an_old_run_in_its_output_dir(tmp_path, ds, tokenizer_dir, capsys):
-    from dialogpt.train.loop import list_checkpoints
-
     out = tmp_path / "run"
     train(base_config(tmp_path, ds, tokenizer_dir, num_optim_steps=3, save_steps=1))
     capsys.readouterr()  # that run's output (e.g. a first-time "Generating train split" bar) is not the CLI's

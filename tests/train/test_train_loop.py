@@ -10,7 +10,8 @@ import yaml
 from train_helpers import base_config, read_csv_log, write_parquet_dataset
 
 from dialogpt.chat_format import CHAT_TEMPLATE
-from dialogpt.train.loop import list_checkpoints, train
+from dialogpt.train.checkpointing import list_checkpoints
+from dialogpt.train.loop import train
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,8 @@ def test_push_to_hub_private_then_from_pretrained(tmp_path, tokenizer_dir, mock_
 
 
 def test_push_with_a_bad_token_is_one_clear_line_without_the_token(tmp_path, tokenizer_dir, mock_hub):
-    from dialogpt.train.loop import TrainingError, train
+    from dialogpt.train.config import TrainingError
+    from dialogpt.train.loop import train
 
     bad = "hf_bad_" + uuid.uuid4().hex
     ds = write_parquet_dataset(tmp_path / "ds", n_train=8, n_valid=2)

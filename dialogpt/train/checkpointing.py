@@ -1,0 +1,248 @@
+"""Checkpoint folders of a run: where they go, which one a resume takes, and when old ones go away.
+
+Layout (litgpt's, STYLE.md #9): ``OUTPUT_DIR/checkpoints/step-NNNNNN/`` holds Accelerate's
+``save_state`` (model, optimizer, scheduler, RNG states) plus ``trainer_state.json`` (the loop's
+position) and ``hyperparameters.yaml`` (the run's config, token redacted). A folder is written under
+a ``.tmp-`` name and renamed in when complete, so ``latest`` never picks a half-written one.
+
+Also here: the refusal to mix a fresh run with an old one in the same ``--output_dir``, and the
+launcher/DeepSpeed settings that must agree with the flags before the first step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from dialogpt.errors import first_line
+from dialogpt.train.config import TrainConfig, TrainingError
+
+CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
+RUN_FILES = ("train_log.txt", "eval_log.txt")
+RUN_DIRS = ("checkpoints", "runs")
+
+
+@dataclass
+class TrainState:
+    """The loop's position; saved as ``trainer_state.json`` next to every ``save_state``."""
+
+    global_step: int = 0
+    micro_step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_ppl_sum: float = 0.0
+    epoch_steps: int = 0
+    epoch_time: float = 0.0
+    tokens_real: int = 0
+    tokens_total: int = 0
+    last_eval_loss: float | None = None
+    last_eval_ppl: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainState:
+        d = json.loads(text)
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+# ----------------------------------------------------------------------------------------------
+# finding checkpoints
+# ----------------------------------------------------------------------------------------------
+
+def checkpoint_root(output_dir: str | os.PathLike) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """``step-NNNNNN`` folders, oldest first (complete ones only: a folder is renamed in when fully written)."""
+    root = checkpoint_root(output_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := CHECKPOINT_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def find_resume_path(output_dir: str | os.PathLike, resume: str | None) -> Path | None:
+    """latest -> the highest step folder (error if none); auto -> the same or None; else a path."""
+    if not resume:
+        return None
+    if resume in ("latest", "auto"):
+        ckpts = list_checkpoints(output_dir)
+        if not ckpts:
+            if resume == "auto":
+                return None
+            raise TrainingError(f"--resume_from_checkpoint latest: no step-NNNNNN checkpoint in "
+                                f"{checkpoint_root(output_dir)}")
+        return ckpts[-1]
+    p = Path(resume)
+    if not (p / "trainer_state.json").is_file():
+        raise TrainingError(f"--resume_from_checkpoint {p}: not a checkpoint folder (no trainer_state.json)")
+    return p
+
+
+def check_checkpoint_fits(model, checkpoint: Path, model_flag: str = "the model options") -> None:
+    """Refuse (one line, before any data work) to resume a checkpoint saved from another model shape.
+
+    Reads only the shapes in the checkpoint's ``model.safetensors`` header; FSDP/DeepSpeed shard
+    folders have none and are left to ``load_state``.
+    """
+    f = Path(checkpoint) / "model.safetensors"
+    if not f.is_file():
+        return
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(f), framework="pt") as st:
+            theirs = {k: tuple(st.get_slice(k).get_shape()) for k in st.keys()}
+    except Exception as e:
+        raise TrainingError(f"--resume_from_checkpoint {checkpoint}: unreadable model.safetensors "
+                            f"({first_line(e)})") from None
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    bad = [f"{k}: checkpoint {theirs[k]} vs model {own[k]}" for k in theirs if k in own and theirs[k] != own[k]]
+    unexpected = [k for k in theirs if k not in own]
+    if bad or unexpected:
+        detail = "; ".join(bad[:2]) if bad else f"unexpected weights {unexpected[:3]}"
+        raise TrainingError(f"--resume_from_checkpoint {checkpoint} was saved from another model shape than "
+                            f"{model_flag} gives: {detail}")
+
+
+# ----------------------------------------------------------------------------------------------
+# the output folder of a fresh run
+# ----------------------------------------------------------------------------------------------
+
+def existing_run(output_dir: str | os.PathLike) -> str | None:
+    """What another run left in ``output_dir`` (checkpoints, or a log with step lines), else None."""
+    out = Path(output_dir)
+    ckpts = list_checkpoints(out)
+    if ckpts:
+        return f"checkpoints up to {ckpts[-1].name}"
+    log = out / "train_log.txt"
+    if log.is_file() and sum(1 for _ in log.open()) > 1:
+        return "a train_log.txt with step lines"
+    return None
+
+
+def prepare_fresh_output_dir(accelerator, output_dir: str | os.PathLike, overwrite: bool) -> None:
+    """A fresh run must not append to another run's logs, nor let its old checkpoints be taken for
+    ``latest`` or survive ``--save_total_limit`` instead of the new ones: refuse, or with
+    ``overwrite`` delete just what a run writes here (logs, ``checkpoints/``, ``runs/``)."""
+    found = existing_run(output_dir)
+    if found is None:
+        return
+    out = Path(output_dir)
+    if not overwrite:
+        raise TrainingError(f"--output_dir {out} already holds a run ({found}): pass --resume_from_checkpoint "
+                            "latest to continue it, --overwrite_output_dir to start over, or another --output_dir")
+    accelerator.wait_for_everyone()  # every rank has looked before the main one deletes
+    if accelerator.is_main_process:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        for name in RUN_DIRS:
+            shutil.rmtree(out / name, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def truncate_log(path: Path, max_step: int) -> None:
+    """Drop lines a killed run wrote after the checkpoint we resume from (steps > max_step)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    keep = [ln for ln in lines if not ln[:1].isdigit() or int(ln.split(",")[1]) <= max_step]
+    path.write_text("".join(x + "\n" for x in keep))
+
+
+# ----------------------------------------------------------------------------------------------
+# saving
+# ----------------------------------------------------------------------------------------------
+
+def write_hyperparameters(path: Path, config: TrainConfig, extra: dict | None = None) -> None:
+    """The run's config (token redacted) so any run can be repeated from its folder."""
+    import yaml
+
+    d = config.to_dict(redact=True)
+    if extra:
+        d.update(extra)
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+
+
+def save_checkpoint(accelerator, output_dir: str, state: TrainState, config: TrainConfig,
+                    save_total_limit: int | None) -> Path:
+    """``accelerator.save_state`` into a temporary folder, then an atomic rename to ``step-NNNNNN``.
+
+    A run killed mid-save leaves only a ``.tmp-`` folder, which ``latest`` never picks.
+    """
+    root = checkpoint_root(output_dir)
+    final = root / f"step-{state.global_step:06d}"
+    tmp = root / f".tmp-step-{state.global_step:06d}"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))  # every rank writes its RNG state; main writes the rest
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "trainer_state.json").write_text(state.to_json())
+        write_hyperparameters(tmp / "hyperparameters.yaml", config)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        if save_total_limit:
+            for old in list_checkpoints(output_dir)[:-save_total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+# ----------------------------------------------------------------------------------------------
+# launcher settings that must agree with the flags
+# ----------------------------------------------------------------------------------------------
+
+def sync_accelerate_config(accelerator, config: TrainConfig) -> None:
+    """Make the launcher's settings and the script's flags agree, or stop with one line.
+
+    ``accelerate launch`` exports ``ACCELERATE_GRADIENT_ACCUMULATION_STEPS`` (a DeepSpeed config's
+    ``gradient_accumulation_steps``, or the user's environment), which silently overrides the value
+    passed to ``Accelerator``; the micro-batch size (``train_batch_size / accumulation``) would then
+    no longer mean what the flags say. Under DeepSpeed, clipping is done by the engine: its
+    ``gradient_clipping`` is taken from ``--max_grad_norm`` and ``train_micro_batch_size_per_gpu``
+    from the micro-batch size when the config leaves them ``auto``.
+    """
+    got = accelerator.gradient_accumulation_steps
+    if got != config.gradient_accumulation_steps:
+        raise TrainingError(
+            f"the accelerate launch config / ACCELERATE_GRADIENT_ACCUMULATION_STEPS sets gradient accumulation "
+            f"to {got} but --gradient_accumulation_steps is {config.gradient_accumulation_steps}: make them equal "
+            "(or drop gradient_accumulation_steps from the accelerate config)")
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is not None:
+        _sync_deepspeed(plugin.deepspeed_config, config)
+
+
+def _sync_deepspeed(ds: dict, config: TrainConfig) -> None:
+    if ds.get("gradient_accumulation_steps", "auto") not in ("auto", config.gradient_accumulation_steps):
+        raise TrainingError(f"the DeepSpeed config's gradient_accumulation_steps {ds['gradient_accumulation_steps']} "
+                            f"differs from --gradient_accumulation_steps {config.gradient_accumulation_steps}: "
+                            "make them equal or set it to auto")
+    # our loaders use a batch_sampler (batch_size None), from which Accelerate cannot fill DeepSpeed's "auto"
+    micro = ds.get("train_micro_batch_size_per_gpu", "auto")
+    if micro == "auto":
+        ds["train_micro_batch_size_per_gpu"] = config.micro_batch_size
+    elif int(micro) != config.micro_batch_size:
+        raise TrainingError(f"the DeepSpeed config's train_micro_batch_size_per_gpu {micro} differs from "
+                            f"--train_batch_size / --gradient_accumulation_steps = {config.micro_batch_size}: "
+                            "make them equal or set it to auto")
+    clip = ds.get("gradient_clipping", "auto")
+    if clip == "auto":
+        ds["gradient_clipping"] = config.max_grad_norm
+    elif float(clip) != config.max_grad_norm:
+        raise TrainingError(f"the DeepSpeed config's gradient_clipping {clip} differs from --max_grad_norm "
+                            f"{config.max_grad_norm}: make them equal or set it to auto")

@@ -1,0 +1,243 @@
+"""What a training run is told (``TrainConfig``) and what it reports back (``TrainResult``).
+
+``TrainConfig`` checks itself on construction: every clash or impossible value is one
+``TrainingError`` line naming the flags, before any model or data is touched. The checks are small
+named functions (:data:`_CHECKS`), each about one concern, run in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dialogpt.train.schedules import SCHEDULES, lr_lambda
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+REPORT_TO = ("none", "tensorboard", "wandb", "all")
+_SECRET_FIELDS = ("hub_token",)
+
+
+class TrainingError(ValueError):
+    """A user mistake found before (or instead of) training: one line, naming the flag or file."""
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run. Defaults are the seed's (``LSP_train.py``) where it had one."""
+
+    output_dir: str = "runs/dialogpt"
+    # --- data ---
+    dataset: str | None = None
+    """A built dialogue dataset: a directory or hub id read with ``datasets.load_dataset``."""
+    train_file: str | None = None
+    """The seed's ``train.tsv`` (``0.0 turn EOS 1.0 turn\\t1.0 response``), instead of --dataset."""
+    eval_file: str | None = None
+    """A ``train.tsv``-format validation file (else the dataset's --eval_split, if it has one)."""
+    train_split: str = "train"
+    eval_split: str | None = "validation"
+    reverse: bool = False
+    """Train the MMI backward model: response -> source (``chat_format.encode_reverse``)."""
+    max_seq_length: int = 128
+    preprocessing_num_workers: int | None = None
+    """``num_proc`` of the tokenising ``datasets.map``."""
+    bucket_batches: int = 100
+    """Batches per length-sorting pool (the seed's BucketSampler used 100)."""
+    pad_to_multiple_of: int | None = None
+    """Pad each batch to a multiple of this (8 helps fp16 tensor cores on GPU)."""
+    dataloader_num_workers: int = 0
+    # --- model ---
+    model_name_or_path: str | None = None
+    """Hub id or folder to fine-tune, e.g. microsoft/DialoGPT-medium."""
+    model_config: str | None = None
+    """tiny|small|medium|large (or a config.json path): train from scratch."""
+    tokenizer_name: str | None = None
+    """Tokenizer (hub id or folder); defaults to --model_name_or_path."""
+    init_checkpoint: str | None = None
+    """An original DialoGPT .pkl to start from (converted per DESIGN.md)."""
+    dropout: float | None = None
+    """Override resid/embd/attn dropout (None keeps the model's)."""
+    gradient_checkpointing: bool = False
+    # --- optimisation ---
+    train_batch_size: int = 4
+    """Examples per device per optimizer step (the seed's meaning; split into micro-batches)."""
+    gradient_accumulation_steps: int = 2
+    eval_batch_size: int = 4
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.01
+    adam_epsilon: float = 1e-6
+    max_grad_norm: float = 1.0
+    lr_schedule: str = "noam"
+    warmup_steps: int = 16000
+    warmup_proportion: float = 0.1
+    num_optim_steps: int = 1_000_000
+    num_epochs: int | None = None
+    """Optional cap on epochs (training stops at whichever of this and num_optim_steps comes first)."""
+    mixed_precision: str = "no"
+    seed: int = 42
+    cpu: bool = False
+    # --- logging, evaluation, checkpoints ---
+    logging_steps: int = 10
+    eval_steps: int = 10000
+    """Validation every N optimizer steps (the seed's --valid_step); 0 = only at the end."""
+    max_eval_examples: int | None = None
+    save_steps: int = 10000
+    """Checkpoint every N optimizer steps; 0 = none."""
+    save_total_limit: int | None = None
+    resume_from_checkpoint: str | None = None
+    """latest | auto | PATH. latest fails if there is none; auto starts fresh then."""
+    continue_from: int = 0
+    overwrite_output_dir: bool = False
+    """A fresh run into a folder that holds another run's logs/checkpoints: delete those first."""
+    report_to: str = "none"
+    pbar: bool = True
+    # --- hub ---
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_private: bool = False
+    hub_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject clashing or impossible options, naming the flags (cheap checks, no I/O)."""
+        for check in _CHECKS:
+            msg = check(self)
+            if msg:
+                raise TrainingError(msg)
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.train_batch_size // self.gradient_accumulation_steps
+
+    def to_dict(self, redact: bool = True) -> dict:
+        d = dataclasses.asdict(self)
+        if redact:
+            for k in _SECRET_FIELDS:
+                if d.get(k):
+                    d[k] = "***"
+        return d
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+# ----------------------------------------------------------------------------------------------
+# the checks: each returns None (fine) or the one-line message
+# ----------------------------------------------------------------------------------------------
+
+def _check_choices(c: TrainConfig) -> str | None:
+    for flag, value, allowed in (("lr_schedule", c.lr_schedule, SCHEDULES),
+                                 ("mixed_precision", c.mixed_precision, MIXED_PRECISION),
+                                 ("report_to", c.report_to, REPORT_TO)):
+        if value not in allowed:
+            return f"--{flag} {value!r} is not one of {', '.join(allowed)}"
+    return None
+
+
+def _check_sources(c: TrainConfig) -> str | None:
+    """Exactly one data source and exactly one way to get a model (and its tokenizer)."""
+    if (c.dataset is None) == (c.train_file is None):
+        return "give exactly one of --dataset and --train_file"
+    if c.model_name_or_path and c.model_config:
+        return "--model_name_or_path and --model_config clash: fine-tune one or build one from scratch"
+    if not c.model_name_or_path and not c.model_config:
+        return "give --model_name_or_path (fine-tune) or --model_config tiny|small|medium|large (from scratch)"
+    if c.model_config and not c.tokenizer_name:
+        return "--model_config builds a model from scratch and needs --tokenizer_name (e.g. gpt2)"
+    return None
+
+
+def _check_counts(c: TrainConfig) -> str | None:
+    for name in ("train_batch_size", "gradient_accumulation_steps", "eval_batch_size", "num_optim_steps",
+                 "logging_steps", "bucket_batches"):
+        if getattr(c, name) < 1:
+            return f"--{name} must be >= 1, got {getattr(c, name)}"
+    for name in ("num_epochs", "pad_to_multiple_of", "max_eval_examples", "preprocessing_num_workers",
+                 "save_total_limit"):
+        if getattr(c, name) is not None and getattr(c, name) < 1:
+            return f"--{name} must be >= 1 when given, got {getattr(c, name)}"
+    for name in ("dataloader_num_workers", "continue_from"):
+        if getattr(c, name) < 0:
+            return f"--{name} must be >= 0, got {getattr(c, name)}"
+    if c.eval_steps < 0 or c.save_steps < 0:
+        return "--eval_steps and --save_steps must be >= 0"
+    return None
+
+
+def _check_values(c: TrainConfig) -> str | None:
+    if c.train_batch_size % c.gradient_accumulation_steps:
+        return (f"--train_batch_size {c.train_batch_size} is not divisible by --gradient_accumulation_steps "
+                f"{c.gradient_accumulation_steps} (the seed's rule: the batch is split into micro-batches)")
+    if c.max_seq_length < 2:
+        return f"--max_seq_length must be >= 2, got {c.max_seq_length}"
+    if c.learning_rate <= 0:
+        return f"--learning_rate must be > 0, got {c.learning_rate}"
+    if c.dropout is not None and not 0.0 <= c.dropout < 1.0:
+        return f"--dropout must be in [0, 1), got {c.dropout}"
+    if c.continue_from and c.continue_from >= c.num_optim_steps:
+        return f"--continue_from {c.continue_from} >= --num_optim_steps {c.num_optim_steps}: nothing to do"
+    return None
+
+
+def _check_start_clashes(c: TrainConfig) -> str | None:
+    """Resuming restores weights, step and optimizer: no other way of starting may be combined with it."""
+    if not c.resume_from_checkpoint:
+        return None
+    if c.continue_from:
+        return "--continue_from and --resume_from_checkpoint clash: resume restores the step itself"
+    if c.overwrite_output_dir:
+        return "--overwrite_output_dir and --resume_from_checkpoint clash: one starts over, the other continues"
+    if c.init_checkpoint:
+        return "--init_checkpoint and --resume_from_checkpoint clash: a resumed run already has its weights"
+    return None
+
+
+def _check_hub(c: TrainConfig) -> str | None:
+    if c.push_to_hub and not c.hub_model_id:
+        return "--push_to_hub needs --hub_model_id org/name"
+    if c.hub_model_id and c.hub_model_id.count("/") > 1:
+        return f"--hub_model_id {c.hub_model_id!r} must look like org/name"
+    return None
+
+
+def _check_schedule(c: TrainConfig) -> str | None:
+    """The schedule's own parameter checks (warmup_steps >= 1, warmup_proportion in (0, 1))."""
+    try:
+        lr_lambda(c.lr_schedule, warmup_steps=c.warmup_steps, warmup_proportion=c.warmup_proportion,
+                  n_embd=1, num_optim_steps=c.num_optim_steps)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+_CHECKS: tuple[Callable[[TrainConfig], str | None], ...] = (
+    _check_choices, _check_sources, _check_counts, _check_values, _check_start_clashes, _check_hub,
+    _check_schedule,
+)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced, for callers (the demo, the benchmark, tests)."""
+
+    output_dir: str
+    global_step: int
+    epoch: int
+    train_loss: float | None
+    eval_loss: float | None
+    eval_ppl: float | None
+    tokens_per_sec: float
+    padding_efficiency: float
+    train_runtime: float
+    num_processes: int
+    num_train_examples: int
+    num_parameters: int
+    loss_history: list[float] = field(default_factory=list)
+    checkpoint_dir: str | None = None
+    hub_url: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

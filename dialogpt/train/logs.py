@@ -1,0 +1,141 @@
+"""What a run tells the user while it trains: ``train_log.txt`` / ``eval_log.txt``, step lines, trackers.
+
+The two CSV logs keep the seed's columns (epoch, global_step, step, loss, ppl, token counts, epoch
+time) plus tokens/s, lr and padding efficiency. Step figures are reduced across processes in one
+go every ``logging_steps`` steps (:meth:`RunLog.flush`): a ``.item()`` per step would stall the GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from dialogpt.train.checkpointing import TrainState
+from dialogpt.train.config import TrainConfig
+
+TRAIN_LOG_HEADER = ("epoch,global_step,step,loss,ppl,mean_loss,mean_ppl,n_token_real,n_token_total,"
+                    "tokens_per_sec,lr,padding_efficiency,epoch_time")
+EVAL_LOG_HEADER = "epoch,global_step,step,eval_loss,eval_ppl,eval_tokens"
+
+
+def ppl(loss: float) -> float:
+    """exp(loss), inf instead of an OverflowError for a diverged run."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return float("inf")
+
+
+def open_log(path: Path, header: str):
+    """Append to a CSV log (a resumed run continues it), writing the header if the file is new."""
+    new = not path.exists() or path.stat().st_size == 0
+    f = open(path, "a", encoding="utf-8", buffering=1)
+    if new:
+        f.write(header + "\n")
+    return f
+
+
+class Printer:
+    """stdout on the main process, routed through tqdm so the bar is not torn."""
+
+    def __init__(self, accelerator, bar):
+        self.main = accelerator.is_main_process
+        self.bar = bar
+
+    def __call__(self, msg: str) -> None:
+        if not self.main:
+            return
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(msg)
+        else:
+            print(msg, flush=True)
+
+
+class RunLog:
+    """Step and eval lines of one run: files on the main process, stdout, trackers, the loss history."""
+
+    def __init__(self, accelerator, config: TrainConfig, bar, state: TrainState):
+        self.accelerator = accelerator
+        self.config = config
+        self.bar = bar
+        self.say = Printer(accelerator, bar)
+        self.train_f = self.eval_f = None
+        if accelerator.is_main_process:
+            out = Path(config.output_dir)
+            self.train_f = open_log(out / "train_log.txt", TRAIN_LOG_HEADER)
+            self.eval_f = open_log(out / "eval_log.txt", EVAL_LOG_HEADER)
+        self.pending: list[tuple] = []
+        self.loss_history: list[float] = []
+        self.run_tokens_real = 0
+        self.start(state)
+
+    def start(self, state: TrainState) -> None:
+        """Start the clocks (tokens/s counts training time only, not setup); a resumed epoch keeps its time."""
+        self.t_start = time.perf_counter()
+        self.epoch_t0 = self.t_start - state.epoch_time
+
+    def step(self, state: TrainState, loss: torch.Tensor, real: torch.Tensor, total: torch.Tensor,
+             lr: float) -> None:
+        """Remember one optimizer step's figures (still on the device) until the next flush."""
+        self.pending.append((state.epoch, state.global_step, state.micro_step, loss, real, total, lr))
+
+    def flush(self, state: TrainState) -> None:
+        """Write the pending step lines (one sync for many steps: no per-step ``.item()`` stall)."""
+        if not self.pending:
+            return
+        acc = self.accelerator
+        losses = acc.reduce(torch.stack([p[3] for p in self.pending]).float(), reduction="mean").tolist()
+        reals = acc.reduce(torch.stack([p[4] for p in self.pending]), reduction="sum").tolist()
+        totals = acc.reduce(torch.stack([p[5] for p in self.pending]), reduction="sum").tolist()
+        now = time.perf_counter()
+        for (epoch, step, micro_step, _, _, _, lr), loss, real, total in zip(self.pending, losses, reals, totals):
+            state.epoch_loss_sum += loss
+            state.epoch_ppl_sum += ppl(loss)
+            state.epoch_steps += 1
+            state.tokens_real += int(real)
+            state.tokens_total += int(total)
+            self.run_tokens_real += int(real)
+            self.loss_history.append(loss)
+            tps = self.run_tokens_real / max(now - self.t_start, 1e-9)
+            eff = state.tokens_real / max(state.tokens_total, 1)
+            if self.train_f is not None:
+                self.train_f.write(
+                    f"{epoch + 1},{step},{micro_step},{loss:.6f},{ppl(loss):.4f},"
+                    f"{state.epoch_loss_sum / state.epoch_steps:.6f},{state.epoch_ppl_sum / state.epoch_steps:.4f},"
+                    f"{state.tokens_real},{state.tokens_total},{tps:.1f},{lr:.6e},{eff:.4f},"
+                    f"{now - self.epoch_t0:.2f}\n")
+        self._report_last(state, loss, lr, tps, eff, now)
+        self.pending.clear()
+
+    def _report_last(self, state: TrainState, loss: float, lr: float, tps: float, eff: float, now: float) -> None:
+        if self.train_f is not None:
+            self.train_f.flush()
+        self.say(f"step {state.global_step}: loss {loss:.4f}, ppl {ppl(loss):.2f}, lr {lr:.3e}, "
+                 f"{tps:,.0f} tok/s, padding eff {eff:.3f}, epoch {self.pending[-1][0] + 1}, "
+                 f"{now - self.t_start:.1f}s")
+        self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
+        if self.config.report_to != "none":
+            self.accelerator.log({"train/loss": loss, "train/ppl": ppl(loss), "train/lr": lr,
+                                  "train/tokens_per_sec": tps, "train/padding_efficiency": eff},
+                                 step=state.global_step)
+
+    def eval_line(self, state: TrainState, loss: float, eval_ppl: float, n_tokens: int) -> None:
+        if self.eval_f is not None:
+            self.eval_f.write(f"{state.epoch + 1},{state.global_step},{state.micro_step},{loss:.6f},"
+                              f"{eval_ppl:.4f},{n_tokens}\n")
+            self.eval_f.flush()
+        self.say(f"eval at step {state.global_step}: loss {loss:.4f}, ppl {eval_ppl:.2f} ({n_tokens} tokens)")
+        if self.config.report_to != "none":
+            self.accelerator.log({"eval/loss": loss, "eval/ppl": eval_ppl}, step=state.global_step)
+
+    def tokens_per_sec(self, runtime: float) -> float:
+        return self.run_tokens_real / max(runtime, 1e-9)
+
+    def close(self) -> None:
+        for f in (self.train_f, self.eval_f):
+            if f is not None:
+                f.close()
+        self.train_f = self.eval_f = None
