@@ -1,23 +1,29 @@
-"""Extraction benchmark: comments/second per core, peak RSS, and the --num-proc 2 speed-up.
+"""Extraction benchmark: wall AND CPU seconds, comments per CPU-second, peak RSS; ours vs the original.
 
-Generates one synthetic Pushshift month (``dialogpt_dataset.synthetic``, zst) of ``--comments``
-comments once, then runs the two-stage datatrove pipeline on it in a fresh subprocess per setting,
-sampling the RSS of the whole process tree (psutil) and reading ``getrusage(RUSAGE_CHILDREN)``:
+Every run is a fresh subprocess on one synthetic Pushshift month (``dialogpt_dataset.synthetic``,
+zst, seed 0). CPU time is ``getrusage(RUSAGE_CHILDREN)`` before/after (user + sys of every waited-for
+descendant); peak RSS is sampled over the whole process tree (psutil) every 0.1 s, and the
+extraction worker also reports its own ``ru_maxrss`` (it runs both stages in-process at
+``--num-proc 1``).
 
-* ``--num-proc 1`` and ``--num-proc 2`` on the same month -> speed-up;
-* ``--num-proc 1`` on a quarter-size month (and, with ``--full``, a 4x month) -> peak RSS ratios
-  (the shard count grows with the input, so memory should stay flat: target ratio ~1).
+``--vs-original`` runs the original DialoGPT extractor (``../shared/reference/dialogpt_extractor``,
+unmodified, MIT; run as an outside program exactly as its README says DialoGPT ran it: ``reddit.py
+--task=extract``, gzip, ``reddit.py --task=conv ... --use_title 0 --leaves_only 1``, gzip) and ours
+(``run_pipeline`` with ``--preset original``, one process, both stages to Parquet; and the whole
+``dialogpt-build-dataset --preset original --export-tsv`` CLI) on the same month, then ours alone on
+growing months for the memory curve. ``speedup_vs_original`` = original wall / ours wall.
 
-Prints one JSON object. ``--quick`` (used by the test) runs 8K comments.
-
-    python bench/extract.py                 # 1M comments (and 250K for the RSS comparison)
-    python bench/extract.py --full          # + a 4M-comment month: RSS at 1M vs 4M
-    python bench/extract.py --quick
+    python bench/extract.py --vs-original                  # 200K comments; curve 250K/500K/1M
+    python bench/extract.py --vs-original --comments 50000 --curve 50000,100000
+    python bench/extract.py                                # ours: --num-proc 1 vs 2, 1M comments
+    python bench/extract.py --quick [--vs-original]        # 8K comments (the tests' smoke run)
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import gzip
 import json
 import os
 import resource
@@ -29,137 +35,221 @@ import threading
 import time
 from pathlib import Path
 
+MONTH = "2010-06"
+ORIGINAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "dialogpt_extractor"
 
-def _tree_rss(proc) -> tuple[int, int]:
-    """(sum of RSS over the process tree, largest single RSS), in bytes."""
-    total = largest = 0
+
+def _tree_rss(proc) -> int:
+    """Sum of RSS over a process and its descendants, in bytes."""
     try:
         procs = [proc] + proc.children(recursive=True)
     except Exception:
-        return 0, 0
+        return 0
+    total = 0
     for p in procs:
         try:
-            rss = p.memory_info().rss
+            total += p.memory_info().rss
         except Exception:
             continue
-        total += rss
-        largest = max(largest, rss)
-    return total, largest
+    return total
 
 
-def run_worker(dumps: Path, work: Path, num_proc: int) -> dict:
-    """Run one pipeline build in a subprocess; return time and memory figures."""
+def _cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def measure(cmds: list[list[str]], log: Path, cwd: str | None = None) -> dict:
+    """Run ``cmds`` one after another: wall and CPU seconds (children), peak tree RSS, last stdout line."""
     import psutil
 
-    shutil.rmtree(work, ignore_errors=True)
-    cmd = [sys.executable, __file__, "--worker", "--dumps", str(dumps), "--work", str(work), "--num-proc", str(num_proc)]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    ps = psutil.Process(proc.pid)
-    peak = {"tree": 0, "largest": 0}
-    stop = threading.Event()
+    cpu0, t0, peak, last = _cpu_children(), time.perf_counter(), 0, ""
+    for cmd in cmds:
+        with open(log, "a") as f:
+            proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=f, text=True)
+            ps, stop, top = psutil.Process(proc.pid), threading.Event(), [0]
 
-    def sample():
-        while not stop.is_set():
-            tree, largest = _tree_rss(ps)
-            peak["tree"] = max(peak["tree"], tree)
-            peak["largest"] = max(peak["largest"], largest)
-            stop.wait(0.1)
+            def sample(ps=ps, stop=stop, top=top):
+                while not stop.is_set():
+                    top[0] = max(top[0], _tree_rss(ps))
+                    stop.wait(0.1)
 
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    out, _ = proc.communicate()
-    stop.set()
-    th.join()
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({proc.returncode}): {' '.join(cmd)}")
-    inner = json.loads(out.strip().splitlines()[-1])
-    return {
-        "num_proc": num_proc,
-        "wall_s": round(wall, 2),
-        "pipeline_s": round(inner["pipeline_s"], 2),
-        "comments": inner["records_rc"],
-        "sessions": inner["sessions"],
-        "num_shards": inner["num_shards"],
-        "comments_per_s": round(inner["records_rc"] / inner["pipeline_s"], 1),
-        "comments_per_s_per_core": round(inner["records_rc"] / inner["pipeline_s"] / num_proc, 1),
-        "peak_rss_tree_mb": round(peak["tree"] / 2**20, 1),
-        "peak_rss_largest_process_mb": round(peak["largest"] / 2**20, 1),
-    }
-
-
-def worker(args) -> None:
-    from dialogpt_dataset.dumps import available_months
-    from dialogpt_dataset.pipeline import Plan, auto_num_shards, run_pipeline
-
-    months = available_months(args.dumps)
-    plan = Plan(dumps_dir=str(args.dumps), work_dir=str(args.work), months=months,
-                num_shards=auto_num_shards(str(args.dumps), months, minimum=max(2, args.num_proc),
-                                           multiple_of=args.num_proc),
-                read_splits=max(1, args.num_proc // len(months)), min_refs=5)
-    t0 = time.perf_counter()
-    counters = run_pipeline(plan, "local", args.num_proc)
-    dt = time.perf_counter() - t0
-    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"pipeline_s": dt, "records_rc": counters["records_rc"], "sessions": counters["sessions"],
-                      "num_shards": plan.num_shards, "self_maxrss_kb": self_rss}))
+            th = threading.Thread(target=sample, daemon=True)
+            th.start()
+            out, _ = proc.communicate()
+            stop.set()
+            th.join()
+        peak = max(peak, top[0])
+        if proc.returncode != 0:
+            raise RuntimeError(f"exit {proc.returncode}: {' '.join(cmd)} (log: {log})")
+        last = (out.strip().splitlines() or [""])[-1]
+    wall, cpu = time.perf_counter() - t0, _cpu_children() - cpu0
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak / 2**20, 1), "_last": last}
 
 
 def generate(dirpath: Path, n: int) -> dict:
     from dialogpt_dataset.synthetic import write_month
 
     t0 = time.perf_counter()
-    st = write_month(dirpath, "2010-06", n_comments=n, compression="zst", seed=0)
-    return {"comments": st.comments, "seconds": round(time.perf_counter() - t0, 1),
+    st = write_month(dirpath, MONTH, n_comments=n, compression="zst", seed=0)
+    return {"comments": st.comments, "submissions": st.submissions, "seconds": round(time.perf_counter() - t0, 1),
             "rc_mb_compressed": round(st.rc_path.stat().st_size / 2**20, 1)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def worker(args) -> None:
+    """One extraction (both datatrove stages) in this process; prints its counters as JSON."""
+    from dialogpt_dataset.dumps import available_months
+    from dialogpt_dataset.pipeline import Plan, auto_num_shards, run_pipeline
+    from dialogpt_dataset.rules import ExtractRules
+
+    months = available_months(args.dumps)
+    plan = Plan(dumps_dir=str(args.dumps), work_dir=str(args.work), months=months,
+                num_shards=auto_num_shards(str(args.dumps), months, minimum=max(2, args.num_proc),
+                                           multiple_of=args.num_proc),
+                rules=ExtractRules.from_preset(args.preset), min_refs=5)
+    counters = run_pipeline(plan, "local", args.num_proc, quiet=True)
+    print(json.dumps({"records_rc": counters["records_rc"], "sessions": counters["sessions"],
+                      "rows_train": counters["rows_train"], "num_shards": plan.num_shards,
+                      "self_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+
+
+def run_ours(dumps: Path, work: Path, num_proc: int, preset: str, log: Path) -> dict:
+    shutil.rmtree(work, ignore_errors=True)
+    cmd = [sys.executable, __file__, "--worker", "--dumps", str(dumps), "--work", str(work),
+           "--num-proc", str(num_proc), "--preset", preset]
+    m = measure([cmd], log)
+    inner = json.loads(m.pop("_last"))
+    shutil.rmtree(work, ignore_errors=True)
+    return _rates({"num_proc": num_proc, **m, **inner}, inner["records_rc"])
+
+
+def _rates(r: dict, comments: int) -> dict:
+    r["comments_per_s"] = round(comments / r["wall_s"], 1)
+    r["comments_per_cpu_s"] = round(comments / r["cpu_s"], 1)
+    return r
+
+
+def run_original(original: Path, dumps: Path, out: Path, log: Path) -> dict:
+    """The original's README recipe for one training month (extract, gzip, conv, gzip)."""
+    shutil.rmtree(out, ignore_errors=True)
+    src = original / "src"
+    py, outdir = sys.executable, str(out / "train")
+    extract = [py, "reddit.py", MONTH, "--task=extract", "--reddit_input", str(dumps), "--reddit_output", outdir]
+    conv = [py, "reddit.py", MONTH, "--task=conv", "--ignore_keys=True", "--parallel=True",
+            "--bl_words", "../lists/words.blocklist.txt", "--bl_subreddits", "../lists/subreddits.blocklist.txt",
+            "--reddit_input", str(dumps), "--reddit_output", outdir, "--clean", "True", "--min_score", "1",
+            "--min_depth", "2", "--max_depth", "5", "--use_title", "0", "--leaves_only", "1"]
+    m = measure([extract], log, cwd=str(src))
+    extracted = sorted(glob.glob(str(out / "train" / "extract" / MONTH / "r[cs]_sub*.tsv")))
+    rest = measure([["gzip", "-f", *extracted], conv, ["gzip", "-f", str(out / "train" / "conv" / f"{MONTH}.tsv")]],
+                   log, cwd=str(src))
+    m = {"wall_s": round(m["wall_s"] + rest["wall_s"], 2), "cpu_s": round(m["cpu_s"] + rest["cpu_s"], 2),
+         "peak_rss_mb": max(m["peak_rss_mb"], rest["peak_rss_mb"])}
+    with gzip.open(out / "train" / "conv" / f"{MONTH}.tsv.gz", "rt", encoding="utf-8") as f:
+        m["pairs"] = sum(1 for line in f if line.strip())
+    shutil.rmtree(out, ignore_errors=True)
+    return m
+
+
+def run_ours_cli(dumps: Path, out: Path, log: Path) -> dict:
+    """The whole user-facing build: pipeline + datasets Arrow/Parquet + card + train.tsv."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "dialogpt_dataset.cli", "--dumps", str(dumps), "--months", MONTH, "--output",
+           str(out), "--preset", "original", "--export-tsv", "--num-proc", "1", "--quiet"]
+    m = measure([cmd], log)
+    m.pop("_last")
+    with open(out / "train.tsv", encoding="utf-8") as f:
+        m["pairs"] = sum(1 for line in f if line.strip())
+    shutil.rmtree(out, ignore_errors=True)
+    return m
+
+
+def vs_original(args, tmp: Path) -> dict:
+    original = Path(args.original).resolve()
+    if not (original / "src" / "reddit.py").is_file():
+        raise SystemExit(f"bench/extract.py: error: the original extractor is not at {original} (--original DIR)")
+    log = tmp / "runs.log"
+    gen = generate(tmp / "month", args.comments)
+    orig = _rates(run_original(original, tmp / "month", tmp / "orig", log), gen["comments"])
+    ours = run_ours(tmp / "month", tmp / "work", 1, "original", log)
+    cli = _rates(run_ours_cli(tmp / "month", tmp / "cli", log), gen["comments"])
+    shutil.rmtree(tmp / "month", ignore_errors=True)
+    curve = []
+    for n in args.curve:
+        g = generate(tmp / f"m{n}", n)
+        r = run_ours(tmp / f"m{n}", tmp / f"w{n}", 1, "original", log)
+        curve.append({"comments": g["comments"], "peak_rss_mb": r["peak_rss_mb"], "self_maxrss_mb": r["self_maxrss_mb"],
+                      "num_shards": r["num_shards"], "cpu_s": r["cpu_s"], "comments_per_cpu_s": r["comments_per_cpu_s"]})
+        shutil.rmtree(tmp / f"m{n}", ignore_errors=True)
+    return {
+        "bench": "extract_vs_original", "comments": gen["comments"], "generated": gen,
+        "original": orig, "ours": ours, "ours_cli": cli,
+        "speedup_vs_original": round(orig["wall_s"] / ours["wall_s"], 2),
+        "cpu_speedup_vs_original": round(orig["cpu_s"] / ours["cpu_s"], 2),
+        "speedup_cli_vs_original": round(orig["wall_s"] / cli["wall_s"], 2),
+        "memory_curve": curve,
+        "peak_rss_ratio_last_vs_first": round(curve[-1]["self_maxrss_mb"] / curve[0]["self_maxrss_mb"], 2) if curve else None,
+    }
+
+
+def num_proc_runs(args, tmp: Path) -> dict:
+    """Ours at --num-proc 1 and 2 on one month, and --num-proc 1 on a quarter (and --full: 4x) month."""
+    log = tmp / "runs.log"
+    sizes = {"quarter": args.comments // 4, "base": args.comments}
+    if args.full:
+        sizes["x4"] = args.comments * 4
+    gen, runs = {}, {}
+    for name, n in sizes.items():
+        gen[name] = generate(tmp / name, n)
+        runs[f"{name}_num_proc_1"] = run_ours(tmp / name, tmp / f"w_{name}_1", 1, args.preset, log)
+        if name == "base":
+            runs["base_num_proc_2"] = run_ours(tmp / name, tmp / "w_base_2", 2, args.preset, log)
+        shutil.rmtree(tmp / name, ignore_errors=True)
+    base1, base2 = runs["base_num_proc_1"], runs["base_num_proc_2"]
+    result = {"bench": "extract", "cpu_count": os.cpu_count(), "preset": args.preset, "generated": gen, **runs,
+              "comments_per_cpu_s": base1["comments_per_cpu_s"],
+              "speedup_num_proc_2_vs_1": round(base1["wall_s"] / base2["wall_s"], 2),
+              "peak_rss_ratio_base_vs_quarter": round(
+                  base1["self_maxrss_mb"] / runs["quarter_num_proc_1"]["self_maxrss_mb"], 2)}
+    if args.full:
+        result["peak_rss_ratio_x4_vs_base"] = round(runs["x4_num_proc_1"]["self_maxrss_mb"] / base1["self_maxrss_mb"], 2)
+    return result
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--comments", type=int, default=1_000_000, help="comments in the benchmark month (default 1M)")
-    p.add_argument("--full", action="store_true",
-                   help="also build a 4x month (4M comments) for the RSS comparison (~10 more minutes on 2 cores)")
-    p.add_argument("--quick", action="store_true", help="8K comments (a smoke run for the tests)")
+    p.add_argument("--vs-original", action="store_true", help="run the original extractor and ours on the same month")
+    p.add_argument("--comments", type=int, default=None,
+                   help="comments in the benchmark month (default: 200K with --vs-original, else 1M)")
+    p.add_argument("--curve", default="250000,500000,1000000",
+                   help="--vs-original: month sizes for ours' peak-RSS curve (comma list; '' for none)")
+    p.add_argument("--original", default=str(ORIGINAL), help="the original extractor's folder (holds src/reddit.py)")
+    p.add_argument("--preset", default="default", choices=["default", "original"], help="our rules (without --vs-original)")
+    p.add_argument("--full", action="store_true", help="also a 4x month for the RSS comparison (without --vs-original)")
+    p.add_argument("--quick", action="store_true", help="8K comments, small curve (a smoke run for the tests)")
     p.add_argument("--tmp", default=None, help="where to write the synthetic dumps (default: a temp dir)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--dumps", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--num-proc", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.quick:
+        args.comments, args.full, args.curve = 8_000, False, "2000,8000"
+    if args.comments is None:
+        args.comments = 200_000 if args.vs_original else 1_000_000
+    args.curve = [int(x) for x in args.curve.split(",") if x.strip()]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.worker:
         worker(args)
         return 0
-    if args.quick:
-        args.comments, args.full = 8_000, False
     tmp = Path(tempfile.mkdtemp(prefix="bench-extract-", dir=args.tmp))
     try:
-        # memory vs month size: a quarter-size month, the base month, and (--full) a 4x month
-        sizes = {"quarter": args.comments // 4, "base": args.comments}
-        if args.full:
-            sizes["x4"] = args.comments * 4
-        gen, runs = {}, {}
-        for name, n in sizes.items():
-            gen[name] = generate(tmp / name, n)
-            runs[f"{name}_num_proc_1"] = run_worker(tmp / name, tmp / f"w_{name}_1", 1)
-            if name == "base":
-                runs["base_num_proc_2"] = run_worker(tmp / name, tmp / "w_base_2", 2)
-            shutil.rmtree(tmp / f"w_{name}_1", ignore_errors=True)
-        base1, base2 = runs["base_num_proc_1"], runs["base_num_proc_2"]
-        result = {
-            "bench": "extract",
-            "cpu_count": os.cpu_count(),
-            "generated": gen,
-            **runs,
-            "comments_per_s_per_core": base1["comments_per_s_per_core"],
-            "speedup_num_proc_2_vs_1": round(base1["pipeline_s"] / base2["pipeline_s"], 2),
-            "peak_rss_ratio_base_vs_quarter": round(
-                base1["peak_rss_largest_process_mb"] / runs["quarter_num_proc_1"]["peak_rss_largest_process_mb"], 2),
-        }
-        if args.full:
-            result["peak_rss_ratio_x4_vs_base"] = round(
-                runs["x4_num_proc_1"]["peak_rss_largest_process_mb"] / base1["peak_rss_largest_process_mb"], 2)
-        print(json.dumps(result, indent=2))
+        result = vs_original(args, tmp) if args.vs_original else num_proc_runs(args, tmp)
+        print(json.dumps(result))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -183,9 +183,6 @@ class RedditDialog(datasets.ArrowBasedBuilder):
             overrides["num_shards"] = pipeline.auto_num_shards(
                 dumps_dir, sorted(set(months) | set(cfg.test_months)), minimum=max(2, cfg.pipeline_num_proc),
                 multiple_of=cfg.pipeline_num_proc)
-        if overrides.get("read_splits") is None:
-            n_months = len(set(months) | set(cfg.test_months))
-            overrides["read_splits"] = max(1, min(8, cfg.pipeline_num_proc // n_months))
         return pipeline.Plan(dumps_dir=str(dumps_dir), work_dir=str(cfg.work_dir), months=months,
                              test_months=list(cfg.test_months), **overrides)
 
@@ -194,7 +191,7 @@ class RedditDialog(datasets.ArrowBasedBuilder):
         saved = Path(plan.work_dir) / "plan.json"
         if saved.exists():  # resume with the stored shard layout, whatever --num-proc is now
             old = pipeline.Plan.load(plan.work_dir)
-            plan.num_shards, plan.read_splits = old.num_shards, old.read_splits
+            plan.num_shards = old.num_shards
         pipeline.run_pipeline(plan, self.config.executor, self.config.pipeline_num_proc, quiet=self.config.quiet)
         return [  # an empty split (e.g. no test context kept by --keys-file) is left out
             datasets.SplitGenerator(name=split, gen_kwargs={"files": [str(p) for p in files], "split": split})

@@ -10,7 +10,7 @@ import pytest
 from dialogpt.chat_format import as_turns
 from dialogpt.legacy_tsv import read_refs, read_train_tsv
 from dialogpt_dataset import dumps as dumps_mod
-from dialogpt_dataset import pipeline, synthetic
+from dialogpt_dataset import pipeline, stages, synthetic
 from dialogpt_dataset.build import BuildConfig, build_dataset
 from dialogpt_dataset.cli import main as cli_main
 from dialogpt_dataset.rules import ExtractRules
@@ -97,7 +97,7 @@ def test_kill_and_resume_gives_identical_parquet(dumps_dir, reference_build, tmp
         return real_write(path, rows, test_extras)
 
     monkeypatch.setattr(pipeline.ShardDumps, "shard_month", spy_shard_month)
-    monkeypatch.setattr(pipeline, "write_rows", dying_write)
+    monkeypatch.setattr(stages, "write_rows", dying_write)
     with pytest.raises(KeyboardInterrupt):
         build_dataset(cfg(dumps_dir, out))
     assert seen_months == ["2006-03"]  # the finished months were not read again
@@ -107,7 +107,7 @@ def test_kill_and_resume_gives_identical_parquet(dumps_dir, reference_build, tmp
         return real_process(self, month, shard, *a)
 
     real_process = pipeline.BuildConversations.process_shard
-    monkeypatch.setattr(pipeline, "write_rows", real_write)
+    monkeypatch.setattr(stages, "write_rows", real_write)
     monkeypatch.setattr(pipeline.BuildConversations, "process_shard", spy_process)
     seen_months.clear()
     result = build_dataset(cfg(dumps_dir, out))
@@ -235,7 +235,7 @@ def test_ray_joins_an_existing_cluster_without_num_cpus(monkeypatch):
 def test_slurm_executor_is_constructed(dumps_dir, tmp_path):
     plan = pipeline.Plan(dumps_dir=str(dumps_dir), work_dir=str(tmp_path), months=["2006-01"], num_shards=2)
     e1, e2 = pipeline.make_executors(plan, "slurm", 2, {"partition": "cpu"})
-    assert (e1.tasks, e2.tasks, e2.depends) == (1, 2, e1)
+    assert (e1.tasks, e2.tasks, e2.depends) == (2, 2, e1)  # stage 1: one task per dump file (RS, RC)
     with pytest.raises(ValueError, match="expected local, ray or slurm"):
         pipeline.make_executors(plan, "spark", 1)
 

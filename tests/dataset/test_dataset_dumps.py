@@ -67,13 +67,6 @@ def test_synthetic_is_seeded_and_byte_identical(tmp_path):
     assert a.rc_path.read_bytes() == b.rc_path.read_bytes() != c.rc_path.read_bytes()
 
 
-def test_line_filter_splits_a_file_between_tasks(tmp_path):
-    st = synthetic.write_month(tmp_path, "2006-01", 100, "zst", seed=0)
-    whole = [n for n, _ in iter_records(st.rc_path)]
-    parts = [[n for n, _ in iter_records(st.rc_path, line_filter=lambda n, r=r: n % 3 == r)] for r in range(3)]
-    assert sorted(sum(parts, [])) == whole and all(parts)
-
-
 def _zst(path: Path, lines: list[str]) -> Path:
     path.write_bytes(zstandard.ZstdCompressor().compress("".join(lines).encode()))
     return path
@@ -108,9 +101,12 @@ def test_malformed_lines_are_skipped_counted_and_limited(tmp_path):
     good = json.dumps({"id": "a", "link_id": "t3_x", "parent_id": "t3_x", "body": "hello there"}) + "\n"
     path = _zst(tmp_path / "RC_2006-01.zst", [good, "{not json\n", good, "[1, 2]\n", good, '{"id": "tr'])
     counters = Counter()
-    assert [n for n, _ in iter_records(path, counters)] == [1, 3, 5]
+    with pytest.warns(dumps.DumpWarning) as warned:  # each skipped line is named file:line
+        assert [n for n, _ in iter_records(path, counters)] == [1, 3, 5]
     assert counters["bad_json"] == 3
-    with pytest.raises(DumpError, match=r"RC_2006-01\.zst:4: more than --max-bad-lines=1"):
+    assert [str(w.message).split(": skipped")[0] for w in warned] == [f"{path}:{n}" for n in (2, 4, 6)]
+    with pytest.warns(dumps.DumpWarning), \
+            pytest.raises(DumpError, match=r"RC_2006-01\.zst:4: more than --max-bad-lines=1"):
         list(iter_records(path, Counter(), max_bad_lines=1))
 
 
