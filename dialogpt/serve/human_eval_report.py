@@ -47,8 +47,11 @@ def sign_test(a_wins: int, b_wins: int) -> float | None:
     if n == 0:
         return None
     k = min(a_wins, b_wins)
-    tail = Fraction(sum(math.comb(n, i) for i in range(k + 1)), 2 ** n)
-    return float(min(Fraction(1), 2 * tail))
+    term, total = 1, 1  # C(n, 0); each next binomial coefficient from the last (math.comb each time is O(k^2))
+    for i in range(k):
+        term = term * (n - i) // (i + 1)
+        total += term
+    return float(min(Fraction(1), Fraction(2 * total, 2 ** n)))
 
 
 def fleiss_kappa(per_item: Iterable[Counter]) -> float | None:

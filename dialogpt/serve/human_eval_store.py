@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS votes (
     choice TEXT NOT NULL CHECK (choice IN ('A', 'tie', 'B')),
     created REAL NOT NULL DEFAULT (julianday('now')),
     UNIQUE (judge, item, question));
+CREATE INDEX IF NOT EXISTS assignments_by_item ON assignments (item);
 """
 
 
@@ -172,9 +173,11 @@ class VoteStore:
     def _assign_new(self, db: sqlite3.Connection, judge: str) -> tuple[int, int] | None:
         # Items the judge has never been shown, with how many judges each already has: the least
         # covered first, so J judges spread over the set; ties in a per-judge random order.
+        # One indexed pass (a correlated COUNT per item took 14 s per vote at the seed's 6K x 3 judges).
         rows = db.execute(
-            "SELECT i.item, (SELECT COUNT(*) FROM assignments s WHERE s.item = i.item) AS n FROM items i "
-            "WHERE i.item NOT IN (SELECT item FROM assignments WHERE judge = ?)", (judge,),
+            "SELECT i.item, COUNT(s.judge) FROM items i LEFT JOIN assignments s ON s.item = i.item "
+            "WHERE NOT EXISTS (SELECT 1 FROM assignments m WHERE m.judge = ? AND m.item = i.item) "
+            "GROUP BY i.item", (judge,),
         ).fetchall()
         if self.judges_per_item is not None:
             rows = [r for r in rows if r[1] < self.judges_per_item]
