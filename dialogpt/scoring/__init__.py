@@ -56,18 +56,19 @@ def prepare(hyps: Sequence[str], refs: Sequence[Sequence[str] | str], *, clean: 
 
 def score_all(hyps: Sequence[str], refs: Sequence[Sequence[str] | str], *, clean: bool = False,
               n_refs: int | None = None, vshuman: int = -1, compute_meteor: bool = True,
-              meteor_heap: str = "1g") -> dict[str, float]:
+              meteor_heap: str = "1g", meteor_jobs: int | None = None) -> dict[str, float]:
     """Every metric of dstc.py's ``nlp_metrics`` at once, keyed as :data:`METRIC_KEYS`.
 
-    METEOR runs in its JVM while NIST/BLEU and the diversity numbers are computed here, so on
-    two cores the Java and Python halves overlap. ``compute_meteor=False`` leaves ``meteor`` out.
+    METEOR runs in its JVMs (``meteor_jobs`` shards at once, see :func:`meteor`) while NIST/BLEU and
+    the diversity numbers are computed here, so the Java and Python halves overlap.
+    ``compute_meteor=False`` leaves ``meteor`` out.
     """
     hyps, rows = prepare(hyps, refs, clean=clean, n_refs=n_refs, vshuman=vshuman)
     if compute_meteor:  # no Java or no jar: say so before the other metrics run, not after
         find_meteor_jar()
         find_java()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        fut = pool.submit(meteor, hyps, rows, heap=meteor_heap) if compute_meteor else None
+        fut = pool.submit(meteor, hyps, rows, heap=meteor_heap, jobs=meteor_jobs) if compute_meteor else None
         nist, bleu = nist_bleu(hyps, rows)
         div = diversity(hyps)
         met = fut.result() if fut is not None else None

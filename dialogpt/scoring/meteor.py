@@ -1,15 +1,22 @@
 """METEOR 1.5 as DSTC7 ran it: ``java -Xmx1g -jar meteor-1.5.jar hyp.txt refs_merged.txt -r N
--l en -norm`` (default task ``rank``), one JVM call for the whole corpus.
+-l en -norm`` (default task ``rank``), with the corpus split over a few JVMs running at once.
 
 The jar and its ``data/paraphrase-en.gz`` come from the ``pycocoevalcap`` wheel (our ``meteor``
 extra), so nobody downloads METEOR by hand. The references file interleaves the references:
-line ``j*N + i`` is reference i of hypothesis j. The value is the full-precision ``Final score:``
-line. Duplicated references do not change it.
+line ``j*N + i`` is reference i of hypothesis j. Duplicated references do not change the score.
+
+Why several JVMs, and why the score is still the jar's: the jar is single-threaded and spends most
+of its time aligning segments, so each JVM scores one contiguous shard with ``-ssOut`` (the per-segment
+sufficient statistics it would otherwise add up itself), and :func:`meteor_from_stats` adds them up
+and applies ``MeteorScorer.computeMetrics`` exactly as the jar does for its ``Final score:`` line
+(same sums, same float operations: equal to the last bit on the reference cases). Each JVM pays the
+fixed cost of loading the paraphrase table (~5 s CPU), so shards are only made for large corpora.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import re
 import shutil
@@ -17,8 +24,6 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-
-_FINAL = re.compile(r"^Final score:\s+(\S+)\s*$", re.M)
 
 
 class MeteorError(RuntimeError):
@@ -54,14 +59,98 @@ def find_java() -> str:
     return java
 
 
+#: ``-l en -t rank`` (the jar's defaults for English): alpha, beta, gamma, delta ...
+RANK_PARAMS = (0.85, 0.2, 0.6, 0.75)
+#: ... and the weights of its modules exact, stem, synonym, paraphrase.
+RANK_WEIGHTS = (1.0, 0.6, 0.8, 0.6)
+#: Segments per JVM below which one more JVM costs more (paraphrase table load) than it saves.
+SEGMENTS_PER_JOB = 1000
+_N_STATS = 23  # tstLen refLen tstFunc refFunc, 4 x (tstContent refContent tstFunction refFunction), chunks, 2 word counts
+
+
 def _one_line(text: str) -> str:
     # DSTC7 wrote one segment per line; a stray newline would shift every later segment.
     return text.replace("\r", " ").replace("\n", " ")
 
 
+def _java_error(stderr: str, heap: str) -> str:
+    """The Java exception line (``java.lang.OutOfMemoryError: Java heap space``...), not the last
+    stack frame, plus what to do about it."""
+    lines = [x.strip() for x in stderr.splitlines() if x.strip()]
+    cause = next((x for x in lines if not x.startswith("at ") and re.search(r"(Exception|Error)\b", x)),
+                 lines[-1] if lines else "(no output on stderr)")
+    if "OutOfMemoryError" in cause:
+        return f"{cause} (the JVM ran with -Xmx{heap}: give it more with --meteor-heap, e.g. 4g)"
+    return f"{cause} (pass --no-meteor to score without METEOR)"
+
+
+def meteor_from_stats(rows: Sequence[Sequence[float]], params: Sequence[float] = RANK_PARAMS,
+                      weights: Sequence[float] = RANK_WEIGHTS) -> float:
+    """Corpus METEOR from per-segment ``-ssOut`` rows, as the jar's ``MeteorStats.addStats`` and
+    ``MeteorScorer.computeMetrics`` compute its ``Final score``.
+
+    Quirk kept: a segment that matches its reference perfectly in one chunk adds no chunk.
+    """
+    alpha, beta, gamma, delta = params
+    agg = [0.0] * _N_STATS
+    for v in rows:
+        tst_total = sum(v[4 + 4 * i] + v[6 + 4 * i] for i in range(4))
+        ref_total = sum(v[5 + 4 * i] + v[7 + 4 * i] for i in range(4))
+        perfect = tst_total == v[0] and ref_total == v[1] and v[20] == 1
+        for i in range(_N_STATS):
+            if not (i == 20 and perfect):
+                agg[i] += v[i]
+    tst_len, ref_len, tst_func, ref_func = agg[:4]
+    tst_wlen = delta * (tst_len - tst_func) + (1.0 - delta) * tst_func
+    ref_wlen = delta * (ref_len - ref_func) + (1.0 - delta) * ref_func
+    tst_wm = ref_wm = 0.0
+    for i in range(4):  # content matches, then function-word matches: the jar's order of additions
+        tst_wm += agg[4 + 4 * i] * weights[i] * delta
+    for i in range(4):
+        ref_wm += agg[5 + 4 * i] * weights[i] * delta
+    for i in range(4):
+        tst_wm += agg[6 + 4 * i] * weights[i] * (1.0 - delta)
+    for i in range(4):
+        ref_wm += agg[7 + 4 * i] * weights[i] * (1.0 - delta)
+    tst_matches = sum(agg[4 + 4 * i] + agg[6 + 4 * i] for i in range(4))
+    ref_matches = sum(agg[5 + 4 * i] + agg[7 + 4 * i] for i in range(4))
+    try:
+        precision, recall = tst_wm / tst_wlen, ref_wm / ref_wlen
+        f_mean = 1.0 / (((1.0 - alpha) / precision) + (alpha / recall))
+        if tst_matches == tst_len and ref_matches == ref_len and agg[20] == 1:
+            frag = 0.0
+        else:
+            frag = agg[20] / ((tst_matches + ref_matches) / 2)
+        score = f_mean * (1.0 - gamma * math.pow(frag, beta))
+    except ZeroDivisionError:  # Java's NaN/Infinity cases: the jar reports 0
+        return 0.0
+    return 0.0 if math.isnan(score) else max(score, 0.0)
+
+
+def default_jobs(n_segments: int) -> int:
+    """JVMs to run at once: one per :data:`SEGMENTS_PER_JOB` segments, at most one per CPU core."""
+    return max(1, min(os.cpu_count() or 1, n_segments // SEGMENTS_PER_JOB))
+
+
+def _start_shard(cmd_head: list[str], hyps, refs, folder: Path):
+    folder.mkdir()
+    (folder / "hyp.txt").write_text("".join(_one_line(h) + "\n" for h in hyps), encoding="utf-8")
+    (folder / "refs.txt").write_text("".join(_one_line(r) + "\n" for row in refs for r in row), encoding="utf-8")
+    out, err = open(folder / "stats.txt", "wb"), open(folder / "stderr.txt", "wb")
+    proc = subprocess.Popen(cmd_head + [str(folder / "hyp.txt"), str(folder / "refs.txt"), "-r", str(len(refs[0])),
+                                        "-l", "en", "-norm", "-ssOut"], stdout=out, stderr=err)
+    out.close()
+    err.close()
+    return proc
+
+
 def meteor(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, heap: str = "1g",
-           jar: str | os.PathLike | None = None, timeout: float | None = None) -> float:
-    """Corpus METEOR 1.5 (``-l en -norm``) of ``hyps`` against ``refs`` (same number per row)."""
+           jar: str | os.PathLike | None = None, timeout: float | None = None, jobs: int | None = None) -> float:
+    """Corpus METEOR 1.5 (``-l en -norm``) of ``hyps`` against ``refs`` (same number per row).
+
+    ``jobs`` JVMs score contiguous shards at once (default :func:`default_jobs`); the result does not
+    depend on it. ``heap`` is each JVM's ``-Xmx``.
+    """
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} reference rows")
     if not hyps:
@@ -69,24 +158,28 @@ def meteor(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, heap: str = "1
     n_cols = {len(r) for r in refs}
     if len(n_cols) != 1 or 0 in n_cols:
         raise ValueError(f"METEOR needs the same number (>= 1) of references per hypothesis, got {sorted(n_cols)}")
-    n_ref = n_cols.pop()
     jar_path = Path(jar) if jar is not None else find_meteor_jar()
-    java = find_java()
+    # DSTC7's command line; the serial GC only saves CPU threads (the score does not depend on it).
+    cmd = [find_java(), f"-Xmx{heap}", "-XX:+UseSerialGC", "-jar", str(jar_path)]
+    k = max(1, min(jobs or default_jobs(len(hyps)), len(hyps)))
+    bounds = [len(hyps) * i // k for i in range(k + 1)]
     with tempfile.TemporaryDirectory(prefix="meteor-") as tmp:
-        hyp_file = Path(tmp) / "hyp.txt"
-        ref_file = Path(tmp) / "refs_merged.txt"
-        hyp_file.write_text("\n".join(_one_line(h) for h in hyps) + "\n", encoding="utf-8")
-        with open(ref_file, "w", encoding="utf-8") as f:
-            for row in refs:
-                for r in row:
-                    f.write(_one_line(r) + "\n")
-        # DSTC7's command line; the serial GC only saves CPU threads (the score does not depend on it).
-        cmd = [java, f"-Xmx{heap}", "-XX:+UseSerialGC", "-jar", str(jar_path), str(hyp_file), str(ref_file),
-               "-r", str(n_ref), "-l", "en", "-norm"]
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
-    out = proc.stdout.decode("utf-8", "replace")
-    m = _FINAL.search(out)
-    if proc.returncode != 0 or m is None:
-        err = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["(no stderr)"])[-1]
-        raise MeteorError(f"meteor-1.5.jar failed (exit {proc.returncode}): {err}")
-    return float(m.group(1))
+        shards = [Path(tmp) / f"shard{i}" for i in range(k)]
+        procs = [_start_shard(cmd, hyps[bounds[i]:bounds[i + 1]], refs[bounds[i]:bounds[i + 1]], shards[i])
+                 for i in range(k)]
+        try:
+            for p in procs:
+                p.wait(timeout=timeout)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        rows: list[list[float]] = []
+        for i, (p, d) in enumerate(zip(procs, shards)):
+            lines = [x for x in (d / "stats.txt").read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
+            if p.returncode != 0 or len(lines) != bounds[i + 1] - bounds[i]:
+                err = _java_error((d / "stderr.txt").read_text(encoding="utf-8", errors="replace"), heap)
+                raise MeteorError(f"meteor-1.5.jar failed (exit {p.returncode}): {err}")
+            rows.extend([float(x) for x in line.split()] for line in lines)
+    return meteor_from_stats(rows)

@@ -29,11 +29,13 @@ def test_entropy_distinct_avg_len_match_dstc_py(case):
         assert got[k] == pytest.approx(exp[k], abs=1e-9), k
 
 
-@pytest.mark.parametrize("case", ["he_teama", "he_baseline"])
-def test_meteor_matches_the_jar_as_dstc_ran_it(case):
+@pytest.mark.parametrize("case, jobs", [("he_teama", 3), ("he_baseline", 1)])
+def test_meteor_matches_the_jar_as_dstc_ran_it(case, jobs):
     # (the demo case's METEOR goes through the CLI test and the module doctest, same function)
+    # The jar's own "Final score" (one JVM, DSTC7's command) produced the expected value; split over
+    # several JVMs, the summed -ssOut statistics give the same number to the last bits.
     hyps, refs, exp = load_case(case)
-    assert meteor(hyps, refs) == pytest.approx(exp["meteor"], abs=1e-12)
+    assert meteor(hyps, refs, jobs=jobs) == pytest.approx(exp["meteor"], abs=1e-15)
 
 
 def test_score_all_gives_every_key_of_the_demo_case_without_meteor():
