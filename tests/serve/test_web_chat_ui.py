@@ -52,6 +52,10 @@ def test_settings_are_checked_and_named_as_on_the_page(responder):
     sample = backend.options("sample", 0.7, 2)
     assert (sample.top_p, sample.num_candidates, sample.max_new_tokens) == (0.7, 2, OPTS.max_new_tokens)
     assert len(backend.safe.respond(["hi"], beam).candidates) == 5
+    page_fn = build_chat_ui(responder).fn  # what the page calls: a bad setting is a message on the page
+    with pytest.raises(gr.Error, match="candidates > 1"):
+        page_fn("hi", [], "greedy", 1.0, 3)
+    assert page_fn("hi", [], "beam", 1.0, 2) == backend.reply("hi", [], "beam", 1.0, 2)
 
 
 def test_safety_filter_is_on_even_when_the_server_has_none(responder):
