@@ -58,6 +58,8 @@ class BuildConfig:
     private: bool = False
     token: str | None = None
     max_bad_lines: int = 1000
+    #: an empty RS/RC dump is a warning (read as no records) instead of an error
+    allow_empty_months: bool = False
     num_shards: int | None = None
     #: the extraction rules: a preset (``original`` or ``default``), then ``--rules +bot,-non_ascii``
     #: switches, then any setting given here (None keeps the preset's); see dialogpt_dataset.rules
@@ -168,7 +170,7 @@ def _plan_overrides(cfg: BuildConfig) -> dict:
         "min_refs": cfg.min_refs, "max_refs": cfg.max_refs,
         "keys_file": str(Path(cfg.keys_file).resolve()) if cfg.keys_file else None,
         "discard_keys_file": str(Path(cfg.discard_keys_file).resolve()) if cfg.discard_keys_file else None,
-        "max_bad_lines": cfg.max_bad_lines,
+        "max_bad_lines": cfg.max_bad_lines, "allow_empty_months": cfg.allow_empty_months,
     }
 
 

@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slurm-partition", default="cpu", help="with --executor slurm")
     p.add_argument("--num-shards", type=int, default=None, help="hash partitions of each month (default: sized from the input)")
     p.add_argument("--max-bad-lines", type=int, default=1000, help="malformed JSON lines tolerated per file (skipped, counted; default 1000)")
+    p.add_argument("--allow-empty-months", action="store_true", help="an empty RS/RC dump file (usually a failed "
+                   "download, an error by default) is read as a month without those records, with a warning")
     _add_rule_args(p)
     p.add_argument("--quiet", action="store_true", help="hide datatrove's per-task log lines")
     p.add_argument("--export-tsv", action="store_true", help="also write train.tsv in the original DialoGPT format")
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             discard_keys_file=args.discard_keys_file,
             min_refs=args.min_refs, max_refs=args.max_refs, executor=args.executor,
             export_tsv=args.export_tsv, push_to_hub=args.push_to_hub, private=args.private,
-            max_bad_lines=args.max_bad_lines, num_shards=args.num_shards, preset=args.preset, rules=args.rules,
+            max_bad_lines=args.max_bad_lines, allow_empty_months=args.allow_empty_months, num_shards=args.num_shards, preset=args.preset, rules=args.rules,
             use_title=args.use_title, use_selftext=args.selftext, test_fraction=args.test_fraction,
             validation_fraction=args.validation_fraction, words_blocklist=args.words_blocklist,
             subreddits_blocklist=args.subreddits_blocklist, slurm_kwargs={"partition": args.slurm_partition}, quiet=args.quiet,

@@ -13,7 +13,7 @@ Bad input never passes silently, and never stops a build with a traceback:
 * an empty dump (0 bytes, or no line once decompressed: a failed download) raises
   :class:`DumpError` naming it, unless ``--allow-empty-months`` (then a warning and a count);
 * a line that cannot be used is skipped, counted under a rule of :data:`READ_RULES` and named
-  (``file:line``, first :data:`MAX_NAMED_SKIPS` per file) in a :class:`DumpWarning`: malformed
+  (``file:line``, first :data:`MAX_NAMED_SKIPS` per file) in a warning on :data:`log`: malformed
   JSON (``bad_json``), JSON nested deeper than the decoder's ~1000 levels (``json_too_deep``), a
   score / created_utc / num_comments that is not finite or does not fit int64 (``bad_number``:
   ``1e999``, ``"1e999"``, ``NaN``); more than ``max_bad_lines`` unreadable lines raise
@@ -35,11 +35,11 @@ import bz2
 import gzip
 import io
 import json
+import logging
 import lzma
 import math
 import os
 import re
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,6 +151,8 @@ def open_dump(path: str | os.PathLike) -> io.BufferedIOBase:
 
 _DECODE_ERRORS = (zstandard.ZstdError, OSError, EOFError, lzma.LZMAError)
 _INT64 = 2**63
+#: skipped lines and empty files are logged here (one line each, ``file:line: skipped (rule): why``)
+log = logging.getLogger(__name__)
 #: skipped lines named one by one (a warning each) per file; the rest are only counted
 MAX_NAMED_SKIPS = 10
 
@@ -161,10 +163,6 @@ READ_RULES: list[tuple[str, str]] = [
     ("bad_number", "score / created_utc / num_comments not finite or outside int64 (e.g. 1e999, NaN)"),
     ("missing_field", "record lacks id / link_id / parent_id / body"),
 ]
-
-
-class DumpWarning(UserWarning):
-    """A dump line was skipped; the message names ``file:line`` and the rule it was counted under."""
 
 
 class _BadNumber(Exception):
@@ -214,23 +212,22 @@ def _reject_constant(name: str):
     raise _BadNumber(f"{name} is not a JSON number")
 
 
-def _classify(exc: Exception, line: bytes) -> str:
-    """The read rule a line that failed to decode is counted under (only failed lines get here, so
-    Python's json may look again: it names NaN/Infinity, and an array where a record should be
-    may be one nested too deep)."""
+def _classify(exc: Exception, line: bytes) -> tuple[str, str]:
+    """(rule, why) for a line that failed to decode. Only failed lines get here, so Python's json may
+    look again: it names NaN/Infinity, and tells an array nested too deep from a plain one."""
     if isinstance(exc, RecursionError):
-        return "json_too_deep"
+        return "json_too_deep", "nested deeper than the JSON decoder allows"
     if "Number out of range" in str(exc):
-        return "bad_number"
+        return "bad_number", f"a number outside float range ({_first_line(exc)})"
     try:
         json.loads(line, parse_constant=_reject_constant)
     except RecursionError:
-        return "json_too_deep"
-    except _BadNumber:
-        return "bad_number"
+        return "json_too_deep", "nested deeper than the JSON decoder allows"
+    except _BadNumber as e:
+        return "bad_number", str(e)
     except ValueError:
         pass
-    return "bad_json"
+    return "bad_json", _first_line(exc)
 
 
 class _Skips:
@@ -246,7 +243,7 @@ class _Skips:
         self.named += 1
         if self.named <= MAX_NAMED_SKIPS:
             more = " (further skipped lines of this file are only counted)" if self.named == MAX_NAMED_SKIPS else ""
-            warnings.warn(DumpWarning(f"{self.path}:{line_no}: skipped ({rule}): {detail}{more}"), stacklevel=3)
+            log.warning("%s:%d: skipped (%s): %s%s", self.path, line_no, rule, detail, more)
         if rule != "bad_number":
             self.unreadable += 1
             if self.unreadable > self.max_bad_lines:
@@ -264,8 +261,7 @@ def _empty_dump(path: Path, counters: Counter, allow_empty: bool) -> None:
         raise DumpError(f"{path}: empty dump (no records): re-download it, or pass --allow-empty-months "
                         "to build without it")
     counters["empty_dump_files"] += 1
-    warnings.warn(DumpWarning(f"{path}: empty dump (no records), read as a month without these records "
-                              "(--allow-empty-months)"), stacklevel=3)
+    log.warning("%s: empty dump (no records), read as a month without these records (--allow-empty-months)", path)
 
 
 def check_not_empty(path: str | os.PathLike, allow_empty: bool = False) -> None:
@@ -292,7 +288,7 @@ def iter_records(
     :func:`coerce_submission` (unusable ones are counted and skipped): what stage 1 shards.
 
     A line that cannot be used never stops the build: it is counted under a rule of
-    :data:`READ_RULES` and named (``file:line``) in a :class:`DumpWarning`, up to
+    :data:`READ_RULES` and named (``file:line``) in a warning on :data:`log`, up to
     ``max_bad_lines`` unreadable ones. An empty dump (no line at all: a failed download) is a
     :class:`DumpError` unless ``allow_empty`` (then a warning, counted as ``empty_dump_files``).
 
@@ -318,11 +314,11 @@ def iter_records(
                         blank += 1
                         continue
                     seen_line = True
-                    rule = _classify(e, line)
+                    rule, why = _classify(e, line)
                     if not seen_record and rule == "bad_json":
                         raise DumpError(f"{path}:{line_no}: not a Pushshift NDJSON dump (first record is not a "
-                                        f"JSON object: {_first_line(e)})") from None
-                    skips.skip(line_no, rule, _first_line(e))
+                                        f"JSON object: {why})") from None
+                    skips.skip(line_no, rule, why)
                     continue
                 seen_line = seen_record = True
                 if coerce is None:

@@ -61,6 +61,9 @@ MAX_WORD_CHARS = 30
 #: (name, stage, description) in application order; the dataset card's table is built from this.
 RULES: list[tuple[str, str, str]] = [
     ("bad_json", "read", "malformed JSON line skipped"),
+    ("json_too_deep", "read", "JSON nested deeper than ~1000 levels: line skipped"),
+    ("bad_number", "read", "score/created_utc/num_comments not finite or not int64 (1e999, NaN)"),
+    ("empty_dump_files", "read", "empty RS/RC file read as no records (--allow-empty-months)"),
     ("missing_field", "read", "record lacks id / link_id / parent_id / body"),
     ("submission_few_comments", "read", "submission with num_comments < 2 (original RS filter 1)"),
     ("deleted", "comment", "body is [deleted]"),
