@@ -101,13 +101,17 @@ def _percentile(values: list[float], q: float) -> float:
 
 def bench_server(responder, contexts, clients: int, requests: int, max_batch: int, max_queue: int,
                  max_tokens: int) -> dict:
-    from dialogpt.serve.app import ServerConfig, make_server
+    import contextlib
 
-    srv = make_server(responder, ServerConfig(host="127.0.0.1", port=0, model_name="bench", max_queue=max_queue,
-                                              max_batch=max_batch, max_connections=clients + 8))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    host, port = srv.server_address[:2]
+    from dialogpt.serve.app import ServerConfig, create_app
+    from dialogpt.serve.runner import serving_in_thread
+
+    cfg = ServerConfig(host="127.0.0.1", port=0, model_name="bench", max_queue=max_queue, max_batch=max_batch,
+                       max_connections=clients + 8)
+    app = create_app(responder, cfg)
+    stack = contextlib.ExitStack()
+    url = stack.enter_context(serving_in_thread(app, cfg))
+    host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
     latencies: list[float] = []
     rejected = [0]
     errors: list[str] = []
@@ -152,15 +156,14 @@ def bench_server(responder, contexts, clients: int, requests: int, max_batch: in
     for th in threads:
         th.join()
     wall = time.perf_counter() - t0
-    counters = dict(srv.worker.counters)
-    srv.shutdown()
-    srv.server_close()
+    counters = dict(app.state.scheduler.counters)
+    stack.close()
     return {
         "clients": clients, "requests_per_client": requests, "server_max_batch": max_batch, "max_queue": max_queue,
         "ok": len(latencies), "rejected_503_then_retried": rejected[0], "errors": len(errors),
         "latency_s": {"p50": round(_percentile(latencies, 50), 4), "p95": round(_percentile(latencies, 95), 4),
                       "max": round(max(latencies), 4) if latencies else None},
-        "requests_per_s": round(len(latencies) / wall, 2), "generate_calls": counters["batches"],
+        "requests_per_s": round(len(latencies) / wall, 2), "decode_steps": counters["steps"],
     }
 
 

@@ -1,5 +1,5 @@
-"""dialogpt-serve on 127.0.0.1 with the tiny model: the openai client (normal and streaming), bad
-requests over plain HTTP, a full queue (503), and 20 concurrent clients."""
+"""dialogpt-serve (FastAPI + uvicorn) on 127.0.0.1 with the tiny model: the openai client (normal and
+streaming), bad requests over plain HTTP, a full queue (503), header deadlines, 20 concurrent clients."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import openai
 import pytest
 
 from dialogpt.decode import GenerationOptions, Responder
-from dialogpt.serve.app import ServerConfig, make_server
+from dialogpt.serve.app import ServerConfig, create_app
+from dialogpt.serve.runner import serving_in_thread
 
 MESSAGES = [{"role": "system", "content": "ignored by DialoGPT"},
             {"role": "user", "content": "hello there"},
@@ -29,17 +30,23 @@ def responder(tiny_model_dir):
                                      options=GenerationOptions(max_new_tokens=8))
 
 
+class _Running:
+    def __init__(self, app, url: str):
+        self.app, self.url = app, url
+        host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+        self.server_address = (host, int(port))
+
+    @property
+    def worker(self):
+        return self.app.state.scheduler
+
+
 @contextmanager
 def serving(responder, **config):
-    srv = make_server(responder, ServerConfig(host="127.0.0.1", port=0, model_name="tiny", **config))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(timeout=10)
+    cfg = ServerConfig(host="127.0.0.1", port=0, model_name="tiny", **config)
+    app = create_app(responder, cfg)
+    with serving_in_thread(app, cfg) as url:
+        yield _Running(app, url)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +65,7 @@ def _http(srv, method: str, path: str, body: bytes | None = None, headers: dict 
     try:
         conn.request(method, path, body=body, headers=headers or {"Content-Type": "application/json"})
         resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
 
@@ -104,7 +111,8 @@ def test_streaming_matches_the_non_streamed_reply(server):
     # On the wire: SSE events ending with data: [DONE].
     body = json.dumps({"model": "tiny", "messages": MESSAGES, "stream": True, "max_tokens": 3}).encode()
     status, headers, raw = _http(server, "POST", "/v1/chat/completions", body)
-    assert status == 200 and headers["Content-Type"] == "text/event-stream"
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    assert headers["x-dialogpt-stream"] == "tokens"
     events = [e for e in raw.decode().split("\n\n") if e]
     assert events[-1] == "data: [DONE]" and all(e.startswith("data: ") for e in events)
 
@@ -162,17 +170,18 @@ def test_routes_methods_and_raw_garbage_never_crash(server):
 
 
 class _Gate:
-    """A responder stand-in whose generate call waits until the test opens the gate."""
+    """A responder stand-in whose model thread stops at the first prompt until the test opens the gate."""
 
     def __init__(self, inner):
         self.inner, self.opened, self.entered = inner, threading.Event(), threading.Event()
-        self.options, self.tokenizer, self.safety, self.stats = inner.options, inner.tokenizer, None, inner.stats
-        self.prompt_budget = inner.prompt_budget
 
-    def respond_batch(self, histories, options=None, **kw):
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def prompt_ids(self, history, options=None):
         self.entered.set()
         assert self.opened.wait(60)
-        return self.inner.respond_batch(histories, options, **kw)
+        return self.inner.prompt_ids(history, options)
 
 
 def test_full_queue_answers_503_then_recovers(responder):
@@ -182,14 +191,14 @@ def test_full_queue_answers_503_then_recovers(responder):
         results = []
         first = threading.Thread(target=lambda: results.append(_http(srv, "POST", "/v1/chat/completions", body)))
         first.start()
-        assert gate.entered.wait(60)  # the worker holds job 1
+        assert gate.entered.wait(60)  # the model thread holds job 1
         second = threading.Thread(target=lambda: results.append(_http(srv, "POST", "/v1/chat/completions", body)))
         second.start()
         deadline = time.monotonic() + 60
-        while srv.worker.jobs.qsize() < 1 and time.monotonic() < deadline:  # job 2 waits in the queue
+        while srv.worker.snapshot()["queue_depth"] < 1 and time.monotonic() < deadline:  # job 2 waits
             time.sleep(0.01)
         status, headers, raw = _http(srv, "POST", "/v1/chat/completions", body)
-        assert status == 503 and headers["Retry-After"] == "1"
+        assert status == 503 and headers["retry-after"] == "1"
         assert json.loads(raw)["error"]["code"] == "overloaded"
         gate.opened.set()
         first.join(60)
@@ -198,17 +207,30 @@ def test_full_queue_answers_503_then_recovers(responder):
         assert srv.worker.counters["rejected_busy"] == 1
 
 
-def test_idle_connections_are_closed_and_free_their_slot(responder):
-    with serving(responder, max_connections=1, idle_timeout=0.5) as srv:
-        host, port = srv.server_address[:2]
+def test_idle_and_trickling_connections_are_closed_at_the_header_deadline(responder):
+    with serving(responder, header_timeout=1.0) as srv:
+        host, port = srv.server_address
         with socket.create_connection((host, port), timeout=30) as idle:
             idle.sendall(b"GET /health HTTP/1.1\r\n")  # never finishes its headers
-            assert idle.recv(100) == b""  # closed by the server after idle_timeout
-        deadline = time.monotonic() + 30
-        status = None
-        while status != 200 and time.monotonic() < deadline:  # the slot is free again
-            status = _http(srv, "GET", "/health")[0]
-        assert status == 200
+            assert idle.recv(100) == b""  # closed by the server after header_timeout
+        with socket.create_connection((host, port), timeout=30) as slow:
+            sent, closed = 0, False
+            for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+                try:
+                    slow.sendall(bytes([byte]))  # one byte every 50 ms: each byte must not extend the deadline
+                except OSError:
+                    closed = True
+                    break
+                sent += 1
+                time.sleep(0.05)
+            if not closed:
+                slow.settimeout(5)
+                try:
+                    closed = slow.recv(100) == b""
+                except OSError:
+                    closed = True
+            assert closed and sent < 200  # cut off around 1 s (20 bytes), not after the 200 bytes (10 s)
+        assert _http(srv, "GET", "/health")[0] == 200
 
 
 def test_twenty_concurrent_clients(responder):
@@ -247,7 +269,7 @@ def test_twenty_concurrent_clients(responder):
         w = srv.worker.counters
         assert w["completed"] == 20 and w["failed"] == 0
         assert w["rejected_busy"] == sum(s.count(503) for s in outcomes.values())
-        assert w["batches"] <= 20
+        assert w["steps"] > 0
 
 
 @pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
@@ -259,7 +281,7 @@ def test_dialogpt_serve_command_starts_answers_and_stops(tiny_model_dir, stop_si
     import urllib.request
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dialogpt.serve.app", str(tiny_model_dir), "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "dialogpt.cli.serve", str(tiny_model_dir), "--host", "127.0.0.1", "--port", "0",
          "--served-model-name", "tiny", "--device", "cpu", "--max-new-tokens", "3"],
         stderr=subprocess.PIPE, text=True,
         # as a background job of a non-interactive shell (CI, nohup, `cmd &`) starts it: SIGINT ignored,
@@ -297,7 +319,8 @@ def test_choices_skip_blocked_candidates_and_fill_with_the_fallback():
 
 
 def test_one_failing_request_does_not_fail_the_ones_batched_with_it(responder):
-    from dialogpt.serve.app import GenerationWorker, parse_chat_request
+    from dialogpt.serve.batching import Job, Scheduler
+    from dialogpt.serve.schemas import parse_chat
 
     class Picky:
         """Fails any batch that holds the history 'boom' (as a tokenizer error would)."""
@@ -312,23 +335,29 @@ def test_one_failing_request_does_not_fail_the_ones_batched_with_it(responder):
             return [f"ok {len(h)}" for h in histories]
 
     picky = Picky()
-    worker = GenerationWorker(picky, max_queue=8, max_batch=8)
-    cfg = ServerConfig(model_name="tiny")
-    reqs = [parse_chat_request({"messages": [{"role": "user", "content": c}]}, responder.options, cfg)
-            for c in ("fine", "boom", "also fine")]
-    jobs = [worker.submit(r) for r in reqs]  # queued before the worker starts: one batch of 3
-    worker.start()
+    sched = Scheduler(picky, max_batch=8, max_queue=8)
+    events = {}
+    # n=2 is the rerank mode: whole respond_batch calls over the requests waiting with the same options
+    reqs = [parse_chat({"messages": [{"role": "user", "content": c}], "n": 2, "temperature": 1.0},
+                       responder.options, "tiny", 4, 64) for c in ("fine", "boom", "also fine")]
+    for i, r in enumerate(reqs):
+        sched.submit(Job(r, lambda kind, payload, i=i: events.__setitem__(i, (kind, payload))))
+    sched.start()  # queued before the model thread starts: one batch of 3
     try:
-        assert all(j.done.wait(30) for j in jobs)
+        deadline = time.monotonic() + 30
+        while len(events) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
-        worker.stop()
+        sched.stop()
     assert picky.calls == [3, 1, 1, 1]
-    assert [j.reply for j in jobs] == ["ok 1", None, "ok 1"] and isinstance(jobs[1].error, RuntimeError)
-    assert worker.counters["completed"] == 2 and worker.counters["failed"] == 1
+    assert events[0] == ("reply", "ok 1") and events[2] == ("reply", "ok 1")
+    assert events[1][0] == "error" and isinstance(events[1][1], RuntimeError)
+    assert sched.counters["completed"] == 2 and sched.counters["failed"] == 1
 
 
 def test_a_port_in_use_or_out_of_range_is_a_clear_error(responder, tiny_model_dir, capsys):
-    from dialogpt.serve.app import main
+    from dialogpt.cli.serve import main
+    from dialogpt.serve.runner import bind_socket
 
     with pytest.raises(ValueError, match="--port"):
         ServerConfig(port=70000)
@@ -336,9 +365,8 @@ def test_a_port_in_use_or_out_of_range_is_a_clear_error(responder, tiny_model_di
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        # The failed bind must not leave a half-built server behind (it used to fail again in server_close).
         with pytest.raises(OSError) as e:
-            make_server(responder, ServerConfig(host="127.0.0.1", port=port))
+            bind_socket("127.0.0.1", port)
         assert not isinstance(e.value, RuntimeError) and e.value.errno is not None
         from transformers.utils import logging as hf_logging
 

@@ -1,0 +1,114 @@
+"""The continuous-batching scheduler: rows that join a running batch decode exactly what the
+Responder decodes alone; streams concatenate to the reply; stop strings, seeds and cancellation."""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+
+from dialogpt.chat_format import Turn
+from dialogpt.decode import GenerationOptions, Responder
+from dialogpt.serve.batching import Job, Scheduler
+from dialogpt.serve.schemas import GenRequest
+from dialogpt.serve.streaming import TextStream
+
+HISTORIES = [["hello there"], ["how are you doing today my friend?", "fine thanks", "and you"], ["a"],
+             ["I like turtles", "me too, they are great", "do you have one?"], ["ok"]]
+
+
+@pytest.fixture(scope="module")
+def responder(tiny_model_dir):
+    return Responder.from_pretrained(str(tiny_model_dir), device="cpu")
+
+
+def _job(history, options, stream=False, seed=None, stop=()):
+    events: queue.Queue = queue.Queue()
+    req = GenRequest([Turn(t) for t in history], options, 1, stream, seed=seed, stop=tuple(stop))
+    return Job(req, lambda kind, payload: events.put((kind, payload))), events
+
+
+def _wait_done(events, timeout=120):
+    deltas = []
+    while True:
+        kind, payload = events.get(timeout=timeout)
+        if kind == "delta":
+            deltas.append(payload)
+        elif kind == "error":
+            raise payload
+        else:
+            return deltas, payload
+
+
+def test_rows_joining_a_running_batch_decode_what_the_responder_decodes_alone(responder):
+    long = GenerationOptions(max_new_tokens=24, min_new_tokens=24)
+    short = GenerationOptions(max_new_tokens=6)
+    sched = Scheduler(responder, max_batch=8, max_queue=8)
+    sched.start()
+    try:
+        first, first_events = _job(HISTORIES[1], long, stream=True)
+        sched.submit(first)
+        kind, _ = first_events.get(timeout=120)  # the first row is decoding...
+        assert kind == "delta"
+        later = [_job(h, short) for h in HISTORIES]  # ...when these join it
+        for job, _ in later:
+            sched.submit(job)
+        results = [_wait_done(ev)[1] for _, ev in later]
+        deltas, first_result = _wait_done(first_events)
+    finally:
+        sched.stop()
+    assert sched.counters["joined_running_batch"] >= 1 and sched.counters["max_rows"] >= 2
+    for h, res in zip(HISTORIES, results):
+        expected = responder.respond(h, short)
+        assert res.text == expected.text and res.prompt_tokens == expected.prompt_tokens
+        assert res.finish_reason == ("stop" if expected.candidates[0].finished else "length")
+    alone = responder.respond(HISTORIES[1], long)
+    assert first_result.text == alone.text and first_result.completion_tokens == 24
+    assert first_result.finish_reason == "length"
+
+
+def test_stream_deltas_concatenate_to_the_reply_and_seeds_repeat(responder):
+    opts = GenerationOptions(strategy="sample", temperature=1.5, max_new_tokens=12, min_new_tokens=12)
+    sched = Scheduler(responder, max_batch=4, max_queue=8)
+    sched.start()
+    try:
+        runs = []
+        for seed in (3, 3, 4):
+            job, ev = _job(HISTORIES[0], opts, stream=True, seed=seed)
+            sched.submit(job)
+            runs.append(_wait_done(ev))
+        job, ev = _job(HISTORIES[0], opts, seed=3)
+        sched.submit(job)
+        plain = _wait_done(ev)
+    finally:
+        sched.stop()
+    (d1, r1), (d2, r2), (_, r3) = runs
+    assert len(d1) > 1 and "".join(d1) == r1.text == r2.text != r3.text
+    assert plain[0] == [] and plain[1].text == r1.text  # not streamed: no deltas, same reply
+
+
+class _Words:
+    """A stand-in tokenizer: token i is the word w_i with a leading space (U+FFFD for 99)."""
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(" \ufffd" if i == 99 else f" w{i}" for i in ids)
+
+
+def test_text_stream_holds_back_stop_prefixes_partial_characters_and_blocked_words():
+    from dialogpt.decode.safety import SafetyFilter, parse_blocklist
+
+    s = TextStream(_Words(), stop=["w3"])
+    assert s.update([1], None) is None and s.take_deltas() == ["w"]  # the last char may begin "w3"
+    assert s.update([1, 2], None) is None and "".join(s.take_deltas()) == "1 w"
+    assert s.update([1, 2, 3], None) == "stop" and s.text == "w1 w2"
+    s = TextStream(_Words())
+    s.update([1, 99], None)
+    assert s.take_deltas() == ["w1"]  # the incomplete character waits
+    safe = SafetyFilter(parse_blocklist(["w2"]))
+    s = TextStream(_Words(), safety=safe)
+    assert s.update([1], None) is None and s.take_deltas() == []  # "w1" may still grow into "w12"
+    assert s.update([1, 5], None) is None and s.take_deltas() == ["w1"]
+    assert s.update([1, 5, 2], None) is None and s.take_deltas() == [" w5"]
+    assert s.update([1, 5, 2, 7], None) == "content_filter" and s.take_deltas() == [] and s.text == "w1 w5"
+    s = TextStream(_Words(), safety=safe, streaming=False)
+    assert s.update([2], "length") == "content_filter" and s.text == safe.fallback
