@@ -142,7 +142,8 @@ def build_chat_ui(responder: Responder, config: ChatUIConfig | None = None) -> g
         chatbot=gr.Chatbot(elem_id="chatbot", height=420, render_markdown=False,
                            placeholder="Say something to start a conversation."),
         textbox=gr.Textbox(placeholder="Say something...", elem_id="message"),
-        flagging_mode="never", save_history=False, autofocus=False,
+        # no analytics calls home from a server; no flagged-chat files written beside it
+        flagging_mode="never", save_history=False, autofocus=False, analytics_enabled=False,
     )
 
 
