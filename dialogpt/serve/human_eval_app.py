@@ -13,14 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
-
-from dialogpt.serve.human_eval_inputs import QUESTIONS
+from dialogpt.serve.human_eval_inputs import QUESTIONS, HumanEvalInputError
 from dialogpt.serve.human_eval_store import AlreadyVotedError, NotAssignedError, VoteStore
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 #: A judge name: what a person types (letters, digits, space, . _ @ -), at most 64 characters.
 JUDGE_RE = re.compile(r"^[\w .@-]{1,64}$")
@@ -36,19 +35,6 @@ class HumanEvalConfig:
     title: str = "Which response is better?"
 
 
-class VoteBody(BaseModel):
-    judge: str = Field(max_length=64)
-    item: int = Field(ge=0)
-    answers: dict[str, str]
-
-
-def _judge(name: str) -> str:
-    name = name.strip()
-    if not JUDGE_RE.match(name):
-        raise HTTPException(400, "judge: 1-64 letters, digits, spaces or . _ @ -")
-    return name
-
-
 def page_html(title: str) -> str:
     """The page, with the title filled in (everything else comes from /api/*)."""
     html = (resources.files("dialogpt") / "data" / "human_eval.html").read_text(encoding="utf-8")
@@ -56,11 +42,32 @@ def page_html(title: str) -> str:
     return html.replace("{{TITLE}}", safe)
 
 
+def _web_stack():
+    """FastAPI and uvicorn are the ``serve`` extra: ``report`` runs without them."""
+    try:
+        import fastapi
+        import uvicorn
+    except ImportError as e:
+        raise HumanEvalInputError(f"the judges' page needs the 'serve' extra (pip install 'dialogpt-hf[serve]'): "
+                                  f"{e}") from None
+    return fastapi, uvicorn
+
+
 def create_human_eval_app(store: VoteStore, config: HumanEvalConfig | None = None) -> FastAPI:
     """The FastAPI app judges use; every store call runs in a worker thread (SQLite blocks)."""
+    fastapi, _ = _web_stack()
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import HTMLResponse
+
     cfg = config or HumanEvalConfig()
-    app = FastAPI(title="DialoGPT blind pairwise evaluation", docs_url=None, redoc_url=None)
+    app = fastapi.FastAPI(title="DialoGPT blind pairwise evaluation", docs_url=None, redoc_url=None)
     html = page_html(cfg.title)
+
+    def judge_name(name: str) -> str:
+        name = name.strip()
+        if not JUDGE_RE.match(name):
+            raise fastapi.HTTPException(400, "judge: 1-64 letters, digits, spaces or . _ @ -")
+        return name
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
@@ -71,23 +78,25 @@ def create_human_eval_app(store: VoteStore, config: HumanEvalConfig | None = Non
         return {"title": cfg.title, "questions": QUESTIONS}
 
     @app.get("/api/next")
-    async def next_item(judge: str = Query(...)) -> dict:
-        name = _judge(judge)
+    async def next_item(judge: str = fastapi.Query(...)) -> dict:
+        name = judge_name(judge)
         a = await run_in_threadpool(store.next_item, name)
         if a is None:
-            done = await run_in_threadpool(store.judged_items, name)
-            return {"done": True, "judged": done}
+            return {"done": True, "judged": await run_in_threadpool(store.judged_items, name)}
         return {"done": False, **asdict(a)}
 
     @app.post("/api/vote")
-    async def vote(body: VoteBody) -> dict:
-        name = _judge(body.judge)
+    async def vote(body: dict = fastapi.Body(...)) -> dict:
+        judge, item, answers = body.get("judge"), body.get("item"), body.get("answers")
+        if not isinstance(judge, str) or type(item) is not int or not isinstance(answers, dict):
+            raise fastapi.HTTPException(400, "body must be {judge: str, item: int, answers: {question: choice}}")
+        name = judge_name(judge)
         try:
-            await run_in_threadpool(store.record, name, body.item, body.answers)
+            await run_in_threadpool(store.record, name, item, answers)
         except (AlreadyVotedError, NotAssignedError) as e:
-            raise HTTPException(409, str(e)) from None
+            raise fastapi.HTTPException(409, str(e)) from None
         except ValueError as e:
-            raise HTTPException(400, str(e)) from None
+            raise fastapi.HTTPException(400, str(e)) from None
         return {"ok": True}
 
     return app
@@ -95,7 +104,7 @@ def create_human_eval_app(store: VoteStore, config: HumanEvalConfig | None = Non
 
 def serve_human_eval(store: VoteStore, config: HumanEvalConfig) -> None:
     """Run the page until interrupted (uvicorn handles Ctrl-C; every vote is already committed)."""
-    import uvicorn
-
+    _, uvicorn = _web_stack()
+    app = create_human_eval_app(store, config)
     print(f"human evaluation page on http://{config.host}:{config.port}/ (store {store.path})", flush=True)
-    uvicorn.run(create_human_eval_app(store, config), host=config.host, port=config.port, log_level="warning")
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
