@@ -156,8 +156,12 @@ class _Gen:
         return rec
 
 
-def generate_month(month: str, n_comments: int, seed: int = 0, drift: bool | str = True):
-    """Yield ("s", submission) then ("c", comment) records for about ``n_comments`` comments."""
+def generate_month(month: str, n_comments: int, seed: int = 0, drift: bool | str = True, duplicates: float = 0.0):
+    """Yield ("s", submission) then ("c", comment) records for about ``n_comments`` comments.
+
+    ``duplicates``: share of comments emitted once more at the end of the month, as a re-ingested
+    record (a new score, or deleted since): real dumps repeat some ids, and the original keeps the
+    last copy that passes its comment filters (its dict is keyed by id)."""
     g = _Gen(month, seed, drift)
     r = g.rng
     made = 0
@@ -213,6 +217,13 @@ def generate_month(month: str, n_comments: int, seed: int = 0, drift: bool | str
             ids.append(cid)
             threads.append(g.record_extras(rec))
             made += 1
+    if duplicates:
+        dup = random.Random(f"dup:{seed}:{month}")  # its own stream: the month above is unchanged
+        for rec in [x for x in threads if "parent_id" in x and dup.random() < duplicates]:
+            again = dict(rec, score=dup.choice((-2, 0, 1, 4, 30)))
+            if dup.random() < 0.2:
+                again.update(body="[deleted]", author="[deleted]")
+            threads.append(again)
     for rec in threads:
         yield ("c" if "parent_id" in rec else "s"), rec
 
@@ -257,6 +268,7 @@ def write_month(
     seed: int = 0,
     with_rs: bool = True,
     drift: bool | str = True,
+    duplicates: float = 0.0,
 ) -> MonthStats:
     """Write ``RS_<month>.<ext>`` (unless ``with_rs`` is False) and ``RC_<month>.<ext>``."""
     if compression not in COMPRESSIONS:
@@ -269,7 +281,7 @@ def write_month(
     rc = _Writer(rc_path, compression)
     n_s = n_c = 0
     try:
-        for kind, rec in generate_month(month, n_comments, seed, drift):
+        for kind, rec in generate_month(month, n_comments, seed, drift, duplicates):
             if kind == "s":
                 n_s += 1
                 if rs is not None:

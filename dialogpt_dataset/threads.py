@@ -185,9 +185,9 @@ def usable_comments(comments: list[dict], rules: ExtractRules, counters: Counter
         if rule:
             counters[rule] += 1
             continue
-        if c["id"] in kept:  # a record repeated in the dump: keep the first
-            counters["duplicate_record"] += 1
-            continue
+        if c["id"] in kept:  # a record repeated in the dump: the last usable copy wins, as in the
+            counters["duplicate_record"] += 1  # original (its comments dict is keyed by id)
+            del kept[c["id"]]  # re-inserted below: a dict keeps insertion order, the sort ignores it
         kept[c["id"]] = dict(c, b=normalize.minimal_norm(c["b"]))
     return kept
 

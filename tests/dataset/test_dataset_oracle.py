@@ -71,6 +71,7 @@ def run_original(ref: Path, dumps: Path, month: str, out: Path, *, leaves_only: 
 
 
 N_COMMENTS = 2500
+DUPLICATES = 0.02  # re-ingested comment records: the last usable copy wins in both
 SEEDS = {m: 20 + i for i, m in enumerate(TRAIN_MONTHS + [TEST_MONTH])}
 
 
@@ -78,7 +79,7 @@ SEEDS = {m: 20 + i for i, m in enumerate(TRAIN_MONTHS + [TEST_MONTH])}
 def dumps(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("oracle-dumps")
     for m, seed in SEEDS.items():
-        synthetic.write_month(d, m, N_COMMENTS, "zst", seed=seed, drift=True)
+        synthetic.write_month(d, m, N_COMMENTS, "zst", seed=seed, drift=True, duplicates=DUPLICATES)
     return d
 
 
@@ -88,7 +89,7 @@ def _threads(month: str) -> dict[str, tuple[dict | None, list[dict]]]:
     from dialogpt_dataset.dumps import coerce_comment, coerce_submission
 
     out: dict = defaultdict(lambda: [None, []])
-    for kind, rec in synthetic.generate_month(month, N_COMMENTS, SEEDS[month], drift=True):
+    for kind, rec in synthetic.generate_month(month, N_COMMENTS, SEEDS[month], drift=True, duplicates=DUPLICATES):
         r = (coerce_submission if kind == "s" else coerce_comment)(rec, Counter())
         if r is not None and kind == "s":
             out[r["l"]][0] = r

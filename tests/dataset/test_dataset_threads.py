@@ -105,6 +105,16 @@ def test_missing_rs_file_roots_threads_at_top_level_comments():
     assert counters["no_submission_in_month"] == len(TREE)
 
 
+def test_a_repeated_record_keeps_its_last_usable_copy_like_the_original():
+    first = com("x", "t3_s", "Grind the beans right before brewing", score=0)
+    again = com("x", "t3_s", "Grind the beans right before brewing", score=9)  # re-ingested: new score
+    deleted = com("x", "t3_s", "[deleted]", score=3)  # deleted since: filtered, so the copy before it stays
+    counters = Counter()
+    (s,) = build_sessions(sub(), [first, again, deleted], ExtractConfig(), counters)
+    assert s.turns[-1]["score"] == 9 and counters["duplicate_record"] == 1 and counters["deleted"] == 1
+    assert build_sessions(sub(), [again, first], ExtractConfig(), Counter()) == []  # last copy: score 0
+
+
 def test_submission_with_few_comments_is_dropped():
     counters = Counter()
     assert build_sessions(sub(n=1), TREE, ExtractConfig(), counters) == []
