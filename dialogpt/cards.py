@@ -60,6 +60,8 @@ class ModelCardInfo:
     metrics: dict[str, float] = field(default_factory=dict)
     eval_split: str = "validation"
     license: str = "mit"
+    #: the run's loss/perplexity PNG, relative to the card (dialogpt/train/plot.py); None = no plot
+    plot: str | None = None
 
 
 def _size_name(n_layer: int | None, n_embd: int | None) -> str:

@@ -10,7 +10,7 @@ import torch
 
 from dialogpt.train.checkpointing import TrainState
 from dialogpt.train.config import TrainConfig
-from dialogpt.train.schedules import lr_lambda
+from dialogpt.train.schedules import build_scheduler
 
 
 def param_groups(model, weight_decay: float) -> list[dict]:
@@ -24,15 +24,14 @@ def param_groups(model, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(config: TrainConfig, model, n_embd: int):
-    """AdamW (fused on CUDA) and the seed's lr schedule as a ``LambdaLR`` over optimizer steps."""
-    from torch.optim.lr_scheduler import LambdaLR
-
+    """AdamW (fused on CUDA) and the seed's lr schedule as a ``LambdaLR`` over optimizer steps
+    (BERT is transformers' ``linear`` schedule, see :mod:`dialogpt.train.schedules`)."""
     fused = {"fused": True} if torch.cuda.is_available() and not config.cpu else {}
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.learning_rate,
                                   eps=config.adam_epsilon, **fused)
-    scheduler = LambdaLR(optimizer, lr_lambda(config.lr_schedule, warmup_steps=config.warmup_steps,
-                                              warmup_proportion=config.warmup_proportion, n_embd=n_embd,
-                                              num_optim_steps=config.num_optim_steps))
+    scheduler = build_scheduler(optimizer, config.lr_schedule, warmup_steps=config.warmup_steps,
+                                warmup_proportion=config.warmup_proportion, n_embd=n_embd,
+                                num_optim_steps=config.num_optim_steps)
     return optimizer, scheduler
 
 

@@ -53,3 +53,29 @@ def test_missing_or_empty_logs_raise_naming_the_folder(tmp_path):
     (tmp_path / "empty" / "train_log.txt").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a dialogpt-hf log"):
         plot_run(tmp_path / "empty")
+
+
+@pytest.mark.slow
+def test_a_finished_run_has_the_plot_in_its_folder_and_card_and_the_cli_redraws_it(tmp_path, tokenizer_dir,
+                                                                                   capsys):
+    from huggingface_hub import ModelCard
+    from train_helpers import base_config, write_parquet_dataset
+
+    from dialogpt.cli.train import main
+    from dialogpt.train.loop import train
+
+    ds = write_parquet_dataset(tmp_path / "ds", n_train=32, n_valid=8)
+    res = train(base_config(tmp_path, ds, tokenizer_dir, num_optim_steps=4, eval_steps=2))
+    run = tmp_path / "run"
+    png = run / PLOT_FILE
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert read_run_logs(run)[0]["global_step"] == [1, 2, 3, 4] and res.global_step == 4
+    card = ModelCard.load(run / "README.md")
+    assert f"]({PLOT_FILE})" in card.text  # the card shows the curves (relative link: works on the Hub too)
+    png.unlink()
+    capsys.readouterr()
+    assert main(["plot", str(run)]) == 0
+    assert capsys.readouterr().out.strip() == str(run / PLOT_FILE) and png.is_file()
+    assert main(["plot", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no such run folder" in err and err.count("\n") == 1
