@@ -4,6 +4,7 @@
         --dataset ./reddit-dialog --model_config medium --tokenizer_name gpt2 --output_dir runs/medium
 
     python scripts/run_clm_dialog.py --config my_run.yaml --learning_rate 5e-5   # flags win over YAML
+    dialogpt-train plot runs/medium      # (re)draw runs/medium/loss.png from its logs
 
 Every flag is a :class:`dialogpt.train.config.TrainConfig` field; the seed's spellings
 (``--train_input_file``, ``--eval_input_file``, ``--valid_step``, ``--fp16 true``) still work.
@@ -19,8 +20,10 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
+from dialogpt.errors import first_line
 from dialogpt.train.config import MIXED_PRECISION, REPORT_TO, TrainConfig, TrainingError
 from dialogpt.train.loop import train
+from dialogpt.train.plot import PLOT_FILE, plot_run
 
 HELP = {
     "output_dir": "where logs, checkpoints/step-NNNNNN/ and the final model go",
@@ -141,7 +144,26 @@ def main_guard(fn: Callable[[], int]) -> int:
         return 2
 
 
+def plot_main(argv: list[str]) -> int:
+    """``dialogpt-train plot RUN``: the run's loss/perplexity PNG, also while it trains or after a crash."""
+    p = argparse.ArgumentParser(prog="dialogpt-train plot", description="Draw a run folder's loss and perplexity "
+                                "curves (from train_log.txt / eval_log.txt) as a PNG.")
+    p.add_argument("run_dir", help="a dialogpt-train --output_dir")
+    p.add_argument("--output", help=f"where to write the PNG (default: RUN/{PLOT_FILE})")
+    args = p.parse_args(argv)
+    try:
+        print(plot_run(args.run_dir, args.output))
+    except (OSError, ValueError) as e:
+        print(f"error: {first_line(e)}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["plot"]:
+        return plot_main(argv[1:])
+
     def run() -> int:
         config = config_from_args(argv)
         result = train(config)

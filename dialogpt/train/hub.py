@@ -14,24 +14,46 @@ from pathlib import Path
 from dialogpt.cards import card_info_from_run, render_model_card
 from dialogpt.chat_format import install_chat_template
 from dialogpt.errors import first_line
+from dialogpt.tokenization import save_tokenizer
 from dialogpt.train.checkpointing import write_hyperparameters
 from dialogpt.train.config import TrainConfig, TrainingError, TrainResult
+from dialogpt.train.plot import plot_run
 
 #: what stays local when the run folder is pushed (checkpoints are large and resumable only here)
 PUSH_IGNORE = ["checkpoints/*", "checkpoints/**", "runs/*", "runs/**", "*.tmp*"]
 
 
-def dialogue_generation_config(tokenizer, max_new_tokens: int = 64):
-    """Decoding defaults saved with the model: stop at EOS (the end of a turn), pad with EOS.
+#: The Responder's defaults (dialogpt.decode.options.GenerationOptions(); train may not import decode, so
+#: tests/decode/test_pipeline_parity.py checks they stay equal): greedy, 1..40 new tokens, no penalties.
+#: min_new_tokens=1 forbids EOS as the first token: without it a stock pipeline("text-generation")
+#: returned an empty reply on 6 of 100 contexts where dialogpt-chat answered.
+RESPONDER_DEFAULTS = dict(max_new_tokens=40, min_new_tokens=1, do_sample=False, num_beams=1,
+                          repetition_penalty=1.0, no_repeat_ngram_size=0)
+#: the Responder's own fields, under the keys it reads back from generation_config.json
+RESPONDER_EXTRA = {"dialogpt_strategy": "greedy", "dialogpt_response_repetition_penalty": 1.0}
 
-    Greedy with a length cap, as the seed evaluated; chat front-ends may sample instead.
+
+def dialogue_generation_config(tokenizer):
+    """Decoding defaults saved with the model: the Responder's, stopping and padding at EOS (the end
+    of a turn), so ``generate()`` / ``pipeline("text-generation")`` with no arguments decode as
+    ``dialogpt-chat`` does. Greedy, as the seed evaluated; chat front-ends may sample instead.
     """
     from transformers import GenerationConfig
 
-    return GenerationConfig(
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, max_new_tokens=max_new_tokens, do_sample=False,
-    )
+    gc = GenerationConfig(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                          pad_token_id=tokenizer.pad_token_id, **RESPONDER_DEFAULTS)
+    for key, value in RESPONDER_EXTRA.items():
+        setattr(gc, key, value)
+    return gc
+
+
+def _plot(out: Path) -> str | None:
+    """The run's loss/perplexity PNG for the card; a run too short to plot just has none."""
+    try:
+        return plot_run(out).name
+    except (OSError, ValueError) as e:
+        print(f"warning: no loss plot ({first_line(e)})")
+        return None
 
 
 def save_final(accelerator, model, tokenizer, config: TrainConfig, result: TrainResult) -> None:
@@ -45,13 +67,14 @@ def save_final(accelerator, model, tokenizer, config: TrainConfig, result: Train
         unwrapped.generation_config = dialogue_generation_config(tokenizer)
         unwrapped.save_pretrained(str(out), state_dict=state_dict, save_function=accelerator.save)
         install_chat_template(tokenizer)
-        tokenizer.save_pretrained(str(out))
+        save_tokenizer(tokenizer, out)  # GPT2TokenizerFast + inline template: transformers 4.x loads it too
         write_hyperparameters(out / "hyperparameters.yaml", config,
                               {"num_processes": result.num_processes, "num_parameters": result.num_parameters})
         (out / "train_results.json").write_text(json.dumps(
             {k: v for k, v in result.to_dict().items() if k != "loss_history"}, indent=1))
-        card = render_model_card(card_info_from_run(config, result, unwrapped.config))
-        card.save(str(out / "README.md"))
+        info = card_info_from_run(config, result, unwrapped.config)
+        info.plot = _plot(out)
+        render_model_card(info).save(str(out / "README.md"))
     accelerator.wait_for_everyone()
 
 

@@ -48,6 +48,7 @@ from dialogpt.train.checkpointing import (
 from dialogpt.train.config import TrainConfig, TrainingError, TrainResult
 from dialogpt.train.data import LengthBucketBatchSampler, build_loaders, load_training_data, padding_efficiency
 from dialogpt.train.hub import push_folder, save_final
+from dialogpt.train.launch import accelerator_kwargs, make_accelerator
 from dialogpt.train.logs import RunLog, ppl
 from dialogpt.train.model import load_model, load_tokenizer
 from dialogpt.train.optim import apply_continue_from, build_optimizer
@@ -110,13 +111,13 @@ def train(config: TrainConfig, step_callback: StepCallback | None = None) -> Tra
 
 
 def _make_accelerator(config: TrainConfig):
-    from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
     out_dir = Path(config.output_dir)
-    return Accelerator(
-        mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.gradient_accumulation_steps,
-        cpu=config.cpu, log_with=None if config.report_to == "none" else config.report_to,
+    # the launch config's precision and CPU DDP made true, fp16 without CUDA refused (train/launch.py)
+    return make_accelerator(
+        **accelerator_kwargs(config), gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=None if config.report_to == "none" else config.report_to,
         project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "runs")),
         # one scheduler step per optimizer step, never num_processes of them (transformers #18436)
         step_scheduler_with_optimizer=False,
