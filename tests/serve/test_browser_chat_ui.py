@@ -1,13 +1,16 @@
-"""The web chat in a real headless chromium: type, read the reply from the page, keep the history, reset."""
+"""The web chat of the real server (``create_app(..., ServerConfig(ui=True))``, as ``dialogpt-serve --ui``) in a
+real headless chromium: type, read the reply from the page, keep the history, reset; the API answers beside it."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 import pytest
 from browser_helpers import chromium, live_server, screenshot, wait_for
-from fastapi import FastAPI
 
 from dialogpt.decode import GenerationOptions, Responder
-from dialogpt.serve.ui import mount_chat_ui
+from dialogpt.serve.app import ServerConfig, create_app
 
 pytest.importorskip("gradio", reason="gradio not installed (pip install 'dialogpt-hf[ui]')")
 
@@ -60,7 +63,8 @@ def test_web_chat_in_a_browser(tiny_model, tokenizer, tmp_path):
         "second_alone": responder.respond([SECOND]).text,
     }
     assert expected["second_with_history"] != expected["second_alone"]  # else history would not show
-    app = FastAPI()
-    mount_chat_ui(app, responder)
+    app = create_app(responder, ServerConfig(ui=True, model_name="tiny"))
     with live_server(app) as base, chromium() as driver:
         chat_in_browser(driver, base, tmp_path, expected)
+        with urllib.request.urlopen(base + "/v1/models", timeout=30) as r:  # the API on the same server
+            assert [m["id"] for m in json.load(r)["data"]] == ["tiny"]

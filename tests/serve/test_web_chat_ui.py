@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from dialogpt.decode import GenerationOptions, Responder, SafetyFilter
 from dialogpt.decode.rerank import MMIReranker
 from dialogpt.decode.safety import DEFAULT_FALLBACK, load_blocklist
+from dialogpt.serve.app import ServerConfig, create_app
 from dialogpt.serve.ui import ChatUIBackend, ChatUIConfig, build_chat_ui, history_turns, mount_chat_ui
 
 gr = pytest.importorskip("gradio", reason="gradio not installed (pip install 'dialogpt-hf[ui]')")
@@ -97,3 +98,9 @@ def test_the_page_is_mounted_at_ui_and_offers_the_settings(responder):
     assert {"Strategy", "Candidates"} <= labels
     with pytest.raises(ValueError, match="ui path"):
         ChatUIConfig(path="/v1")
+
+
+def test_the_server_mounts_the_page_only_when_asked(responder):
+    assert TestClient(create_app(responder, ServerConfig())).get("/ui/").status_code == 404
+    page = TestClient(create_app(responder, ServerConfig(ui=True))).get("/ui/")
+    assert page.status_code == 200 and "gradio" in page.text.lower()
