@@ -17,6 +17,7 @@ and 0-byte dump files (each a one-line error naming the file).
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -66,6 +67,10 @@ def make_executors(plan: Plan, executor: str = "local", num_proc: int = 1, slurm
         from datatrove.executor.slurm import SlurmPipelineExecutor
 
         kw = {**SLURM_DEFAULTS, **(slurm_kwargs or {})}
+        if not any(kw.get(k) for k in ("env_command", "venv_path", "condaenv")):
+            # the jobs run datatrove's `launch_pickled_pipeline` script, installed beside this Python:
+            # a build started as `.venv/bin/python -m ...` has no .venv/bin on PATH, so add it
+            kw["env_command"] = f'export PATH="{Path(sys.executable).parent}:$PATH"'
         e1 = SlurmPipelineExecutor(s1, tasks=plan.stage1_tasks, logging_dir=str(logs / "stage1"),
                                    job_name="reddit-shard", **kw)
         e2 = SlurmPipelineExecutor(s2, tasks=plan.num_shards, logging_dir=str(logs / "stage2"),
