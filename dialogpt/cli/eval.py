@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from dialogpt.dialog_data import load_dialog_split
 from dialogpt.errors import first_line
 from dialogpt.scoring import METRIC_KEYS, prepare, score_all
 from dialogpt.scoring.meteor import MeteorError
@@ -37,6 +38,7 @@ from dialogpt.scoring.refs import (
     read_tsv_refs,
     select_references,
     sniff_refs_format,
+    suspicious_separator,
 )
 
 REFS_FORMATS = ("auto", "legacy", "tsv", "dataset")
@@ -56,6 +58,7 @@ class EvalConfig:
     n_refs: int | None = None         # reference slots (default: 6 as dstc.py, widest row for a plain TSV)
     vshuman: int | None = None        # reference index to skip (default: 1 as dstc.py, -1 for a plain TSV)
     meteor: bool = True               # run the METEOR jar (needs Java)
+    meteor_heap: str = "1g"           # each METEOR JVM's -Xmx (DSTC7 used 1g)
     allow_empty: bool = False         # score empty hypothesis lines (as DSTC7's __empty__) instead of failing
     output_json: str | None = None
     name: str | None = None           # first column of the table row
@@ -104,30 +107,12 @@ class EvalConfig:
         return "dataset"  # a Hub id such as org/name
 
 
-def _load_split(name: str, split: str, flag: str):
-    import datasets
-
-    p = Path(name)
-    if not p.exists() and name.startswith((".", "/", "~")):
-        raise InputError(f"{flag} {name}: no such file or dataset directory")
-    try:
-        if p.is_dir() and ((p / "dataset_dict.json").exists() or (p / "state.json").exists()):
-            dd = datasets.load_from_disk(str(p))
-            if isinstance(dd, datasets.DatasetDict):
-                if split not in dd:
-                    raise InputError(f"{flag} {name}: no split {split!r} (has {', '.join(dd)})")
-                return dd[split]
-            return dd
-        return datasets.load_dataset(name, split=split)
-    except InputError:
-        raise
-    except ValueError as e:  # datasets: 'Unknown split "x". Should be one of [...]'
-        raise InputError(f"{flag} {name}: {e}") from None
-    except FileNotFoundError as e:
-        raise InputError(f"{flag} {name}: {e}") from None
-    except datasets.exceptions.DatasetGenerationError as e:
-        # e.g. a folder of text files that is not a dataset: the cause says which file failed
-        raise InputError(f"{flag} {name}: cannot load it as a dataset ({first_line(e.__cause__ or e)})") from None
+def _load_split(name: str, split: str, flag: str, column: str):
+    """One split through the shared loader (its one-line errors), which must have ``column``."""
+    ds = load_dialog_split(name, split, flag=flag, require_turns=False)
+    if column not in ds.column_names:
+        raise InputError(f"{flag} {name} split {split}: no {column!r} column (columns: {', '.join(ds.column_names)})")
+    return ds
 
 
 def _read_hyps(cfg: EvalConfig) -> list[str]:
@@ -177,12 +162,14 @@ def load_hyps_refs(cfg: EvalConfig) -> tuple[list[str], list[list[str]]]:
         desc = cfg.refs
     elif kind == "tsv":
         rows = read_tsv_refs(cfg.refs)
+        sep = suspicious_separator(rows)
+        if sep is not None:
+            print(f"dialogpt-eval: warning: {cfg.refs}: each line is scored as ONE reference, yet most lines contain "
+                  f"{sep!r}; if that separates references, put a TAB between them (see --refs-format)",
+                  file=sys.stderr)
         n_refs, vshuman, desc = cfg.n_refs, (-1 if cfg.vshuman is None else cfg.vshuman), cfg.refs
     else:
-        ds = _load_split(cfg.refs, cfg.split, "--refs")
-        if "references" not in ds.column_names:
-            raise InputError(f"--refs {cfg.refs} split {cfg.split}: no 'references' column "
-                             f"(columns: {', '.join(ds.column_names)})")
+        ds = _load_split(cfg.refs, cfg.split, "--refs", "references")
         rows = [list(r) for r in ds["references"]]
         for i, r in enumerate(rows):
             if not r:
@@ -209,10 +196,7 @@ def model_perplexity(cfg: EvalConfig) -> dict:
     from dialogpt.chat_format import install_chat_template
     from dialogpt.scoring.perplexity import perplexity
 
-    ds = _load_split(cfg.dataset, cfg.split, "--dataset")
-    if "turns" not in ds.column_names:
-        raise InputError(f"--dataset {cfg.dataset} split {cfg.split}: no 'turns' column "
-                         f"(columns: {', '.join(ds.column_names)})")
+    ds = _load_split(cfg.dataset, cfg.split, "--dataset", "turns")
     p = Path(cfg.model)
     if not p.is_dir() and (p.exists() or cfg.model.startswith((".", "/", "~"))):
         raise InputError(f"--model {cfg.model}: no such model directory")
@@ -233,7 +217,7 @@ def run(cfg: EvalConfig) -> dict:
     if cfg.hyp is not None:
         hyps, refs = load_hyps_refs(cfg)
         hyps, refs = prepare(hyps, refs, clean=cfg.clean)
-        out.update(score_all(hyps, refs, compute_meteor=cfg.meteor))
+        out.update(score_all(hyps, refs, compute_meteor=cfg.meteor, meteor_heap=cfg.meteor_heap))
     if cfg.model is not None:
         out.update(model_perplexity(cfg))
     return out
@@ -262,8 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refs", help="test.refs.txt / DSTC7 refs (key TAB score|ref ...), a TSV of references, "
                                   "or a dataset dir / Hub id with a 'references' column")
     p.add_argument("--refs-format", default="auto", choices=REFS_FORMATS,
-                   help="how to read --refs (default auto: a folder or Hub id is a dataset; a file is a refs "
-                        "file when every line is key TAB score|ref..., else a TSV)")
+                   help="how to read --refs. legacy: 'key TAB score|ref TAB score|ref ...' per line (DialoGPT's "
+                        "test.refs.txt, DSTC7 refs; text after a second '|' is cut, as dstc.py does). tsv: line i "
+                        "holds the TAB-separated references of hypothesis i (one field = one reference; other "
+                        "separators such as ' ||| ' are not split, a warning says so). dataset: a dataset folder or "
+                        "Hub id whose --split has a 'references' column. auto (default): a folder or Hub id is a "
+                        "dataset; a file is legacy when every line has that shape, else tsv")
     p.add_argument("--keys", help="DSTC7 keys file: score only these hashes, sorted, as dstc.py")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument("--clean", action="store_true", help="DSTC7 clean_str on hypotheses and references (dstc.py -c)")
@@ -272,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reference index to skip when filling slots; default 1 (dstc.py) for refs files and "
                         "datasets, -1 (none) for a plain TSV")
     p.add_argument("--no-meteor", dest="meteor", action="store_false", help="skip METEOR (no Java needed)")
+    p.add_argument("--meteor-heap", default="1g", metavar="SIZE",
+                   help="maximum heap of each METEOR JVM (java -Xmx; default 1g as DSTC7): raise it, e.g. 4g, "
+                        "when METEOR reports java.lang.OutOfMemoryError")
     p.add_argument("--allow-empty", action="store_true", help="score empty hypothesis lines (as DSTC7 did: the segment __empty__ for NIST/BLEU, 0 words) "
                         "instead of failing")
     p.add_argument("--output-json", help="write the raw scores (fractions) to this JSON file")

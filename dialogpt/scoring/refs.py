@@ -147,6 +147,23 @@ def read_tsv_refs(path: str | os.PathLike) -> list[list[str]]:
     return [line.split("\t") for line in read_lines(path)]
 
 
+#: Separators people use between references on one line, most specific first. Prose has commas and
+#: semicolons, so those need (almost) every line to carry them before they look like separators.
+_SEPARATORS = ((" ||| ", 0.5), ("|||", 0.5), (" | ", 0.5), ("|", 0.5), (";", 0.9), (",", 0.9))
+
+
+def suspicious_separator(rows: Sequence[Sequence[str]]) -> str | None:
+    """The separator that seems to join several references in one field, when no row has a second
+    field (no TAB anywhere); ``None`` otherwise. Such a file would be scored as one reference per
+    line without a word (NIST 2.08 -> 0.14 on the demo case), so the CLI warns."""
+    if not rows or any(len(r) != 1 for r in rows):
+        return None
+    for sep, share in _SEPARATORS:
+        if sum(sep in r[0] for r in rows) >= share * len(rows):
+            return sep
+    return None
+
+
 @dataclass
 class DstcSubmission:
     keys: list[str]

@@ -243,3 +243,37 @@ def test_empty_response_in_a_dstc7_submission_names_its_line(tmp_path, capsys):
     rc, out, err = _run(capsys, "--hyp", sub, "--refs", tmp_path / "refs.txt", "--keys", tmp_path / "keys.txt",
                         "--no-meteor")
     assert rc == 2 and out == "" and f"{sub}:3: empty response for key 'h1'" in err
+
+
+@pytest.mark.parametrize("sep", [" ||| ", ","])
+def test_one_field_refs_with_a_separator_get_a_one_line_warning(tmp_path, capsys, sep):
+    hyps, refs, exp = load_case("demo")
+    joined = tmp_path / "refs.txt"
+    joined.write_text("".join(sep.join(r) + "\n" for r in refs))
+    rc, _, err = _run(capsys, "--hyp", DEMO / "hyp.txt", "--refs", joined, "--no-meteor")
+    assert rc == 0, err
+    warnings = [x for x in err.splitlines() if "warning" in x]
+    assert len(warnings) == 1 and repr(sep) in warnings[0] and str(joined) in warnings[0]
+    # TAB-separated (the real multi-reference layout) or one plain reference per line: no warning
+    rc, _, err = _run(capsys, "--hyp", DEMO / "hyp.txt", "--refs", DEMO / "refs.txt", "--no-meteor")
+    assert rc == 0 and "warning" not in err
+    single = tmp_path / "single.txt"
+    single.write_text("".join(r[0] + "\n" for r in refs))
+    rc, _, err = _run(capsys, "--hyp", DEMO / "hyp.txt", "--refs", single, "--no-meteor")
+    assert rc == 0 and "warning" not in err
+
+
+def test_help_documents_every_refs_format_and_the_meteor_heap(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for fmt in ("legacy:", "tsv:", "dataset:", "auto (default):"):
+        assert fmt in text
+    assert "key TAB score|ref" in text and "' ||| '" in text and "--meteor-heap SIZE" in text
+
+
+def test_meteor_out_of_memory_is_one_line_naming_the_flag(capsys):
+    rc, out, err = _run(capsys, "--hyp", DEMO / "hyp.txt", "--refs", DEMO / "refs.txt", "--meteor-heap", "64m")
+    assert rc == 2 and out == "" and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert "java.lang.OutOfMemoryError" in line and "--meteor-heap" in line
