@@ -12,7 +12,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dialogpt.chat_format import DEFAULT_MAX_SEQ_LENGTH, IGNORE_INDEX, TurnLike, encode_session
+from dialogpt.chat_format import DEFAULT_MAX_SEQ_LENGTH, TurnLike, encode_session
+from dialogpt.tensors import pad_right, token_nll
 
 
 @dataclass
@@ -33,7 +34,6 @@ def perplexity(model, tokenizer, sessions: Iterable[Iterable[TurnLike]], *,
                progress: bool = False) -> PerplexityResult:
     """Token-weighted perplexity of ``model`` over ``sessions`` (each a list of turns)."""
     import torch
-    import torch.nn.functional as F
     from tqdm.auto import tqdm
 
     encoded = []
@@ -54,22 +54,12 @@ def perplexity(model, tokenizer, sessions: Iterable[Iterable[TurnLike]], *,
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     with torch.no_grad():
         for b in tqdm(batches, desc="perplexity", disable=not progress):
-            width = max(len(encoded[i].input_ids) for i in b)
-            ids = torch.full((len(b), width), pad_id, dtype=torch.long)
-            labels = torch.full((len(b), width), IGNORE_INDEX, dtype=torch.long)
-            mask = torch.zeros((len(b), width), dtype=torch.long)
-            for r, i in enumerate(b):
-                e = encoded[i]
-                n = len(e.input_ids)
-                ids[r, :n] = torch.tensor(e.input_ids)
-                labels[r, :n] = torch.tensor(e.labels)
-                mask[r, :n] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            tgt = labels[:, 1:].to(device)
-            loss = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), tgt, ignore_index=IGNORE_INDEX,
-                                   reduction="sum")
-            nll += float(loss.item())
-            n_tok += int((tgt != IGNORE_INDEX).sum().item())
+            batch = pad_right([encoded[i].input_ids for i in b], [encoded[i].labels for i in b], pad_id=pad_id)
+            logits = model(input_ids=batch["input_ids"].to(device),
+                           attention_mask=batch["attention_mask"].to(device)).logits
+            row_nll, row_tokens = token_nll(logits, batch["labels"].to(device))  # training's padding and loss
+            nll += float(row_nll.sum().item())
+            n_tok += int(row_tokens.sum().item())
     mean = nll / n_tok
     try:
         ppl = math.exp(mean)
