@@ -14,7 +14,7 @@ shipped blocklist on its web page, because a public demo page is where unfiltere
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,11 +23,17 @@ from fastapi import FastAPI
 from dialogpt.decode import GenerationOptions, Responder, SafetyFilter
 from dialogpt.decode.rerank import MMIReranker
 from dialogpt.errors import first_line
+from dialogpt.serve.batching import Busy
 
 if TYPE_CHECKING:
     import gradio as gr
 
 STRATEGY_CHOICES = ("greedy", "sample", "beam")
+
+#: How the page runs a Responder call: ``run(fn) -> fn()``, e.g. the server's ``Scheduler.call``,
+#: which runs it on the model thread between decoding steps (the model is never used from two
+#: threads at once, and a full waiting line is :class:`Busy`).
+Runner = Callable[[Callable[[], str]], str]
 
 
 def _gradio():
@@ -79,10 +85,11 @@ class ChatUIBackend:
 
     Two views of the same Responder are kept (sharing model, tokenizer and counters): with the
     reverse-model reranker and without it, so the MMI switch costs nothing and the server's own
-    Responder is never mutated.
+    Responder is never mutated. ``run`` (default: call directly) is where the decoding happens.
     """
 
-    def __init__(self, responder: Responder):
+    def __init__(self, responder: Responder, run: Runner | None = None):
+        self.run = run
         self.safe = copy.copy(responder)
         if self.safe.safety is None:
             self.safe.safety = SafetyFilter.from_blocklist()
@@ -109,14 +116,19 @@ class ChatUIBackend:
             raise ValueError("type a message first")
         opts = self.options(strategy, top_p, candidates)
         responder = self.safe if (mmi and self.has_mmi) else self.plain
-        return responder.respond(history_turns(message, history), opts).text
+        turns = history_turns(message, history)
+
+        def decode() -> str:
+            return responder.respond(turns, opts).text
+
+        return self.run(decode) if self.run is not None else decode()
 
 
-def build_chat_ui(responder: Responder, config: ChatUIConfig | None = None) -> gr.Blocks:
+def build_chat_ui(responder: Responder, config: ChatUIConfig | None = None, run: Runner | None = None) -> gr.Blocks:
     """The Gradio page (not yet mounted): chat, settings and reset."""
     gr = _gradio()
     cfg = config or ChatUIConfig()
-    backend = ChatUIBackend(responder)
+    backend = ChatUIBackend(responder, run)
     default = backend.safe.options
 
     def respond(message, history, strategy, top_p, candidates, mmi=True):
@@ -124,6 +136,10 @@ def build_chat_ui(responder: Responder, config: ChatUIConfig | None = None) -> g
             return backend.reply(message, history, strategy, top_p, candidates, mmi)
         except ValueError as e:  # a setting that does not fit: shown on the page, not a traceback
             raise gr.Error(first_line(e).split(": ", 1)[-1]) from None
+        except Busy:
+            raise gr.Error("The server is busy; please try again in a moment.") from None
+        except TimeoutError:
+            raise gr.Error("No reply in time; please try again.") from None
 
     settings = [
         gr.Dropdown(list(STRATEGY_CHOICES), value=default.strategy, label="Strategy",
@@ -147,8 +163,15 @@ def build_chat_ui(responder: Responder, config: ChatUIConfig | None = None) -> g
     )
 
 
-def mount_chat_ui(app: FastAPI, responder: Responder, config: ChatUIConfig | None = None) -> FastAPI:
-    """Mount the web chat on ``app`` at ``config.path`` (default ``/ui``); returns ``app``."""
+def mount_chat_ui(app: FastAPI, responder: Responder, config: ChatUIConfig | None = None,
+                  run: Runner | None = None) -> FastAPI:
+    """Mount the web chat on ``app`` at ``config.path`` (default ``/ui``); returns ``app``.
+
+    Without ``run``, an app made by ``create_app`` lends its scheduler's ``call`` (``app.state.scheduler``),
+    so the page's replies take turns with the API's on the model thread.
+    """
     cfg = config or ChatUIConfig()
-    return _gradio().mount_gradio_app(app, build_chat_ui(responder, cfg), path=cfg.path.rstrip("/"),
-                               footer_links=[], ssr_mode=False)
+    if run is None:
+        run = getattr(getattr(app.state, "scheduler", None), "call", None)
+    return _gradio().mount_gradio_app(app, build_chat_ui(responder, cfg, run), path=cfg.path.rstrip("/"),
+                                      footer_links=[], ssr_mode=False)

@@ -13,6 +13,7 @@ from dialogpt.decode import GenerationOptions, Responder, SafetyFilter
 from dialogpt.decode.rerank import MMIReranker
 from dialogpt.decode.safety import DEFAULT_FALLBACK, load_blocklist
 from dialogpt.serve.app import ServerConfig, create_app
+from dialogpt.serve.batching import Busy
 from dialogpt.serve.ui import ChatUIBackend, ChatUIConfig, build_chat_ui, history_turns, mount_chat_ui
 
 gr = pytest.importorskip("gradio", reason="gradio not installed (pip install 'dialogpt-hf[ui]')")
@@ -104,3 +105,17 @@ def test_the_server_mounts_the_page_only_when_asked(responder):
     assert TestClient(create_app(responder, ServerConfig())).get("/ui/").status_code == 404
     page = TestClient(create_app(responder, ServerConfig(ui=True))).get("/ui/")
     assert page.status_code == 200 and "gradio" in page.text.lower()
+
+
+def test_replies_run_where_the_server_says(responder):
+    """The page's decoding goes through ``run`` (the server's model thread); a full line is a page message."""
+    ran = []
+    backend = ChatUIBackend(responder, run=lambda fn: ran.append(fn) or fn())
+    assert backend.reply("Hello there", []) == responder.respond(["Hello there"]).text
+    assert len(ran) == 1
+
+    def busy(fn):
+        raise Busy
+
+    with pytest.raises(gr.Error, match="busy"):
+        build_chat_ui(responder, run=busy).fn("Hello there", [], "greedy", 1.0, 1)
