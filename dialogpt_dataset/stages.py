@@ -207,6 +207,25 @@ def arrow_schema(with_test_extras: bool = False):
     return pa.schema(fields)
 
 
+def _column(rows: list[dict], name: str, typ):
+    """One Arrow column from the rows' ``name`` values (a list column defaults to ``[]``). A list of
+    structs (the turns) is built from flat child arrays: ``Table.from_pylist`` was most of stage 2's
+    write time."""
+    import pyarrow as pa
+
+    values = [r.get(name, []) for r in rows]
+    if not (pa.types.is_list(typ) and pa.types.is_struct(typ.value_type)):
+        return pa.array(values, typ)
+    offsets = [0]
+    for v in values:
+        offsets.append(offsets[-1] + len(v))
+    flat = [item for v in values for item in v]
+    fields = [typ.value_type.field(i) for i in range(typ.value_type.num_fields)]
+    children = [pa.array([item[f.name] for item in flat], f.type) for f in fields]
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
+                                    pa.StructArray.from_arrays(children, fields=fields), type=typ)
+
+
 def write_rows(path: Path, rows: list[dict], test_extras: bool) -> None:
     """Rows sorted by id -> one Parquet file, written atomically (a killed task leaves no half file)."""
     import pyarrow as pa
@@ -215,7 +234,7 @@ def write_rows(path: Path, rows: list[dict], test_extras: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = sorted(rows, key=lambda r: r["id"])
     schema = arrow_schema(test_extras)
-    table = pa.Table.from_pylist([{k: r.get(k, []) for k in schema.names} for r in rows], schema=schema)
+    table = pa.Table.from_arrays([_column(rows, f.name, f.type) for f in schema], schema=schema)
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
