@@ -65,9 +65,11 @@ class Result:
 
 @dataclass
 class Job:
-    request: GenRequest
+    request: GenRequest | None
     emit: Emit
     cancelled: bool = False
+    call: Callable[[], object] | None = None
+    """set for :meth:`Scheduler.call` jobs (no request)."""
 
     @property
     def rerank_mode(self) -> bool:
@@ -121,6 +123,26 @@ class Scheduler:
             self.counters["requests"] += 1
             self.cond.notify()
 
+    def call(self, fn: Callable[[], object], timeout: float = 300.0) -> object:
+        """Run ``fn()`` on the model thread between decoding steps and return its result (raising
+        what it raised). For pages that use the Responder directly (the web chat): the model and
+        the tokenizer are then never used from two threads at once. :class:`Busy` when the line is
+        full, TimeoutError after ``timeout`` seconds."""
+        done, box = threading.Event(), {}
+
+        def emit(kind: str, payload: object) -> None:
+            box[kind] = payload
+            done.set()
+
+        job = Job(None, emit, call=fn)
+        self.submit(job)
+        if not done.wait(timeout):
+            job.cancelled = True
+            raise TimeoutError(f"the model thread did not get to this call within {timeout:g} s")
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
     def snapshot(self) -> dict:
         with self.cond:
             return {**self.counters, "queue_depth": len(self.waiting), "max_queue": self.max_queue,
@@ -135,7 +157,9 @@ class Scheduler:
                         self.cond.wait()
                     if self._stop:
                         return
-                    rerank, new = self._take()
+                    calls, rerank, new = self._take()
+                for job in calls:
+                    self._run_call(job)
                 if rerank:
                     self._rerank_batch(rerank)
                 try:
@@ -149,9 +173,11 @@ class Scheduler:
                     self._fail([r.job for r in self.rows] + [j for j in new if id(j) not in running], e)
                     self.rows, self.cache, self.mask = [], None, None
 
-    def _take(self) -> tuple[list[Job], list[Job]]:
-        """Jobs to start now: free row slots go to row jobs in arrival order; the first waiting
-        rerank-mode job takes waiting ones with the same options along (seeded ones go alone)."""
+    def _take(self) -> tuple[list[Job], list[Job], list[Job]]:
+        """Jobs to start now: every waiting call; free row slots go to row jobs in arrival order;
+        the first waiting rerank-mode job takes waiting ones with the same options along (seeded
+        ones go alone)."""
+        calls: list[Job] = []
         rerank: list[Job] = []
         new: list[Job] = []
         keep: deque[Job] = deque()
@@ -159,14 +185,16 @@ class Scheduler:
             job = self.waiting.popleft()
             if job.cancelled:
                 continue
-            if job.rerank_mode and self._fits_rerank(rerank, job):
+            if job.call is not None:
+                calls.append(job)
+            elif job.rerank_mode and self._fits_rerank(rerank, job):
                 rerank.append(job)
             elif not job.rerank_mode and len(self.rows) + len(new) < self.max_batch:
                 new.append(job)
             else:
                 keep.append(job)
         self.waiting = keep
-        return rerank, new
+        return calls, rerank, new
 
     def _fits_rerank(self, group: list[Job], job: Job) -> bool:
         if not group:
@@ -184,6 +212,15 @@ class Scheduler:
     def _done(self, n: int = 1) -> None:
         with self.cond:
             self.counters["completed"] += n
+
+    def _run_call(self, job: Job) -> None:
+        try:
+            result = job.call()
+        except Exception as e:
+            self._fail([job], e)
+            return
+        self._done()
+        job.emit("result", result)
 
     # ------------------------------------------------------------------ rerank mode
     def _rerank_batch(self, jobs: list[Job]) -> None:

@@ -112,3 +112,19 @@ def test_text_stream_holds_back_stop_prefixes_partial_characters_and_blocked_wor
     assert s.update([1, 5, 2, 7], None) == "content_filter" and s.take_deltas() == [] and s.text == "w1 w5"
     s = TextStream(_Words(), safety=safe, streaming=False)
     assert s.update([2], "length") == "content_filter" and s.text == safe.fallback
+
+
+def test_call_runs_on_the_model_thread_and_raises_what_the_function_raised(responder):
+    import threading
+
+    sched = Scheduler(responder, max_batch=2, max_queue=4)
+    sched.start()
+    try:
+        assert sched.call(lambda: threading.current_thread().name) == "dialogpt-model"
+        reply = sched.call(lambda: responder.respond(HISTORIES[0], GenerationOptions(max_new_tokens=3)))
+        assert reply.text == responder.respond(HISTORIES[0], GenerationOptions(max_new_tokens=3)).text
+        with pytest.raises(ZeroDivisionError):
+            sched.call(lambda: 1 / 0)
+    finally:
+        sched.stop()
+    assert sched.counters["completed"] == 2 and sched.counters["failed"] == 1
