@@ -19,14 +19,8 @@ Bad input never passes silently, and never stops a build with a traceback:
   ``1e999``, ``"1e999"``, ``NaN``); more than ``max_bad_lines`` unreadable lines raise
   :class:`DumpError` naming the last one.
 
-Speed: only the fields the extraction uses are decoded (msgspec Structs, :class:`RawComment` /
-:class:`RawSubmission`); the rest of each record is skipped by the parser without building Python
-objects, which made reading about 3x cheaper than ``json.loads`` of the whole record.
-
-Schema drift handled by :func:`coerce_comment` / :func:`coerce_submission` (each counted):
-``created_utc`` as int, str or float; ids with or without ``t1_``/``t3_`` prefixes; missing
-``score`` (-> 0, as the original's ``'None'`` -> 0) and ``subreddit`` (-> from ``permalink``, else
-empty); ``_meta`` fields (ignored); ``num_comments`` missing (kept: we cannot tell).
+Records are decoded and coerced by :mod:`dialogpt_dataset.records` (only the fields the extraction
+uses, schema drift counted); :func:`coerce_comment` / :func:`coerce_submission` are re-exported here.
 """
 
 from __future__ import annotations
@@ -37,7 +31,6 @@ import io
 import json
 import logging
 import lzma
-import math
 import os
 import re
 from collections import Counter
@@ -47,6 +40,19 @@ from typing import Any
 
 import msgspec
 import zstandard
+
+from dialogpt_dataset.records import (
+    BadNumber,
+    RawComment,
+    RawSubmission,
+    coerce_comment,
+    coerce_raw_comment,
+    coerce_raw_submission,
+    coerce_submission,
+)
+
+__all__ = ["COMPRESSIONS", "READ_RULES", "DumpError", "available_months", "check_not_empty", "coerce_comment",
+           "coerce_submission", "find_month_files", "iter_records", "open_dump", "parse_dump_name"]
 
 MAX_WINDOW_SIZE = 2**31
 COMPRESSIONS = ("zst", "bz2", "xz", "gz", "json", "ndjson", "jsonl", "")
@@ -150,7 +156,6 @@ def open_dump(path: str | os.PathLike) -> io.BufferedIOBase:
 
 
 _DECODE_ERRORS = (zstandard.ZstdError, OSError, EOFError, lzma.LZMAError)
-_INT64 = 2**63
 #: skipped lines and empty files are logged here (one line each, ``file:line: skipped (rule): why``)
 log = logging.getLogger(__name__)
 #: skipped lines named one by one (a warning each) per file; the rest are only counted
@@ -165,51 +170,17 @@ READ_RULES: list[tuple[str, str]] = [
 ]
 
 
-class _BadNumber(Exception):
-    """A used numeric field is non-finite or does not fit int64 (counted as ``bad_number``)."""
-
-
-class RawComment(msgspec.Struct):
-    """The fields of a comment the extraction uses; every other field of the line is skipped unparsed
-    into Python objects (decoding a whole Pushshift record cost more than the rest of stage 1).
-    ``Any`` because each of them drifted in type over the years (see the module doc)."""
-
-    id: Any = None
-    link_id: Any = None
-    parent_id: Any = None
-    body: Any = None
-    score: Any = None
-    created_utc: Any = None
-    subreddit: Any = None
-    permalink: Any = None
-    author: Any = None
-    meta: Any = msgspec.field(default=msgspec.UNSET, name="_meta")
-
-
-class RawSubmission(msgspec.Struct):
-    """The fields of a submission the extraction uses (see :class:`RawComment`)."""
-
-    id: Any = None
-    score: Any = None
-    created_utc: Any = None
-    subreddit: Any = None
-    permalink: Any = None
-    author: Any = None
-    title: Any = None
-    selftext: Any = None
-    num_comments: Any = None
-    meta: Any = msgspec.field(default=msgspec.UNSET, name="_meta")
-
-
+#: per kind: the decoder of a line and the coercion of what it decoded (None: whole records, as dicts)
 _DECODERS = {
     None: msgspec.json.Decoder(),
     "c": msgspec.json.Decoder(RawComment),
     "s": msgspec.json.Decoder(RawSubmission),
 }
+_COERCE = {None: None, "c": coerce_raw_comment, "s": coerce_raw_submission}
 
 
 def _reject_constant(name: str):
-    raise _BadNumber(f"{name} is not a JSON number")
+    raise BadNumber(f"{name} is not a JSON number")
 
 
 def _classify(exc: Exception, line: bytes) -> tuple[str, str]:
@@ -223,20 +194,21 @@ def _classify(exc: Exception, line: bytes) -> tuple[str, str]:
         json.loads(line, parse_constant=_reject_constant)
     except RecursionError:
         return "json_too_deep", "nested deeper than the JSON decoder allows"
-    except _BadNumber as e:
+    except BadNumber as e:
         return "bad_number", str(e)
     except ValueError:
         pass
     return "bad_json", _first_line(exc)
 
 
-class _Skips:
-    """Counts skipped lines and names the first :data:`MAX_NAMED_SKIPS` of a file (``file:line``);
-    more than ``max_bad_lines`` unreadable ones (a bad number is readable) stop the file."""
+class _FileState:
+    """One file's reading: lines and blank lines seen, and the skipped ones, counted under their rule
+    and named for the first :data:`MAX_NAMED_SKIPS` (``file:line``); more than ``max_bad_lines``
+    unreadable ones (a bad number is readable) stop the file."""
 
     def __init__(self, path: Path, counters: Counter, max_bad_lines: int):
         self.path, self.counters, self.max_bad_lines = path, counters, max_bad_lines
-        self.named = self.unreadable = 0
+        self.named = self.unreadable = self.lines = self.blank = 0
 
     def skip(self, line_no: int, rule: str, detail: str) -> None:
         self.counters[rule] += 1
@@ -272,6 +244,36 @@ def check_not_empty(path: str | os.PathLike, allow_empty: bool = False) -> None:
                         "to build without it")
 
 
+def _decoded(state: _FileState, kind: str | None) -> Iterator[tuple[int, Any]]:
+    """(line_no, decoded record) of each line of ``state.path`` that decodes to a JSON object; every
+    other non-blank line is skipped through ``state`` (or, before any record, says "not a dump")."""
+    decode, path = _DECODERS[kind].decode, state.path
+    seen_record, line_no = False, 0
+    try:
+        with open_dump(path) as raw:
+            for line_no, line in enumerate(raw, start=1):
+                try:
+                    rec = decode(line)
+                    if kind is None and not isinstance(rec, dict):
+                        raise msgspec.ValidationError(f"Expected `object`, got `{type(rec).__name__}`")
+                except (msgspec.DecodeError, RecursionError) as e:  # ValidationError is a DecodeError
+                    if not line.strip():
+                        state.blank += 1
+                        continue
+                    rule, why = _classify(e, line)
+                    if not seen_record and rule == "bad_json":
+                        raise DumpError(f"{path}:{line_no}: not a Pushshift NDJSON dump (first record is not a "
+                                        f"JSON object: {why})") from None
+                    state.skip(line_no, rule, why)
+                    continue
+                seen_record = True
+                yield line_no, rec
+    except _DECODE_ERRORS as e:
+        raise DumpError(f"{path}:{line_no + 1}: corrupt or truncated compressed data ({type(e).__name__}: {e})") from None
+    finally:
+        state.lines = line_no
+
+
 def iter_records(
     path: str | os.PathLike,
     counters: Counter | None = None,
@@ -291,200 +293,26 @@ def iter_records(
     :data:`READ_RULES` and named (``file:line``) in a warning on :data:`log`, up to
     ``max_bad_lines`` unreadable ones. An empty dump (no line at all: a failed download) is a
     :class:`DumpError` unless ``allow_empty`` (then a warning, counted as ``empty_dump_files``).
-
     ``count_as`` names a counter of every non-blank line read (each is then either yielded or
     counted under a rule).
     """
     counters = counters if counters is not None else Counter()
-    path = Path(path)
-    decode = _DECODERS[kind].decode
-    coerce = {None: None, "c": _coerce_comment, "s": _coerce_submission}[kind]
-    skips = _Skips(path, counters, max_bad_lines)
-    line_no = blank = 0
-    seen_line = seen_record = False
+    state = _FileState(Path(path), counters, max_bad_lines)
+    coerce = _COERCE[kind]
     try:
-        with open_dump(path) as raw:
-            for line_no, line in enumerate(raw, start=1):
-                try:
-                    rec = decode(line)
-                    if coerce is None and not isinstance(rec, dict):
-                        raise msgspec.ValidationError(f"Expected `object`, got `{type(rec).__name__}`")
-                except (msgspec.DecodeError, RecursionError) as e:  # ValidationError is a DecodeError
-                    if not line.strip():
-                        blank += 1
-                        continue
-                    seen_line = True
-                    rule, why = _classify(e, line)
-                    if not seen_record and rule == "bad_json":
-                        raise DumpError(f"{path}:{line_no}: not a Pushshift NDJSON dump (first record is not a "
-                                        f"JSON object: {why})") from None
-                    skips.skip(line_no, rule, why)
-                    continue
-                seen_line = seen_record = True
-                if coerce is None:
-                    yield line_no, rec
-                    continue
-                try:
-                    compact = coerce(rec, counters)
-                except _BadNumber as e:
-                    skips.skip(line_no, "bad_number", str(e))
-                    continue
-                if compact is not None:
-                    yield line_no, compact
-    except _DECODE_ERRORS as e:
-        raise DumpError(f"{path}:{line_no + 1}: corrupt or truncated compressed data ({type(e).__name__}: {e})") from None
+        for line_no, rec in _decoded(state, kind):
+            if coerce is None:
+                yield line_no, rec
+                continue
+            try:
+                compact = coerce(rec, counters)
+            except BadNumber as e:
+                state.skip(line_no, "bad_number", str(e))
+                continue
+            if compact is not None:
+                yield line_no, compact
     finally:
         if count_as:  # once, not per line: this loop is the hot path of stage 1
-            counters[count_as] += line_no - blank
-    if not seen_line:
-        _empty_dump(path, counters, allow_empty)
-
-
-def _bare_id(value, prefix: str, counters: Counter, what: str) -> str | None:
-    """Canonical ``t1_``/``t3_`` id. Dumps carry ``id`` bare and ``link_id`` prefixed, mostly."""
-    if value is None or value == "":
-        return None
-    s = str(value)
-    if s[:3] in ("t1_", "t3_"):
-        if s[:3] != prefix:
-            return None
-        if what == "id":
-            counters["drift_id_prefixed"] += 1
-        return s
-    if what != "id":
-        counters[f"drift_{what}_bare"] += 1
-    return prefix + s
-
-
-def _checked_int(value: int | float, field: str) -> int:
-    """``value`` as an int that Parquet's int64 holds; :class:`_BadNumber` for inf/NaN/overflow."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _BadNumber(f"{field} is {value!r}")
-        value = int(value)
-    if not -_INT64 <= value < _INT64:
-        raise _BadNumber(f"{field} {str(value)[:30]} does not fit int64")
-    return int(value)  # a bool is an int: True -> 1, as the original's int()
-
-
-def _str_number(value: str, field: str) -> float | None:
-    """A numeric string as a float (None when it is no number); non-finite ones are bad numbers."""
-    try:
-        f = float(value)
-    except ValueError:
-        return None
-    if not math.isfinite(f):
-        raise _BadNumber(f"{field} is {value[:30]!r}")
-    return f
-
-
-def _created(value, counters: Counter) -> int:
-    if isinstance(value, bool) or value is None:
-        counters["drift_created_utc_missing"] += 1
-        return 0
-    if isinstance(value, int):
-        return _checked_int(value, "created_utc")
-    if isinstance(value, float):
-        counters["drift_created_utc_float"] += 1
-        return _checked_int(value, "created_utc")
-    counters["drift_created_utc_str"] += 1
-    f = _str_number(str(value), "created_utc")
-    if f is None:
-        counters["drift_created_utc_missing"] += 1
-        return 0
-    return _checked_int(f, "created_utc")
-
-
-def _score(value, counters: Counter) -> int:
-    if isinstance(value, (int, float)):  # bool too: int(True) as the original's int()
-        return _checked_int(value, "score")
-    if value is not None and value != "None":
-        s = str(value)
-        try:
-            return _checked_int(int(s), "score")
-        except ValueError:
-            _str_number(s, "score")  # "1e999" / "nan" are bad numbers, "abc" is a missing score
-    counters["drift_score_missing"] += 1
-    return 0
-
-
-def _subreddit(rec: RawComment | RawSubmission, counters: Counter) -> str:
-    sub = rec.subreddit
-    if sub:
-        return str(sub).lower()
-    link = str(rec.permalink or "")
-    parts = link.split("/")
-    if len(parts) > 2 and parts[1] == "r":  # the original takes permalink.split('/')[2]
-        return parts[2].lower()
-    counters["drift_subreddit_missing"] += 1
-    return ""
-
-
-def _coerce_comment(rec: RawComment, counters: Counter) -> dict | None:
-    if rec.meta is not msgspec.UNSET:
-        counters["drift_meta_field"] += 1
-    cid = _bare_id(rec.id, "t1_", counters, "id")
-    link = _bare_id(rec.link_id, "t3_", counters, "link_id")
-    parent = rec.parent_id
-    body = rec.body
-    if cid is None or link is None or not parent or not isinstance(body, str):
-        counters["missing_field"] += 1
-        return None
-    parent = str(parent)
-    if not parent.startswith(("t1_", "t3_")):
-        # bare parent ids are ambiguous; a parent equal to the link is the submission
-        parent = link if "t3_" + parent == link else "t1_" + parent
-    return {
-        "k": "c", "id": cid, "p": parent, "l": link, "s": _score(rec.score, counters),
-        "t": _created(rec.created_utc, counters), "r": _subreddit(rec, counters),
-        "b": body, "a": str(rec.author or ""),
-    }
-
-
-def _num_comments(value, counters: Counter) -> int | None:
-    n = None
-    if isinstance(value, (int, float)):
-        n = _checked_int(value, "num_comments")
-    elif value is not None:
-        s = str(value)
-        try:
-            n = int(s)
-        except ValueError:
-            _str_number(s, "num_comments")
-    if n is None:
-        counters["drift_num_comments_missing"] += 1
-    return n
-
-
-def _coerce_submission(rec: RawSubmission, counters: Counter) -> dict | None:
-    if rec.meta is not msgspec.UNSET:
-        counters["drift_meta_field"] += 1
-    sid = _bare_id(rec.id, "t3_", counters, "id")
-    if sid is None:
-        counters["missing_field"] += 1
-        return None
-    return {
-        "k": "s", "id": sid, "l": sid, "s": _score(rec.score, counters),
-        "t": _created(rec.created_utc, counters), "r": _subreddit(rec, counters),
-        "ti": str(rec.title or ""), "st": str(rec.selftext or ""),
-        "n": _num_comments(rec.num_comments, counters), "a": str(rec.author or ""),
-    }
-
-
-def _coerce_dict(rec: dict, raw_type: type, coerce, counters: Counter) -> dict | None:
-    try:
-        return coerce(msgspec.convert(rec, raw_type), counters)
-    except _BadNumber:
-        counters["bad_number"] += 1
-        return None
-
-
-def coerce_comment(rec: dict, counters: Counter) -> dict | None:
-    """A raw comment dict -> the compact record the pipeline shards; None (counted) when unusable:
-    ``missing_field``, or ``bad_number`` for a non-finite / overflowing score or created_utc."""
-    return _coerce_dict(rec, RawComment, _coerce_comment, counters)
-
-
-def coerce_submission(rec: dict, counters: Counter) -> dict | None:
-    """A raw submission dict -> its compact record; None (counted) when unusable."""
-    return _coerce_dict(rec, RawSubmission, _coerce_submission, counters)
+            counters[count_as] += state.lines - state.blank
+    if state.lines == state.blank:
+        _empty_dump(state.path, counters, allow_empty)
