@@ -68,3 +68,5 @@ def test_web_chat_in_a_browser(tiny_model, tokenizer, tmp_path):
         chat_in_browser(driver, base, tmp_path, expected)
         with urllib.request.urlopen(base + "/v1/models", timeout=30) as r:  # the API on the same server
             assert [m["id"] for m in json.load(r)["data"]] == ["tiny"]
+    # the page's three replies were decoded on the server's model thread (Scheduler.call), not beside it
+    assert app.state.scheduler.counters["requests"] == 3
