@@ -72,8 +72,13 @@ HELP = {
     "push_to_hub": "upload the final folder to the Hub",
     "hub_model_id": "org/name to push to",
     "hub_private": "create the Hub repo private",
-    "hub_token": "Hub token (default: HF_TOKEN / the saved login); never printed",
+    "hub_token": "Hub token; visible to other users in the process list: prefer HF_TOKEN, "
+                 "`huggingface-cli login` or --hub_token_file (never printed or saved)",
+    "hub_token_file": "file whose first line is the Hub token (default: HF_TOKEN / the saved login)",
+    "allow_inexact_resume": "resume from a checkpoint without RNG state (losses differ from an uninterrupted run)",
 }
+TOKEN_WARNING = ("warning: --hub_token on the command line is visible to other users of this machine (ps, "
+                 "/proc/<pid>/cmdline) for the whole run; use HF_TOKEN, `huggingface-cli login` or --hub_token_file")
 CHOICES = {"mixed_precision": MIXED_PRECISION, "report_to": REPORT_TO}
 ALIASES = {"train_file": ["--train_input_file"], "eval_file": ["--eval_input_file"], "eval_steps": ["--valid_step"]}
 
@@ -165,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         return plot_main(argv[1:])
 
     def run() -> int:
+        args = sys.argv[1:] if argv is None else argv
+        if any(a == "--hub_token" or a.startswith("--hub_token=") for a in args) and os.environ.get("RANK", "0") == "0":
+            print(TOKEN_WARNING, file=sys.stderr, flush=True)
         config = config_from_args(argv)
         result = train(config)
         if os.environ.get("RANK", "0") == "0":  # one summary line, not one per process

@@ -21,10 +21,13 @@ from pathlib import Path
 
 from dialogpt.errors import first_line
 from dialogpt.train.config import TrainConfig, TrainingError
+from dialogpt.train.manifest import Verdict, verify_checkpoint, write_manifest
 
 CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
 RUN_FILES = ("train_log.txt", "eval_log.txt")
 RUN_DIRS = ("checkpoints", "runs")
+TMP_PREFIX = ".tmp-"          # a save in progress: renamed to step-NNNNNN when complete
+TRASH_PREFIX = ".deleting-"   # an old checkpoint being removed by --save_total_limit
 
 
 @dataclass
@@ -70,22 +73,77 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def find_resume_path(output_dir: str | os.PathLike, resume: str | None) -> Path | None:
-    """latest -> the highest step folder (error if none); auto -> the same or None; else a path."""
+@dataclass
+class ResumePoint:
+    """The checkpoint a run continues from, and what the user must be told about the choice."""
+
+    path: Path
+    exact: bool = True
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def find_resume_path(output_dir: str | os.PathLike, resume: str | None,
+                     allow_inexact: bool = False) -> ResumePoint | None:
+    """latest -> the newest checkpoint that verifies (error if none); auto -> the same or None; else a path.
+
+    ``latest``/``auto`` skip damaged checkpoints, saying which and why; a PATH that does not verify is
+    a one-line error naming the damaged file. Missing RNG state is accepted only with ``allow_inexact``.
+    """
     if not resume:
         return None
-    if resume in ("latest", "auto"):
-        ckpts = list_checkpoints(output_dir)
-        if not ckpts:
-            if resume == "auto":
-                return None
-            raise TrainingError(f"--resume_from_checkpoint latest: no step-NNNNNN checkpoint in "
-                                f"{checkpoint_root(output_dir)}")
-        return ckpts[-1]
-    p = Path(resume)
-    if not (p / "trainer_state.json").is_file():
-        raise TrainingError(f"--resume_from_checkpoint {p}: not a checkpoint folder (no trainer_state.json)")
-    return p
+    if resume not in ("latest", "auto"):
+        p = Path(resume)
+        if not (p / "trainer_state.json").is_file():
+            raise TrainingError(f"--resume_from_checkpoint {p}: not a checkpoint folder (no trainer_state.json)")
+        verdict = verify_checkpoint(p)
+        if not verdict.usable(allow_inexact):
+            raise TrainingError(f"--resume_from_checkpoint {p}: {_refusal(verdict)}")
+        return _resume_point(p, verdict, [])
+    notes: list[str] = []
+    ckpts = list_checkpoints(output_dir)
+    for i in range(len(ckpts) - 1, -1, -1):
+        verdict = verify_checkpoint(ckpts[i])
+        if verdict.usable(allow_inexact):
+            if notes:
+                notes.append(f"resuming from {ckpts[i].name}, the newest checkpoint that verifies")
+            notes += [f"ignoring damaged older checkpoint {old.name}: {v.first()}"
+                      for old in ckpts[:i] if not (v := verify_checkpoint(old)).ok]
+            return _resume_point(ckpts[i], verdict, notes)
+        notes.append(f"skipping checkpoint {ckpts[i].name}: {_refusal(verdict)}")
+    if resume == "auto" and not notes:
+        return None
+    where = checkpoint_root(output_dir)
+    raise TrainingError(f"--resume_from_checkpoint {resume}: no step-NNNNNN checkpoint in {where}" if not notes
+                        else f"--resume_from_checkpoint {resume}: no checkpoint in {where} verifies ({notes[0]})")
+
+
+def _refusal(verdict: Verdict) -> str:
+    if verdict.problems:
+        return verdict.problems[0]
+    return (f"{verdict.rng_problems[0]}: without RNG state the resume is not exact (other dropout masks than "
+            "an uninterrupted run); pass --allow_inexact_resume to go on anyway")
+
+
+def _resume_point(path: Path, verdict: Verdict, notes: list[str]) -> ResumePoint:
+    if verdict.rng_problems:
+        notes = notes + [f"resume from {path.name} is NOT exact: {verdict.rng_problems[0]} (--allow_inexact_resume); "
+                         "losses will differ from an uninterrupted run"]
+    return ResumePoint(path=path, exact=not verdict.rng_problems, notes=notes)
+
+
+def clean_leftovers(output_dir: str | os.PathLike) -> list[str]:
+    """Remove what a killed run left half-written (``.tmp-step-*``) or half-deleted (``.deleting-step-*``).
+
+    Neither is ever taken for a checkpoint (their names do not match ``step-NNNNNN``); they only
+    waste disk. Returns the removed names so the caller can report them. Main process only.
+    """
+    root = checkpoint_root(output_dir)
+    if not root.is_dir():
+        return []
+    gone = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith((TMP_PREFIX, TRASH_PREFIX)))
+    for name in gone:
+        shutil.rmtree(root / name, ignore_errors=True)
+    return gone
 
 
 def check_checkpoint_fits(model, checkpoint: Path, model_flag: str = "the model options") -> None:
@@ -175,13 +233,14 @@ def write_hyperparameters(path: Path, config: TrainConfig, extra: dict | None = 
 
 def save_checkpoint(accelerator, output_dir: str, state: TrainState, config: TrainConfig,
                     save_total_limit: int | None) -> Path:
-    """``accelerator.save_state`` into a temporary folder, then an atomic rename to ``step-NNNNNN``.
+    """``accelerator.save_state`` into a temporary folder, the manifest last, then an atomic rename.
 
-    A run killed mid-save leaves only a ``.tmp-`` folder, which ``latest`` never picks.
+    A run killed mid-save leaves only a ``.tmp-`` folder, which ``latest`` never picks. Old
+    checkpoints are rotated out only once the new one verifies against its manifest.
     """
     root = checkpoint_root(output_dir)
     final = root / f"step-{state.global_step:06d}"
-    tmp = root / f".tmp-step-{state.global_step:06d}"
+    tmp = root / f"{TMP_PREFIX}step-{state.global_step:06d}"
     if accelerator.is_main_process:
         root.mkdir(parents=True, exist_ok=True)
         if tmp.exists():
@@ -192,14 +251,32 @@ def save_checkpoint(accelerator, output_dir: str, state: TrainState, config: Tra
     if accelerator.is_main_process:
         (tmp / "trainer_state.json").write_text(state.to_json())
         write_hyperparameters(tmp / "hyperparameters.yaml", config)
+        write_manifest(tmp)
         if final.exists():
-            shutil.rmtree(final)
+            _remove_checkpoint(final)
         os.replace(tmp, final)
+        verdict = verify_checkpoint(final)
+        if not verdict.ok:  # the disk lost what was just written: keep every older checkpoint
+            raise TrainingError(f"checkpoint {final} does not verify right after saving: {verdict.first()}")
         if save_total_limit:
             for old in list_checkpoints(output_dir)[:-save_total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
+                _remove_checkpoint(old)
     accelerator.wait_for_everyone()
     return final
+
+
+def _remove_checkpoint(folder: Path) -> None:
+    """Rename out of the ``step-NNNNNN`` namespace first, then delete: a kill mid-delete leaves a
+    ``.deleting-`` folder that no resume can mistake for a checkpoint (:func:`clean_leftovers`)."""
+    trash = folder.with_name(TRASH_PREFIX + folder.name)
+    if trash.exists():
+        shutil.rmtree(trash)
+    os.replace(folder, trash)
+    _delete_tree(trash)
+
+
+def _delete_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -85,7 +85,9 @@ class TrainConfig:
     """Checkpoint every N optimizer steps; 0 = none."""
     save_total_limit: int | None = None
     resume_from_checkpoint: str | None = None
-    """latest | auto | PATH. latest fails if there is none; auto starts fresh then."""
+    """latest | auto | PATH. latest fails if none verifies; auto starts fresh if there is none."""
+    allow_inexact_resume: bool = False
+    """Resume from a checkpoint that lacks its RNG state (the losses then differ from an uninterrupted run)."""
     continue_from: int = 0
     overwrite_output_dir: bool = False
     """A fresh run into a folder that holds another run's logs/checkpoints: delete those first."""
@@ -96,6 +98,9 @@ class TrainConfig:
     hub_model_id: str | None = None
     hub_private: bool = False
     hub_token: str | None = field(default=None, repr=False)
+    """Prefer HF_TOKEN, the huggingface_hub login or --hub_token_file: a flag shows in the process list."""
+    hub_token_file: str | None = None
+    """A file holding the Hub token (first line)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -198,6 +203,8 @@ def _check_start_clashes(c: TrainConfig) -> str | None:
 def _check_hub(c: TrainConfig) -> str | None:
     if c.push_to_hub and not c.hub_model_id:
         return "--push_to_hub needs --hub_model_id org/name"
+    if c.hub_token and c.hub_token_file:
+        return "--hub_token and --hub_token_file clash: give the token one way"
     if c.hub_model_id and c.hub_model_id.count("/") > 1:
         return f"--hub_model_id {c.hub_model_id!r} must look like org/name"
     return None

@@ -78,13 +78,34 @@ def save_final(accelerator, model, tokenizer, config: TrainConfig, result: Train
     accelerator.wait_for_everyone()
 
 
+def resolve_hub_token(config: TrainConfig) -> str | None:
+    """The token to push with: ``--hub_token``, else the first line of ``--hub_token_file``, else None,
+    which lets huggingface_hub use ``HF_TOKEN`` or the saved ``huggingface-cli login``.
+
+    A file or the environment keep the token out of the process list (``ps`` shows every flag).
+    """
+    if config.hub_token:
+        return config.hub_token
+    if not config.hub_token_file:
+        return None
+    path = Path(config.hub_token_file)
+    try:
+        token = (path.read_text().strip().splitlines() or [""])[0].strip()
+    except OSError as e:
+        raise TrainingError(f"--hub_token_file {path}: cannot read it ({first_line(e)})") from None
+    if not token:
+        raise TrainingError(f"--hub_token_file {path}: the file is empty")
+    return token
+
+
 def push_folder(accelerator, out_dir: Path, config: TrainConfig) -> str | None:
     """Create (or reuse) the Hub repo and upload the final folder; checkpoints stay local."""
     url = None
     if accelerator.is_main_process:
         from huggingface_hub import HfApi
 
-        api = HfApi(token=config.hub_token)
+        token = resolve_hub_token(config)
+        api = HfApi(token=token)
         try:
             api.create_repo(config.hub_model_id, private=config.hub_private, exist_ok=True, repo_type="model")
             info = api.upload_folder(folder_path=str(out_dir), repo_id=config.hub_model_id, repo_type="model",
@@ -92,8 +113,8 @@ def push_folder(accelerator, out_dir: Path, config: TrainConfig) -> str | None:
                                      ignore_patterns=PUSH_IGNORE)
         except Exception as e:
             msg = first_line(e, 300)
-            if config.hub_token:
-                msg = msg.replace(config.hub_token, "***")
+            if token:
+                msg = msg.replace(token, "***")
             raise TrainingError(f"--push_to_hub {config.hub_model_id}: {msg}") from None
         url = str(getattr(info, "commit_url", None) or info)
     accelerator.wait_for_everyone()

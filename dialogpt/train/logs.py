@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from dialogpt.train.checkpointing import TrainState
+from dialogpt.train.checkpointing import TrainState, write_hyperparameters
 from dialogpt.train.config import TrainConfig
+from dialogpt.train.data import padding_efficiency
 
 TRAIN_LOG_HEADER = ("epoch,global_step,step,loss,ppl,mean_loss,mean_ppl,n_token_real,n_token_total,"
                     "tokens_per_sec,lr,padding_efficiency,epoch_time")
@@ -139,3 +140,54 @@ class RunLog:
             if f is not None:
                 f.close()
         self.train_f = self.eval_f = None
+
+
+def start_logs(run) -> RunLog:
+    """hyperparameters.yaml, the CSV logs, trackers, the progress bar and the startup summary.
+
+    ``run`` is the loop's :class:`dialogpt.train.loop.Run` (everything setup built).
+    """
+    from tqdm.auto import tqdm
+
+    config, acc = run.config, run.accelerator
+    out_dir = Path(config.output_dir)
+    if acc.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_hyperparameters(out_dir / "hyperparameters.yaml", config,
+                              {"num_processes": acc.num_processes, "num_parameters": run.n_params})
+    if config.report_to != "none":
+        acc.init_trackers("dialogpt", config={k: v for k, v in config.to_dict().items()
+                                               if isinstance(v, (int, float, str, bool))})
+    bar = tqdm(total=config.num_optim_steps, initial=run.state.global_step, desc="training", unit="step",
+               disable=not (acc.is_local_main_process and config.pbar), dynamic_ncols=True)
+    log = RunLog(acc, config, bar, run.state)
+    log.say(summary(run))
+    log.start(run.state)
+    return log
+
+
+def summary(run) -> str:
+    """run_clm_no_trainer's "Running training" block with the seed's figures (STYLE.md #12)."""
+    config, acc = run.config, run.accelerator
+    steps_per_epoch = math.ceil(len(run.train_dl) / config.gradient_accumulation_steps)
+    plan_eff = padding_efficiency(run.sampler.lengths, run.sampler.batches())
+    return ("***** Running training *****\n"
+            f"  processes (world size)       = {acc.num_processes} ({acc.distributed_type}, "
+            f"device {acc.device}, mixed precision {acc.mixed_precision})\n"
+            f"  model                        = {config.model_name_or_path or config.model_config}, "
+            f"{run.n_params / 1e6:.2f}M parameters, n_embd {run.n_embd}\n"
+            f"  training sessions            = {run.num_train} ({run.dropped} dropped: no trained turn)"
+            f"{' [reverse / MMI]' if config.reverse else ''}\n"
+            f"  validation sessions          = {run.num_eval}\n"
+            f"  micro-batch per device       = {config.micro_batch_size} (train_batch_size "
+            f"{config.train_batch_size} / accumulation {config.gradient_accumulation_steps})\n"
+            f"  total batch per optim step   = {config.train_batch_size * acc.num_processes} examples\n"
+            f"  optimizer steps              = {config.num_optim_steps} ({steps_per_epoch} per epoch), "
+            f"starting at {run.state.global_step}\n"
+            f"  lr schedule                  = {config.lr_schedule}, lr {config.learning_rate:g}, "
+            f"warmup {config.warmup_steps} steps / {config.warmup_proportion} of training\n"
+            f"  max_seq_length               = {config.max_seq_length}; padding efficiency of the batch plan "
+            f"{plan_eff:.3f} (real/padded tokens)"
+            + (f"\n  resumed from                 = {run.resume_path}"
+               f"{'' if run.resume_exact else ' (NOT exact: no RNG state, --allow_inexact_resume)'}"
+               if run.resume_path else ""))

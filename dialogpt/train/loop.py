@@ -26,7 +26,6 @@ tokenizer), :mod:`~dialogpt.train.data` (tokenise and batch), :mod:`~dialogpt.tr
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,22 +33,24 @@ from pathlib import Path
 
 import torch
 
+from dialogpt.errors import first_line
 from dialogpt.tensors import token_nll
 from dialogpt.train.checkpointing import (
+    ResumePoint,
     TrainState,
     check_checkpoint_fits,
+    clean_leftovers,
     find_resume_path,
     prepare_fresh_output_dir,
     save_checkpoint,
     sync_accelerate_config,
     truncate_log,
-    write_hyperparameters,
 )
 from dialogpt.train.config import TrainConfig, TrainingError, TrainResult
-from dialogpt.train.data import LengthBucketBatchSampler, build_loaders, load_training_data, padding_efficiency
+from dialogpt.train.data import LengthBucketBatchSampler, build_loaders, load_training_data
 from dialogpt.train.hub import push_folder, save_final
 from dialogpt.train.launch import accelerator_kwargs, make_accelerator
-from dialogpt.train.logs import RunLog, ppl
+from dialogpt.train.logs import RunLog, ppl, start_logs
 from dialogpt.train.model import load_model, load_tokenizer
 from dialogpt.train.optim import apply_continue_from, build_optimizer
 
@@ -77,6 +78,7 @@ class Run:
     num_eval: int
     dropped: int
     last_ckpt: Path | None = None
+    resume_exact: bool = True
     micro: list = field(default_factory=list)   # this step's micro-batch (loss, real tokens, all tokens)
 
 
@@ -98,7 +100,7 @@ def train(config: TrainConfig, step_callback: StepCallback | None = None) -> Tra
     try:
         sync_accelerate_config(accelerator, config)
         run = setup(config, accelerator)
-        log = _start_logs(run)
+        log = start_logs(run)
         try:
             train_epochs(run, log, step_callback)
             return finish(run, log)
@@ -155,7 +157,9 @@ def setup(config: TrainConfig, accelerator) -> Run:
     from accelerate.utils import set_seed
 
     set_seed(config.seed)
-    resume_path = find_resume_path(config.output_dir, config.resume_from_checkpoint)
+    resume = find_resume_path(config.output_dir, config.resume_from_checkpoint, config.allow_inexact_resume)
+    _report_checkpoint_state(accelerator, config, resume)
+    resume_path = resume.path if resume else None
     if resume_path is None:
         # ``auto`` that found no checkpoint restarts its own killed job: its old logs go
         prepare_fresh_output_dir(accelerator, config.output_dir,
@@ -181,63 +185,31 @@ def setup(config: TrainConfig, accelerator) -> Run:
     return Run(config=config, accelerator=accelerator, tokenizer=tokenizer, model=model, optimizer=optimizer,
                scheduler=scheduler, train_dl=train_dl, eval_dl=eval_dl, sampler=sampler, state=state,
                resume_path=resume_path, n_params=n_params, n_embd=n_embd, num_train=len(train_tok),
-               num_eval=len(eval_tok) if eval_tok is not None else 0, dropped=dropped, last_ckpt=resume_path)
+               num_eval=len(eval_tok) if eval_tok is not None else 0, dropped=dropped, last_ckpt=resume_path,
+               resume_exact=resume.exact if resume else True)
+
+
+def _report_checkpoint_state(accelerator, config: TrainConfig, resume: ResumePoint | None) -> None:
+    """Say which checkpoints were skipped and why, and remove what a killed run left half-written/deleted."""
+    if not accelerator.is_main_process:
+        return
+    for note in resume.notes if resume else []:
+        print(f"checkpoints: {note}", flush=True)
+    for name in clean_leftovers(config.output_dir):
+        print(f"checkpoints: removed {name}, left half-written or half-deleted by a killed run", flush=True)
 
 
 def restore(accelerator, resume_path: Path, out_dir: Path) -> TrainState:
     """Model/optimizer/scheduler/RNG from the checkpoint; logs cut back to its step."""
-    accelerator.load_state(str(resume_path))
+    try:
+        accelerator.load_state(str(resume_path))
+    except Exception as e:  # damage the manifest cannot see (a same-size corrupted weight file)
+        raise TrainingError(f"--resume_from_checkpoint {resume_path}: cannot load it ({first_line(e)})") from None
     state = TrainState.from_json((resume_path / "trainer_state.json").read_text())
     if accelerator.is_main_process:
         for name in ("train_log.txt", "eval_log.txt"):
             truncate_log(out_dir / name, state.global_step)
     return state
-
-
-def _start_logs(run: Run) -> RunLog:
-    """hyperparameters.yaml, the CSV logs, trackers, the progress bar and the startup summary."""
-    from tqdm.auto import tqdm
-
-    config, acc = run.config, run.accelerator
-    out_dir = Path(config.output_dir)
-    if acc.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_hyperparameters(out_dir / "hyperparameters.yaml", config,
-                              {"num_processes": acc.num_processes, "num_parameters": run.n_params})
-    if config.report_to != "none":
-        acc.init_trackers("dialogpt", config={k: v for k, v in config.to_dict().items()
-                                               if isinstance(v, (int, float, str, bool))})
-    bar = tqdm(total=config.num_optim_steps, initial=run.state.global_step, desc="training", unit="step",
-               disable=not (acc.is_local_main_process and config.pbar), dynamic_ncols=True)
-    log = RunLog(acc, config, bar, run.state)
-    log.say(_summary(run))
-    log.start(run.state)
-    return log
-
-
-def _summary(run: Run) -> str:
-    """run_clm_no_trainer's "Running training" block with the seed's figures (STYLE.md #12)."""
-    config, acc = run.config, run.accelerator
-    steps_per_epoch = math.ceil(len(run.train_dl) / config.gradient_accumulation_steps)
-    plan_eff = padding_efficiency(run.sampler.lengths, run.sampler.batches())
-    return ("***** Running training *****\n"
-            f"  processes (world size)       = {acc.num_processes} ({acc.distributed_type}, "
-            f"device {acc.device}, mixed precision {acc.mixed_precision})\n"
-            f"  model                        = {config.model_name_or_path or config.model_config}, "
-            f"{run.n_params / 1e6:.2f}M parameters, n_embd {run.n_embd}\n"
-            f"  training sessions            = {run.num_train} ({run.dropped} dropped: no trained turn)"
-            f"{' [reverse / MMI]' if config.reverse else ''}\n"
-            f"  validation sessions          = {run.num_eval}\n"
-            f"  micro-batch per device       = {config.micro_batch_size} (train_batch_size "
-            f"{config.train_batch_size} / accumulation {config.gradient_accumulation_steps})\n"
-            f"  total batch per optim step   = {config.train_batch_size * acc.num_processes} examples\n"
-            f"  optimizer steps              = {config.num_optim_steps} ({steps_per_epoch} per epoch), "
-            f"starting at {run.state.global_step}\n"
-            f"  lr schedule                  = {config.lr_schedule}, lr {config.learning_rate:g}, "
-            f"warmup {config.warmup_steps} steps / {config.warmup_proportion} of training\n"
-            f"  max_seq_length               = {config.max_seq_length}; padding efficiency of the batch plan "
-            f"{plan_eff:.3f} (real/padded tokens)"
-            + (f"\n  resumed from                 = {run.resume_path}" if run.resume_path else ""))
 
 
 # ----------------------------------------------------------------------------------------------
