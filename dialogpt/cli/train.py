@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dialogpt.errors import first_line
+from dialogpt.train.attention import ATTN_IMPLEMENTATIONS
 from dialogpt.train.config import MIXED_PRECISION, REPORT_TO, TrainConfig, TrainingError
 from dialogpt.train.loop import train
 from dialogpt.train.plot import PLOT_FILE, plot_run
@@ -44,6 +45,12 @@ HELP = {
     "init_checkpoint": "original DialoGPT .pkl to start from",
     "dropout": "override the model's dropout probabilities",
     "gradient_checkpointing": "trade compute for memory",
+    "packing": "several whole sessions per row of max_seq_length tokens, attention kept inside each session; "
+               "a micro-batch is then micro_batch_size rows (a fixed shape, no padding waste)",
+    "attn_implementation": "attention kernel; flash_attention_2 needs the flash-attn package, CUDA and bf16/fp16",
+    "torch_compile": "torch.compile the model (regional: one GPT2Block compiled for all layers); best with --packing",
+    "torch_compile_backend": "dynamo backend for --torch_compile",
+    "peak_tflops": "the device's dense peak for the MFU figure (default: from the GPU's name; unknown = no MFU)",
     "train_batch_size": "examples per device per optimizer step (the seed's meaning)",
     "gradient_accumulation_steps": "micro-batches per optimizer step",
     "eval_batch_size": "validation batch size per device",
@@ -79,7 +86,7 @@ HELP = {
 }
 TOKEN_WARNING = ("warning: --hub_token on the command line is visible to other users of this machine (ps, "
                  "/proc/<pid>/cmdline) for the whole run; use HF_TOKEN, `huggingface-cli login` or --hub_token_file")
-CHOICES = {"mixed_precision": MIXED_PRECISION, "report_to": REPORT_TO}
+CHOICES = {"mixed_precision": MIXED_PRECISION, "report_to": REPORT_TO, "attn_implementation": ATTN_IMPLEMENTATIONS}
 ALIASES = {"train_file": ["--train_input_file"], "eval_file": ["--eval_input_file"], "eval_steps": ["--valid_step"]}
 
 

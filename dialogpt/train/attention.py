@@ -49,3 +49,10 @@ def check_attn_implementation(name: str, *, model_class, on_cuda: bool, mixed_pr
         import torch
 
         raise ValueError(f"--attn_implementation flex_attention needs torch >= 2.5 (this is {torch.__version__})")
+
+
+def use_attn_implementation(model, name: str, *, on_cuda: bool, mixed_precision: str = "no") -> None:
+    """Check ``name`` for this model, machine and precision, then switch the loaded model to it."""
+    check_attn_implementation(name, model_class=type(model), on_cuda=on_cuda, mixed_precision=mixed_precision)
+    if model.config._attn_implementation != name:
+        model.set_attn_implementation(name)

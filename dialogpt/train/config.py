@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dialogpt.train.attention import check_attn_name
 from dialogpt.train.schedules import SCHEDULES, lr_lambda
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
@@ -46,6 +47,10 @@ class TrainConfig:
     pad_to_multiple_of: int | None = None
     """Pad each batch to a multiple of this (8 helps fp16 tensor cores on GPU)."""
     dataloader_num_workers: int = 0
+    packing: bool = False
+    """Whole sessions side by side in rows of max_seq_length tokens, each attending only to itself
+    (train/packing.py). A micro-batch is then micro_batch_size rows, a fixed shape: no padding waste, and
+    the static shape --torch_compile wants. Validation batches stay padded."""
     # --- model ---
     model_name_or_path: str | None = None
     """Hub id or folder to fine-tune, e.g. microsoft/DialoGPT-medium."""
@@ -58,6 +63,11 @@ class TrainConfig:
     dropout: float | None = None
     """Override resid/embd/attn dropout (None keeps the model's)."""
     gradient_checkpointing: bool = False
+    attn_implementation: str = "sdpa"
+    """eager | sdpa | flash_attention_2 (flash-attn package, CUDA, bf16/fp16) | flex_attention."""
+    torch_compile: bool = False
+    """torch.compile through Accelerate's regional compilation (one GPT2Block compiled, reused by every layer)."""
+    torch_compile_backend: str = "inductor"
     # --- optimisation ---
     train_batch_size: int = 4
     """Examples per device per optimizer step (the seed's meaning; split into micro-batches)."""
@@ -93,6 +103,8 @@ class TrainConfig:
     """A fresh run into a folder that holds another run's logs/checkpoints: delete those first."""
     report_to: str = "none"
     pbar: bool = True
+    peak_tflops: float | None = None
+    """The device's dense peak for the MFU in the step lines (default: looked up from the GPU's name)."""
     # --- hub ---
     push_to_hub: bool = False
     hub_model_id: str | None = None
@@ -187,6 +199,19 @@ def _check_values(c: TrainConfig) -> str | None:
     return None
 
 
+def _check_speed(c: TrainConfig) -> str | None:
+    """The throughput options (the device- and package-dependent attention checks run at model load)."""
+    try:
+        check_attn_name(c.attn_implementation)
+    except ValueError as e:
+        return str(e)
+    if c.peak_tflops is not None and c.peak_tflops <= 0:
+        return f"--peak_tflops must be > 0, got {c.peak_tflops}"
+    if c.torch_compile and not c.torch_compile_backend:
+        return "--torch_compile needs a --torch_compile_backend (inductor, aot_eager, ...)"
+    return None
+
+
 def _check_start_clashes(c: TrainConfig) -> str | None:
     """Resuming restores weights, step and optimizer: no other way of starting may be combined with it."""
     if not c.resume_from_checkpoint:
@@ -222,7 +247,7 @@ def _check_schedule(c: TrainConfig) -> str | None:
 
 _CHECKS: tuple[Callable[[TrainConfig], str | None], ...] = (
     _check_choices, _check_sources, _check_counts, _check_values, _check_start_clashes, _check_hub,
-    _check_schedule,
+    _check_schedule, _check_speed,
 )
 
 

@@ -22,6 +22,7 @@ from dialogpt.errors import first_line
 from dialogpt.legacy_tsv import read_train_tsv
 from dialogpt.tensors import pad_right
 from dialogpt.train.config import TrainConfig, TrainingError
+from dialogpt.train.packing import PackedBatchSampler, PackedCollator
 
 #: Bump when the tokenised layout changes, so stale ``datasets`` caches are never reused.
 FORMAT_VERSION = 1
@@ -281,20 +282,40 @@ def load_training_data(config: TrainConfig, accelerator, tokenizer):
 
 
 def build_loaders(config: TrainConfig, tokenizer, train_tok, eval_tok):
-    """Length-bucketed train batches (seeded, resumable) and in-order eval batches, dynamically padded."""
+    """Length-bucketed (or packed) train batches, seeded and resumable, and in-order eval batches, padded."""
     from torch.utils.data import DataLoader
 
-    sampler = LengthBucketBatchSampler(train_tok["length"], config.micro_batch_size, config.bucket_batches,
-                                       seed=config.seed)
-    kwargs = dict(collate_fn=DialogCollator(tokenizer.pad_token_id, config.pad_to_multiple_of),
-                  num_workers=config.dataloader_num_workers, pin_memory=torch.cuda.is_available())
+    sampler, packed_collate = _train_batching(config, tokenizer, train_tok["length"])
+    padded_collate = DialogCollator(tokenizer.pad_token_id, config.pad_to_multiple_of)
+    kwargs = dict(collate_fn=padded_collate, num_workers=config.dataloader_num_workers,
+                  pin_memory=torch.cuda.is_available())
     # a private generator: iterating the loader must not draw from the global RNG (dropout's),
     # or a resumed run would see other dropout masks than an uninterrupted one
     train_dl = DataLoader(train_tok.select_columns(["input_ids", "labels"]), batch_sampler=sampler,
-                          generator=torch.Generator().manual_seed(config.seed), **kwargs)
+                          generator=torch.Generator().manual_seed(config.seed),
+                          **{**kwargs, "collate_fn": packed_collate or padded_collate})
     eval_dl = None
     if eval_tok is not None:
         ev_sampler = LengthBucketBatchSampler(eval_tok["length"], config.eval_batch_size,
                                               bucket_batches=len(eval_tok), shuffle=False)
         eval_dl = DataLoader(eval_tok.select_columns(["input_ids", "labels"]), batch_sampler=ev_sampler, **kwargs)
     return train_dl, eval_dl, sampler
+
+
+def _train_batching(config: TrainConfig, tokenizer, lengths):
+    """The train batch sampler, and the packed collator under ``--packing`` (else None: the padding one).
+
+    Packed micro-batches are ``micro_batch_size`` rows of ``max_seq_length`` tokens, topped up with empty
+    rows to that fixed shape; flash-attention gets them as one flattened row (its variable-length
+    path), without the padding at all unless a static shape is wanted for ``--torch_compile``.
+    """
+    if not config.packing:
+        return LengthBucketBatchSampler(lengths, config.micro_batch_size, config.bucket_batches,
+                                        seed=config.seed), None
+    flash = config.attn_implementation == "flash_attention_2"
+    sampler = PackedBatchSampler(lengths, config.micro_batch_size, config.max_seq_length, config.bucket_batches,
+                                 seed=config.seed)
+    collate = PackedCollator(config.max_seq_length, tokenizer.pad_token_id,
+                             rows=None if flash and not config.torch_compile else config.micro_batch_size,
+                             flatten=flash)
+    return sampler, collate

@@ -16,6 +16,7 @@ import torch
 from dialogpt.train.checkpointing import TrainState, write_hyperparameters
 from dialogpt.train.config import TrainConfig
 from dialogpt.train.data import padding_efficiency
+from dialogpt.train.throughput import mfu_meter
 
 TRAIN_LOG_HEADER = ("epoch,global_step,step,loss,ppl,mean_loss,mean_ppl,n_token_real,n_token_total,"
                     "tokens_per_sec,lr,padding_efficiency,epoch_time")
@@ -71,6 +72,7 @@ class RunLog:
         self.pending: list[tuple] = []
         self.loss_history: list[float] = []
         self.run_tokens_real = 0
+        self.mfu = None  # tokens/s -> MFU, set by start_logs when the device's peak is known
         self.start(state)
 
     def start(self, state: TrainState) -> None:
@@ -114,14 +116,16 @@ class RunLog:
     def _report_last(self, state: TrainState, loss: float, lr: float, tps: float, eff: float, now: float) -> None:
         if self.train_f is not None:
             self.train_f.flush()
+        mfu = self.mfu(tps) if self.mfu else None
         self.say(f"step {state.global_step}: loss {loss:.4f}, ppl {ppl(loss):.2f}, lr {lr:.3e}, "
-                 f"{tps:,.0f} tok/s, padding eff {eff:.3f}, epoch {self.pending[-1][0] + 1}, "
+                 f"{tps:,.0f} tok/s{'' if mfu is None else f', MFU {mfu:.1%}'}, padding eff {eff:.3f}, "
+                 f"epoch {self.pending[-1][0] + 1}, "
                  f"{now - self.t_start:.1f}s")
         self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
         if self.config.report_to != "none":
             self.accelerator.log({"train/loss": loss, "train/ppl": ppl(loss), "train/lr": lr,
-                                  "train/tokens_per_sec": tps, "train/padding_efficiency": eff},
-                                 step=state.global_step)
+                                  "train/tokens_per_sec": tps, "train/padding_efficiency": eff,
+                                  **({} if mfu is None else {"train/mfu": mfu})}, step=state.global_step)
 
     def eval_line(self, state: TrainState, loss: float, eval_ppl: float, n_tokens: int) -> None:
         if self.eval_f is not None:
@@ -161,7 +165,13 @@ def start_logs(run) -> RunLog:
     bar = tqdm(total=config.num_optim_steps, initial=run.state.global_step, desc="training", unit="step",
                disable=not (acc.is_local_main_process and config.pbar), dynamic_ncols=True)
     log = RunLog(acc, config, bar, run.state)
-    log.say(summary(run))
+    peak, meter = mfu_meter(acc.unwrap_model(run.model).config, config.max_seq_length, acc.device,
+                            acc.num_processes, config.peak_tflops)
+    log.mfu = meter if peak else None
+    log.say(summary(run) + f"\n  attention / batches / compile = {config.attn_implementation} / "
+            f"{'packed rows' if config.packing else 'length buckets'} / "
+            f"{config.torch_compile_backend if config.torch_compile else 'off'}; MFU "
+            + (f"against {peak:g} TFLOPS per device" if peak else "not shown (no known peak: --peak_tflops)"))
     log.start(run.state)
     return log
 
@@ -170,7 +180,8 @@ def summary(run) -> str:
     """run_clm_no_trainer's "Running training" block with the seed's figures (STYLE.md #12)."""
     config, acc = run.config, run.accelerator
     steps_per_epoch = math.ceil(len(run.train_dl) / config.gradient_accumulation_steps)
-    plan_eff = padding_efficiency(run.sampler.lengths, run.sampler.batches())
+    packed_plan = getattr(run.sampler, "real_token_fraction", None)  # packed: rows x width, empty rows counted
+    plan_eff = packed_plan() if packed_plan else padding_efficiency(run.sampler.lengths, run.sampler.batches())
     return ("***** Running training *****\n"
             f"  processes (world size)       = {acc.num_processes} ({acc.distributed_type}, "
             f"device {acc.device}, mixed precision {acc.mixed_precision})\n"

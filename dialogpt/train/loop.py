@@ -53,6 +53,7 @@ from dialogpt.train.launch import accelerator_kwargs, make_accelerator
 from dialogpt.train.logs import RunLog, ppl, start_logs
 from dialogpt.train.model import load_model, load_tokenizer
 from dialogpt.train.optim import apply_continue_from, build_optimizer
+from dialogpt.train.packing import model_inputs, real_token_count
 
 StepCallback = Callable[[TrainState], None]
 
@@ -251,10 +252,10 @@ def micro_step(run: Run, batch) -> bool:
     run.state.batches_in_epoch += 1
     run.state.micro_step += 1
     with acc.accumulate(model):
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    labels=batch["labels"], use_cache=False)
+        # padded: ids, attention_mask, labels; packed: ids, position_ids, labels (no 2D mask: train/packing.py)
+        out = model(**model_inputs(batch), use_cache=False)
         acc.backward(out.loss)
-        run.micro.append((out.loss.detach(), batch["attention_mask"].sum(), batch["input_ids"].numel()))
+        run.micro.append((out.loss.detach(), real_token_count(batch), batch["input_ids"].numel()))
         if acc.sync_gradients and config.max_grad_norm > 0:
             acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         run.optimizer.step()

@@ -30,6 +30,7 @@ import torch
 
 from dialogpt.chat_format import install_chat_template
 from dialogpt.errors import first_line
+from dialogpt.train.attention import use_attn_implementation
 from dialogpt.train.config import TrainConfig, TrainingError
 
 MODEL_SHAPES: dict[str, dict[str, int]] = {
@@ -164,6 +165,11 @@ def _pretrained_or_new(config: TrainConfig, tokenizer):
 def load_model(config: TrainConfig, tokenizer):
     """Build or load the GPT-2, apply --init_checkpoint, and check it against the options."""
     model = _pretrained_or_new(config, tokenizer)
+    try:  # flash without the package / a GPU / half precision: one line before any data work
+        use_attn_implementation(model, config.attn_implementation, mixed_precision=config.mixed_precision,
+                                on_cuda=torch.cuda.is_available() and not config.cpu)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
     n_pos = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
     if n_pos is not None and config.max_seq_length > n_pos:
         raise TrainingError(f"--max_seq_length {config.max_seq_length} > the model's n_positions {n_pos}")
@@ -181,7 +187,32 @@ def load_model(config: TrainConfig, tokenizer):
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.config.use_cache = False
+    if config.torch_compile:
+        compile_blocks(model, config.torch_compile_backend)
     return model
+
+
+def compile_blocks(model, backend: str = "inductor") -> int:
+    """``--torch_compile``: compile each transformer block in place (regional compilation).
+
+    The blocks share one compiled graph, so compile time does not grow with depth (345M compiles like
+    117M), and in-place ``Module.compile`` leaves parameter names alone: checkpoints, ``save_pretrained``
+    and DDP see the plain model. Shapes are PyTorch's automatic dynamic: a packed run (one shape)
+    stays static, length buckets switch to a dynamic graph at the second shape instead of one per length.
+    Returns the number of blocks compiled.
+    """
+    import torch._dynamo
+
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise TrainingError(f"--torch_compile_backend {backend!r} is not one of "
+                            f"{', '.join(torch._dynamo.list_backends())}")
+    blocks = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
+    if not blocks:
+        raise TrainingError(f"--torch_compile: {type(model).__name__} has no list of blocks to compile")
+    layers = max(blocks, key=len)  # GPT-2: transformer.h
+    for block in layers:
+        block.compile(backend=backend)
+    return len(layers)
 
 
 def convert(pkl_path: str, output_dir: str, model_config: str = "medium",

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.data import Sampler
 
 from dialogpt.chat_format import IGNORE_INDEX
-from dialogpt.train.data import LengthBucketBatchSampler
 
 
 def first_fit_decreasing(lengths: Sequence[int], width: int) -> list[list[int]]:
@@ -76,20 +76,30 @@ def next_fit(lengths: Sequence[int], width: int) -> list[list[int]]:
     return rows
 
 
-class PackedBatchSampler(LengthBucketBatchSampler):
+class PackedBatchSampler(Sampler[list[int]]):
     """Batches of ``rows_per_batch`` packed rows, as flat index lists (row after row).
 
-    Like the length-bucket sampler: shuffle, cut into pools (here of about ``bucket_batches`` batches'
-    worth of tokens), pack each pool by first fit decreasing, cut the rows into batches, shuffle the
-    batches. Deterministic given ``seed`` and the epoch, so resume and ``skip_first_batches`` see the
-    same batches, and Accelerate shards whole batches across processes.
+    Like ``data.LengthBucketBatchSampler`` (same arguments, ``set_epoch``, ``batches``): shuffle, cut
+    into pools (here of about ``bucket_batches`` batches' worth of tokens), pack each pool by first fit
+    decreasing, cut the rows into batches, shuffle the batches. Deterministic given ``seed`` and the
+    epoch, so resume and ``skip_first_batches`` see the same batches, and Accelerate shards whole
+    batches across processes.
     """
 
     def __init__(self, lengths: Sequence[int], rows_per_batch: int, width: int, bucket_batches: int = 100,
                  seed: int = 42, shuffle: bool = True, drop_last: bool = False):
-        super().__init__(lengths, rows_per_batch, bucket_batches, seed, shuffle, drop_last)
+        if rows_per_batch < 1:
+            raise ValueError(f"rows_per_batch must be >= 1, got {rows_per_batch}")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size = int(rows_per_batch)
         self.width = int(width)
+        self.bucket_batches = max(1, int(bucket_batches))
+        self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
+        self.epoch = 0
         self._cache: tuple[int, list[list[int]]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def rows(self) -> list[list[int]]:
         """The epoch's packed rows (indices into the dataset), pool after pool."""
@@ -120,8 +130,15 @@ class PackedBatchSampler(LengthBucketBatchSampler):
         self._cache = (self.epoch, out)
         return out
 
+    def __iter__(self):
+        return iter(self.batches())
+
     def __len__(self) -> int:
         return len(self.batches())
+
+    def real_token_fraction(self) -> float:
+        """Real tokens / computed tokens of this epoch's plan, with empty rows topping up short batches."""
+        return real_token_fraction(self.lengths, self.batches(), self.width, self.batch_size)
 
 
 @dataclass

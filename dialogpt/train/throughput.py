@@ -11,7 +11,7 @@ it does not count (that is what makes MFU comparable across settings). For 345M 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 #: Dense (no sparsity) bf16/fp16 tensor-core peaks from the vendors' data sheets, in TFLOPS. Matched on
@@ -100,3 +100,18 @@ def measure(tokens: float, seconds: float, config, seq_len: int, peak_tflops: fl
             num_devices: int = 1) -> Throughput:
     """``tokens`` real tokens (all devices together) in ``seconds`` of wall time -> :class:`Throughput`."""
     return Throughput(tokens / max(seconds, 1e-9), flops_per_token(config, seq_len), peak_tflops, num_devices)
+
+
+def mfu_meter(model_config, seq_len: int, device, num_devices: int = 1,
+              peak_override: float | None = None) -> tuple[float | None, Callable[[float], float | None]]:
+    """``(peak TFLOPS or None, tokens/s of all devices -> MFU)`` for a run's step lines.
+
+    The peak comes from ``peak_override`` (``--peak_tflops``) or the CUDA device's name; on a CPU or an
+    unknown GPU without an override the meter returns ``None``: no made-up MFU.
+    """
+    import torch
+
+    name = torch.cuda.get_device_name(device) if getattr(device, "type", None) == "cuda" else None
+    peak = peak_tflops_for(name, peak_override)
+    fpt = flops_per_token(model_config, seq_len)
+    return peak, lambda tps: Throughput(tps, fpt, peak, num_devices).mfu

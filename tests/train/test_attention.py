@@ -75,3 +75,37 @@ def test_packed_position_ids_give_the_block_diagonal_causal_mask(impl):
     expected = (seq[:, :, None] == seq[:, None, :]) & (q[None, :, None] >= q[None, None, :])
     allowed = mask[:, 0] if mask.dtype == torch.bool else mask[:, 0] == 0  # eager: additive, 0 = allowed
     assert torch.equal(allowed, expected)
+
+
+def test_cli_flash_on_cpu_is_one_line_error(tmp_path, tokenizer_dir, capsys):
+    from train_helpers import write_parquet_dataset
+
+    from dialogpt.cli.train import main
+
+    ds = write_parquet_dataset(tmp_path / "ds", n_train=8, n_valid=0)
+    capsys.readouterr()  # the dataset writer's own progress bar is not the CLI's output
+    rc = main(["--dataset", str(ds), "--model_config", "tiny", "--tokenizer_name", str(tokenizer_dir),
+               "--output_dir", str(tmp_path / "run"), "--attn_implementation", "flash_attention_2", "--cpu",
+               "--eval_split", "", "--no-pbar"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error: --attn_implementation flash_attention_2 needs") and err.count("\n") == 1
+    assert not (tmp_path / "run" / "train_log.txt").exists()  # refused before any training work
+
+
+def test_config_rejects_unknown_attention_and_bad_peak():
+    from dialogpt.train.config import TrainConfig, TrainingError
+
+    base = dict(dataset="d", model_config="tiny", tokenizer_name="t")
+    with pytest.raises(TrainingError, match="--attn_implementation 'flash' is not one of"):
+        TrainConfig(**base, attn_implementation="flash")
+    with pytest.raises(TrainingError, match="--peak_tflops must be > 0"):
+        TrainConfig(**base, peak_tflops=0)
+
+
+def test_eager_attention_is_what_the_loaded_model_runs(tokenizer):
+    from dialogpt.train.config import TrainConfig
+    from dialogpt.train.model import load_model
+
+    cfg = TrainConfig(dataset="d", model_config="tiny", tokenizer_name="t", attn_implementation="eager", cpu=True)
+    assert load_model(cfg, tokenizer).config._attn_implementation == "eager"
