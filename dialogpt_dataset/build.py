@@ -23,8 +23,10 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dialogpt import legacy_tsv
 from dialogpt_dataset import pipeline
 from dialogpt_dataset.builder import RedditDialog, resolve_months
+from dialogpt_dataset.card import counts_table, render_dataset_card, write_license
 from dialogpt_dataset.dumps import find_month_files
 from dialogpt_dataset.multiref import DEFAULT_MIN_REFS, refs_file_rows
 from dialogpt_dataset.rules import SHIPPED, ExtractRules, RulesError
@@ -159,8 +161,6 @@ class BuildResult:
         return f"data/{split}-{fp}*.parquet"
 
     def counts_table(self) -> str:
-        from dialogpt_dataset.card import counts_table
-
         return counts_table(self.counters, self.rules)
 
 
@@ -242,8 +242,6 @@ def _connect_ray(num_proc: int) -> None:
 
 def build_dataset(cfg: BuildConfig) -> BuildResult:
     """Build (or resume building) the dataset folder described by ``cfg``; see the module doc."""
-    from dialogpt_dataset.card import render_dataset_card, write_license
-
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     builder, plan = _run_builder(cfg)
@@ -306,8 +304,6 @@ def _write_refs_and_keys(work: Path, out: Path, test_order: list[str]) -> tuple[
     """``test.refs.txt`` and ``keys.txt`` from the stage-2 shards (they keep scores and reference ids)."""
     import pyarrow.parquet as pq
 
-    from dialogpt import legacy_tsv
-
     test_rows = []
     for f in pipeline.stage2_files(work, "test"):
         test_rows.extend(pq.read_table(f).to_pylist())
@@ -332,8 +328,6 @@ def _write_refs_and_keys(work: Path, out: Path, test_order: list[str]) -> tuple[
 def _export_tsv(builder: RedditDialog, path: Path) -> Path:
     """The original's train.tsv lines for the train split (with ``--preset original``: every selected
     pair, since that preset hashes no thread into validation or test)."""
-    from dialogpt import legacy_tsv
-
     train = builder.as_dataset("train") if "train" in builder.info.splits else []
     legacy_tsv.write_train_tsv(path, (r["turns"] for r in train))
     return path

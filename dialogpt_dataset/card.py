@@ -14,6 +14,7 @@ import shlex
 from collections import Counter
 from pathlib import Path
 
+from dialogpt.cards import find_template_dir
 from dialogpt_dataset.normalize import RULES
 from dialogpt_dataset.rules import SWITCHABLE, ExtractRules, list_label, settings_rows
 
@@ -52,8 +53,6 @@ _EXTRA = [("offensive_turn", "instance", "turn kept with weight 0.0 (blocklisted
 
 def _template() -> Path | None:
     """The full card template (source checkout or installed copy); None -> the short built-in one."""
-    from dialogpt.cards import find_template_dir
-
     try:
         path = find_template_dir() / TEMPLATE_NAME
     except FileNotFoundError:

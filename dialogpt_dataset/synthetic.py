@@ -156,6 +156,61 @@ class _Gen:
         return rec
 
 
+def _submission(g: _Gen, sid: str, sub: str, t: int, size: int) -> dict:
+    r = g.rng
+    title = g.sentence(4, 12).rstrip(".,")
+    submission = {
+        "id": sid, "author": f"user{r.randint(1, 5000)}", "title": title,
+        "selftext": r.choice(("", "", g.sentence(), "[deleted]")), "score": g.score(),
+        "num_comments": size if r.random() > 0.03 else 1, "created_utc": g.created(t),
+        "permalink": f"/r/{sub}/comments/{sid}/x/", "domain": f"self.{sub}", "is_self": True,
+        "_sub": sub,
+    }
+    if g.drift and r.random() < 0.05:
+        if g.drift == "extreme":
+            submission.pop("num_comments")
+        else:
+            submission["num_comments"] = str(submission["num_comments"])
+    return g.record_extras(submission)
+
+
+def _comment(g: _Gen, cid: str, sid: str, sub: str, parent: str, created: int) -> dict:
+    r, drift = g.rng, g.drift
+    author = r.choice(_BOTS) if r.random() < 0.01 else f"user{r.randint(1, 5000)}"
+    body = g.body()
+    if author == "AutoModerator":
+        body = "I am a bot, and this action was performed automatically."
+    rec = {
+        "id": ("t1_" + cid) if drift and r.random() < 0.05 and drift == "extreme" else cid,
+        "author": author if body != "[deleted]" else "[deleted]",
+        "body": body, "score": g.score(), "created_utc": g.created(created),
+        "link_id": "t3_" + sid, "parent_id": parent,
+        "permalink": f"/r/{sub}/comments/{sid}/x/{cid}/", "_sub": sub,
+    }
+    if rec["score"] is None and drift == "extreme":
+        del rec["score"]  # else "score": null, which the original reads as 0 as we do
+    return g.record_extras(rec)
+
+
+def _parent(r: random.Random, sid: str, ids: list[str], popular: str | None) -> str:
+    x = r.random()
+    if not ids or x < 0.2:
+        return "t3_" + sid
+    if popular is not None and x < 0.6:
+        return "t1_" + popular
+    return "t1_" + r.choice(ids[-4:])  # recent comments -> deep chains
+
+
+def _with_duplicates(records: list[dict], seed: int, month: str, duplicates: float) -> list[dict]:
+    dup = random.Random(f"dup:{seed}:{month}")  # its own stream: the month itself is unchanged
+    for rec in [x for x in records if "parent_id" in x and dup.random() < duplicates]:
+        again = dict(rec, score=dup.choice((-2, 0, 1, 4, 30)))
+        if dup.random() < 0.2:
+            again.update(body="[deleted]", author="[deleted]")
+        records.append(again)
+    return records
+
+
 def generate_month(month: str, n_comments: int, seed: int = 0, drift: bool | str = True, duplicates: float = 0.0):
     """Yield ("s", submission) then ("c", comment) records for about ``n_comments`` comments.
 
@@ -166,65 +221,28 @@ def generate_month(month: str, n_comments: int, seed: int = 0, drift: bool | str
     r = g.rng
     made = 0
     next_id = g.id_base
-    threads = []
+    records = []
     while made < n_comments:
         next_id += 1
         sid = _b36(next_id)
         sub = r.choice(_SUBREDDITS)
         t = g.t0 + r.randint(0, 27 * 86400)
         size = min(n_comments - made, r.choice((2, 3, 5, 8, 12, 20, 30, 45)))
-        title = g.sentence(4, 12).rstrip(".,")
-        submission = {
-            "id": sid, "author": f"user{r.randint(1, 5000)}", "title": title,
-            "selftext": r.choice(("", "", g.sentence(), "[deleted]")), "score": g.score(),
-            "num_comments": size if r.random() > 0.03 else 1, "created_utc": g.created(t),
-            "permalink": f"/r/{sub}/comments/{sid}/x/", "domain": f"self.{sub}", "is_self": True,
-            "_sub": sub,
-        }
-        if drift and r.random() < 0.05:
-            if drift == "extreme":
-                submission.pop("num_comments")
-            else:
-                submission["num_comments"] = str(submission["num_comments"])
-        threads.append(g.record_extras(submission))
+        records.append(_submission(g, sid, sub, t, size))
         ids: list[str] = []
         popular = None
         for j in range(size):
             next_id += 1
             cid = _b36(next_id)
-            x = r.random()
-            if not ids or x < 0.2:
-                parent = "t3_" + sid
-            elif popular is not None and x < 0.6:
-                parent = "t1_" + popular
-            else:
-                parent = "t1_" + r.choice(ids[-4:])  # recent comments -> deep chains
+            parent = _parent(r, sid, ids, popular)
             if popular is None and j >= 1 and size >= 12:
                 popular = ids[0]
-            author = r.choice(_BOTS) if r.random() < 0.01 else f"user{r.randint(1, 5000)}"
-            body = g.body()
-            if author == "AutoModerator":
-                body = "I am a bot, and this action was performed automatically."
-            rec = {
-                "id": ("t1_" + cid) if drift and r.random() < 0.05 and drift == "extreme" else cid,
-                "author": author if body != "[deleted]" else "[deleted]",
-                "body": body, "score": g.score(), "created_utc": g.created(t + 60 * (j + 1)),
-                "link_id": "t3_" + sid, "parent_id": parent,
-                "permalink": f"/r/{sub}/comments/{sid}/x/{cid}/", "_sub": sub,
-            }
-            if rec["score"] is None and drift == "extreme":
-                del rec["score"]  # else "score": null, which the original reads as 0 as we do
+            records.append(_comment(g, cid, sid, sub, parent, t + 60 * (j + 1)))
             ids.append(cid)
-            threads.append(g.record_extras(rec))
             made += 1
     if duplicates:
-        dup = random.Random(f"dup:{seed}:{month}")  # its own stream: the month above is unchanged
-        for rec in [x for x in threads if "parent_id" in x and dup.random() < duplicates]:
-            again = dict(rec, score=dup.choice((-2, 0, 1, 4, 30)))
-            if dup.random() < 0.2:
-                again.update(body="[deleted]", author="[deleted]")
-            threads.append(again)
-    for rec in threads:
+        records = _with_duplicates(records, seed, month, duplicates)
+    for rec in records:
         yield ("c" if "parent_id" in rec else "s"), rec
 
 
