@@ -19,7 +19,8 @@ from .diversity import avg_len, distinct, diversity, entropy
 from .dstc_clean import clean_str
 from .meteor import MeteorError, find_java, find_meteor_jar, meteor
 from .mteval import corpus_bleu, corpus_nist, mteval_tokenize, nist_bleu, tokenize_for_mteval
-from .refs import InputError, pad_references, select_references
+from .refs import InputError
+from .selection import pad_references, prepare, select_references
 
 #: Output keys in the order of dstc.py's report (raw fractions, not percentages).
 METRIC_KEYS = (
@@ -32,26 +33,6 @@ __all__ = [
     "distinct", "diversity", "entropy", "meteor", "mteval_tokenize", "nist_bleu", "pad_references",
     "prepare", "score_all", "select_references", "tokenize_for_mteval",
 ]
-
-
-def prepare(hyps: Sequence[str], refs: Sequence[Sequence[str] | str], *, clean: bool = False,
-            n_refs: int | None = None, vshuman: int = -1) -> tuple[list[str], list[list[str]]]:
-    """Validate, select/pad references (see :mod:`dialogpt.scoring.refs`) and optionally clean.
-
-    A bare string reference is one reference. Rows with fewer references than the widest row are
-    filled by cycling (DSTC7's rule), because mteval and METEOR score reference *columns*.
-    """
-    hyps = list(hyps)
-    rows = [[r] if isinstance(r, str) else list(r) for r in refs]
-    if len(hyps) != len(rows):
-        raise ValueError(f"{len(hyps)} hypotheses but {len(rows)} reference rows")
-    if not hyps:
-        raise ValueError("no hypotheses to score")
-    rows = pad_references(rows, n_refs, vshuman)
-    if clean:
-        hyps = [clean_str(h) for h in hyps]
-        rows = [[clean_str(r) for r in row] for row in rows]
-    return hyps, rows
 
 
 def score_all(hyps: Sequence[str], refs: Sequence[Sequence[str] | str], *, clean: bool = False,

@@ -1,11 +1,6 @@
 """Reference selection and the reference/hypothesis file formats, as DSTC7's ``dstc.py`` reads them.
 
-Selection (``extract_hyp_refs``): every hypothesis is scored against exactly ``n_refs`` reference
-slots. Slot i takes reference ``i % len(refs)``, and if that index equals ``vshuman`` it moves to the
-next one. ``dstc.py``'s ``--vshuman`` defaults to **1 for every system**, so with six or more
-references the slots are refs ``[0, 2, 2, 3, 4, 5]``: ref 1 (the human response) is dropped and
-ref 2 is used twice. The duplicate matters for NIST (information weights and the mean reference
-length count every column); BLEU and METEOR do not move.
+Reference selection (DSTC7's slots) lives in :mod:`.selection`; this module reads the files.
 
 Formats (the legacy ones are parsed by :func:`dialogpt.legacy_tsv.read_refs`):
 
@@ -24,54 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-#: dstc.py's defaults (``--n_refs 6``, ``--vshuman 1``).
-DSTC_N_REFS = 6
-DSTC_VSHUMAN = 1
+from dialogpt.legacy_tsv import read_refs
+
+from .selection import DSTC_N_REFS, DSTC_VSHUMAN, pad_references, select_reference_indices, select_references
+
+__all__ = ["DSTC_N_REFS", "DSTC_VSHUMAN", "InputError", "pad_references", "select_reference_indices",
+           "select_references"]
 
 
 class InputError(ValueError):
     """A user input file is unusable; the message names the file (and line)."""
-
-
-def select_reference_indices(n_available: int, n_refs: int = DSTC_N_REFS, vshuman: int = -1) -> list[int]:
-    """Indices of the references that fill the ``n_refs`` slots (dstc.py ``extract_hyp_refs``).
-
-    >>> select_reference_indices(6, 6, vshuman=1)
-    [0, 2, 2, 3, 4, 5]
-    >>> select_reference_indices(3, 6, vshuman=1)
-    [0, 2, 2, 0, 2, 2]
-    """
-    if n_available < 1:
-        raise ValueError("a hypothesis needs at least one reference")
-    if n_refs < 1:
-        raise ValueError(f"n_refs must be >= 1, got {n_refs}")
-    out = []
-    for i in range(n_refs):
-        idx = i % n_available
-        if idx == vshuman:
-            idx = (idx + 1) % n_available
-        out.append(idx)
-    return out
-
-
-def select_references(refs: Sequence[str], n_refs: int = DSTC_N_REFS, vshuman: int = -1) -> list[str]:
-    return [refs[i] for i in select_reference_indices(len(refs), n_refs, vshuman)]
-
-
-def pad_references(rows: Sequence[Sequence[str]], n_refs: int | None = None, vshuman: int = -1) -> list[list[str]]:
-    """Give every row the same number of references (NIST/BLEU/METEOR score reference *columns*).
-
-    ``n_refs=None`` uses the largest row; shorter rows are filled by cycling, the DSTC7 rule.
-    """
-    if not rows:
-        return []
-    n = n_refs if n_refs is not None else max(len(r) for r in rows)
-    out = []
-    for i, r in enumerate(rows):
-        if not r:
-            raise ValueError(f"hypothesis {i + 1} has no reference")
-        out.append(select_references(r, n, vshuman))
-    return out
 
 
 def dstc_ref_text(text_after_first_pipe: str) -> str:
@@ -129,8 +86,6 @@ def sniff_refs_format(path: str | os.PathLike) -> str:
 
 def read_legacy_refs(path: str | os.PathLike) -> list[tuple[str, list[str]]]:
     """``(key, [ref texts])`` rows of a multi-reference file (DSTC7 ``|`` quirk applied)."""
-    from dialogpt.legacy_tsv import read_refs
-
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such references file")

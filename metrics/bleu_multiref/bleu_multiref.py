@@ -1,13 +1,23 @@
 """BLEU-n with several references per hypothesis, exact to mteval-v14c as DSTC7 / DialoGPT ran it.
 
-A thin ``evaluate`` wrapper over :func:`dialogpt.scoring.mteval.corpus_bleu` (sacrebleu underneath).
+The scoring code is the sibling files (links to ``dialogpt/scoring``); ``_info`` and ``_compute``
+are the shared :mod:`evaluate_info` body.
 """
 
 import evaluate
 
-from dialogpt.scoring import prepare
-from dialogpt.scoring.evaluate_info import DSTC_EVALUATION_URL, multiref_features
-from dialogpt.scoring.mteval import corpus_bleu, tokenize_for_mteval
+# evaluate.load copies the files a module imports relatively from its own folder (and the Hub serves
+# them from the module's repo). Here they are links to dialogpt/scoring, the one implementation that
+# dialogpt-eval also runs, so this folder is a complete module as it stands: no dialogpt package needed.
+from .diversity import diversity
+from .dstc_clean import clean_str
+from .evaluate_info import DIALOGPT_CITATION, DSTC7_CITATION, compute, module_info
+from .meteor import meteor
+from .mteval import nist_bleu
+from .selection import prepare
+
+# (no comment may follow those import lines: evaluate would read it as a download URL)
+_SIBLINGS = (clean_str, diversity, meteor, nist_bleu, prepare)
 
 _CITATION = """\
 @inproceedings{papineni2002bleu,
@@ -25,18 +35,18 @@ _CITATION = """\
   year={2018}
 }
 """
+_CITATION += DSTC7_CITATION + DIALOGPT_CITATION
 
 _DESCRIPTION = """\
-Corpus BLEU-1..4 as `mteval-v14c.pl` printed them for DSTC7 Task 2 and DialoGPT's tables (to 1e-10
-on the shipped reference cases), computed by `sacrebleu` with these settings:
+Corpus BLEU-1..4 exactly as `mteval-v14c.pl` printed them for DSTC7 Task 2 and DialoGPT's tables
+(equal to the official scorer to 1e-9 in this project's property test):
 
-* the text is first tokenised by mteval-v14c's rules (our `tokenize_for_mteval`): sacrebleu's own
-  `13a` tokenizer is mteval-**v13a**'s and does not see DSTC7's XML step (`&`/`<` removed, an empty
-  line scored as `__empty__`), so sacrebleu runs with `tokenize="none"` on the pre-tokenised text;
-* `lowercase=False` (mteval lowercases ASCII only, already done), `smooth_method="none"`,
-  `effective_order=False`: the plain corpus geometric mean, 0 when an order has no match;
-* brevity penalty from the **closest** reference length, ties to the shorter (sacrebleu's rule and
-  mteval's default `--brevity-penalty closest`);
+* the text goes through DSTC7's XML step (`&`/`<` removed, an empty line scored as `__empty__`) and
+  mteval-v14c's own tokenisation (ASCII lowercase, punctuation split except the apostrophe);
+* brevity penalty from the **closest** reference length, ties to the shorter (mteval's default);
+* mteval's default smoothing, applied at corpus level too: walking n = 1..4, an order with no
+  hypothesis n-gram contributes precision 1, an order with n-grams but no match contributes
+  `1 / (smooth * total)` with `smooth` doubling at each such order;
 * every prediction gets the same number of references: shorter rows are filled by cycling
   (DSTC7's reference slots).
 
@@ -75,24 +85,21 @@ Examples:
     >>> results = bleu.compute(predictions=["I don't know:)"], references=["i do n't know :)"], clean=True)
     >>> print(round(results["bleu4"], 4))
     1.0
+
+    No matching 4-gram in the corpus: mteval's smoothing gives a small BLEU-4, not 0:
+
+    >>> results = bleu.compute(predictions=["a b c d"], references=["a b c e"])
+    >>> print(round(results["bleu3"], 4), round(results["bleu4"], 4))
+    0.63 0.5946
 """
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class BleuMultiref(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            homepage=DSTC_EVALUATION_URL,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=multiref_features(),
-            codebase_urls=["https://github.com/mjpost/sacrebleu"],
-            reference_urls=["https://aclanthology.org/P02-1040/"],
-        )
+        return module_info("bleu", _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION,
+                           codebase_urls=["https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling"],
+                           reference_urls=["https://aclanthology.org/P02-1040/"])
 
     def _compute(self, predictions, references, clean=False, n_refs=None, vshuman=-1):
-        hyps, rows = prepare(predictions, references, clean=clean, n_refs=n_refs, vshuman=vshuman)
-        scores = corpus_bleu([tokenize_for_mteval(h) for h in hyps],
-                             [[tokenize_for_mteval(r) for r in row] for row in rows], max_n=4)
-        return {f"bleu{n}": s for n, s in enumerate(scores, start=1)}
+        return compute("bleu", predictions, references, clean=clean, n_refs=n_refs, vshuman=vshuman)

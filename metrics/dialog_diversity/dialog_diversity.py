@@ -1,13 +1,23 @@
 """Entropy-1..4, Distinct-1/2 and average length of generated responses, as DSTC7's ``metrics.py``.
 
-A thin ``evaluate`` wrapper over :func:`dialogpt.scoring.diversity.diversity`.
+The scoring code is the sibling files (links to ``dialogpt/scoring``); ``_info`` and ``_compute``
+are the shared :mod:`evaluate_info` body.
 """
 
 import evaluate
 
-from dialogpt.scoring import clean_str
-from dialogpt.scoring.diversity import diversity
-from dialogpt.scoring.evaluate_info import DSTC_EVALUATION_URL, multiref_features
+# evaluate.load copies the files a module imports relatively from its own folder (and the Hub serves
+# them from the module's repo). Here they are links to dialogpt/scoring, the one implementation that
+# dialogpt-eval also runs, so this folder is a complete module as it stands: no dialogpt package needed.
+from .diversity import diversity
+from .dstc_clean import clean_str
+from .evaluate_info import DIALOGPT_CITATION, DSTC7_CITATION, compute, module_info
+from .meteor import meteor
+from .mteval import nist_bleu
+from .selection import prepare
+
+# (no comment may follow those import lines: evaluate would read it as a download URL)
+_SIBLINGS = (clean_str, diversity, meteor, nist_bleu, prepare)
 
 _CITATION = """\
 @inproceedings{li2016diversity,
@@ -24,6 +34,7 @@ _CITATION = """\
   year={2018}
 }
 """
+_CITATION += DSTC7_CITATION + DIALOGPT_CITATION
 
 _DESCRIPTION = """\
 Diversity of a system's responses, computed exactly as DSTC7's `dstc.py` (and so DialoGPT's
@@ -36,8 +47,8 @@ tables) did, from the predictions alone:
 * **avg_len**: mean number of whitespace tokens per response (an empty response counts 0).
 
 Tokens are whitespace tokens, so `__url__` is one token here (it is five for NIST/BLEU).
-References are accepted and ignored, so one `compute(predictions=..., references=...)` call can
-feed this module and the reference-based ones (e.g. through `evaluate.combine`).
+It is an `evaluate` Measurement: it needs no references. `evaluate.combine` with the
+reference-based modules passes it the predictions only.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -45,8 +56,6 @@ Computes Entropy-1..4, Distinct-1/2 and average length of the predictions.
 
 Args:
     predictions (`list` of `str`): the responses, one string per example (tokens separated by spaces).
-    references (`list` of `list` of `str`, or `list` of `str`, optional): ignored; allowed so the
-        same inputs serve all the DSTC7 metrics.
     clean (`bool`): apply DSTC7's `clean_str` to the predictions first (`dstc.py -c`). Defaults to `False`.
 
 Returns:
@@ -64,25 +73,18 @@ Examples:
 
     Two identical responses: no second distinct unigram, entropy of a uniform pair of tokens:
 
-    >>> results = div.compute(predictions=["ok ok", "ok ok"], references=[["fine"], ["sure"]])
+    >>> results = div.compute(predictions=["ok ok", "ok ok"])
     >>> print(results["dist1"], results["dist2"], results["entropy1"])
     0.25 0.5 0.0
 """
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class DialogDiversity(evaluate.Metric):
+class DialogDiversity(evaluate.Measurement):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            homepage=DSTC_EVALUATION_URL,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=multiref_features(references_optional=True),
-            codebase_urls=["https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling"],
-            reference_urls=["https://aclanthology.org/N16-1014/"],
-        )
+        return module_info("diversity", _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION,
+                           codebase_urls=["https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling"],
+                           reference_urls=["https://aclanthology.org/N16-1014/"])
 
-    def _compute(self, predictions, references=None, clean=False):
-        hyps = [clean_str(p) for p in predictions] if clean else list(predictions)
-        return diversity(hyps)
+    def _compute(self, predictions, clean=False):
+        return compute("diversity", predictions, clean=clean)

@@ -1,14 +1,23 @@
 """METEOR 1.5 with several references per hypothesis, exactly as DSTC7 / DialoGPT ran it.
 
-A thin ``evaluate`` wrapper over :func:`dialogpt.scoring.meteor.meteor`, which drives the
-``meteor-1.5.jar`` shipped in the ``pycocoevalcap`` wheel in one JVM call.
+The scoring code is the sibling files (links to ``dialogpt/scoring``); ``_info`` and ``_compute``
+are the shared :mod:`evaluate_info` body.
 """
 
 import evaluate
 
-from dialogpt.scoring import prepare
-from dialogpt.scoring.evaluate_info import multiref_features
-from dialogpt.scoring.meteor import meteor
+# evaluate.load copies the files a module imports relatively from its own folder (and the Hub serves
+# them from the module's repo). Here they are links to dialogpt/scoring, the one implementation that
+# dialogpt-eval also runs, so this folder is a complete module as it stands: no dialogpt package needed.
+from .diversity import diversity
+from .dstc_clean import clean_str
+from .evaluate_info import DIALOGPT_CITATION, DSTC7_CITATION, compute, module_info
+from .meteor import meteor
+from .mteval import nist_bleu
+from .selection import prepare
+
+# (no comment may follow those import lines: evaluate would read it as a download URL)
+_SIBLINGS = (clean_str, diversity, meteor, nist_bleu, prepare)
 
 _CITATION = """\
 @inproceedings{denkowski2014meteor,
@@ -19,6 +28,7 @@ _CITATION = """\
   year={2014}
 }
 """
+_CITATION += DSTC7_CITATION + DIALOGPT_CITATION
 
 _DESCRIPTION = """\
 METEOR 1.5 (Denkowski and Lavie, 2014) aligns a response with its references through exact,
@@ -68,16 +78,9 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class MeteorMultiref(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            homepage="https://www.cs.cmu.edu/~alavie/METEOR/",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=multiref_features(),
-            codebase_urls=["https://github.com/cmu-mtlab/meteor", "https://github.com/salaniz/pycocoevalcap"],
-            reference_urls=["https://aclanthology.org/W14-3348/"],
-        )
+        return module_info("meteor", _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION,
+                           codebase_urls=["https://github.com/cmu-mtlab/meteor", "https://github.com/salaniz/pycocoevalcap"],
+                           reference_urls=["https://aclanthology.org/W14-3348/"], homepage="https://www.cs.cmu.edu/~alavie/METEOR/")
 
     def _compute(self, predictions, references, clean=False, n_refs=None, vshuman=-1, heap="1g"):
-        hyps, rows = prepare(predictions, references, clean=clean, n_refs=n_refs, vshuman=vshuman)
-        return {"meteor": meteor(hyps, rows, heap=heap)}
+        return compute("meteor", predictions, references, clean=clean, n_refs=n_refs, vshuman=vshuman, heap=heap)

@@ -1,13 +1,23 @@
 """NIST-n with several references per hypothesis, exact to mteval-v14c as DSTC7 / DialoGPT ran it.
 
-A thin ``evaluate`` wrapper: the implementation is :mod:`dialogpt.scoring.mteval`.
+The scoring code is the sibling files (links to ``dialogpt/scoring``); ``_info`` and ``_compute``
+are the shared :mod:`evaluate_info` body.
 """
 
 import evaluate
 
-from dialogpt.scoring import prepare
-from dialogpt.scoring.evaluate_info import DSTC_EVALUATION_URL, multiref_features
-from dialogpt.scoring.mteval import corpus_nist, tokenize_for_mteval
+# evaluate.load copies the files a module imports relatively from its own folder (and the Hub serves
+# them from the module's repo). Here they are links to dialogpt/scoring, the one implementation that
+# dialogpt-eval also runs, so this folder is a complete module as it stands: no dialogpt package needed.
+from .diversity import diversity
+from .dstc_clean import clean_str
+from .evaluate_info import DIALOGPT_CITATION, DSTC7_CITATION, compute, module_info
+from .meteor import meteor
+from .mteval import nist_bleu
+from .selection import prepare
+
+# (no comment may follow those import lines: evaluate would read it as a download URL)
+_SIBLINGS = (clean_str, diversity, meteor, nist_bleu, prepare)
 
 _CITATION = """\
 @inproceedings{doddington2002nist,
@@ -17,13 +27,8 @@ _CITATION = """\
   pages={138--145},
   year={2002}
 }
-@inproceedings{galley2019grounded,
-  title={Grounded Response Generation Task at DSTC7},
-  author={Galley, Michel and Brockett, Chris and Gao, Xiang and Gao, Jianfeng and Dolan, Bill},
-  booktitle={AAAI Dialog System Technology Challenges Workshop},
-  year={2019}
-}
 """
+_CITATION += DSTC7_CITATION + DIALOGPT_CITATION
 
 _DESCRIPTION = """\
 NIST (Doddington, 2002) weights every matched n-gram by its information in the references, so
@@ -79,18 +84,9 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class NistMultiref(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            homepage=DSTC_EVALUATION_URL,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=multiref_features(),
-            codebase_urls=["https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling"],
-            reference_urls=["https://aclanthology.org/www.mt-archive.info/HLT-2002-Doddington.pdf"],
-        )
+        return module_info("nist", _DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION,
+                           codebase_urls=["https://github.com/mgalley/DSTC7-End-to-End-Conversation-Modeling"],
+                           reference_urls=["https://aclanthology.org/www.mt-archive.info/HLT-2002-Doddington.pdf"])
 
     def _compute(self, predictions, references, clean=False, n_refs=None, vshuman=-1):
-        hyps, rows = prepare(predictions, references, clean=clean, n_refs=n_refs, vshuman=vshuman)
-        scores = corpus_nist([tokenize_for_mteval(h) for h in hyps],
-                             [[tokenize_for_mteval(r) for r in row] for row in rows], max_n=4)
-        return {f"nist{n}": s for n, s in enumerate(scores, start=1)}
+        return compute("nist", predictions, references, clean=clean, n_refs=n_refs, vshuman=vshuman)

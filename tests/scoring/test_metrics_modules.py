@@ -20,6 +20,12 @@ def in_repo(monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
 
 
+def _load_module(name: str):
+    from evaluate.loading import evaluation_module_factory
+
+    return importlib.import_module(evaluation_module_factory(f"metrics/{name}").module_path)
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_module_doctests_and_signature(name, in_repo):
     import evaluate
@@ -98,3 +104,89 @@ def test_clean_kwarg(in_repo):
     # 4-gram (smoothed to 1/(2*2)), brevity penalty exp(1 - 6/5)
     assert raw["bleu4"] == pytest.approx((4 / 5 * 1 / 2 * 1 / 3 * 1 / 4) ** (1 / 4) * math.exp(1 - 6 / 5), abs=1e-12)
     assert cleaned["bleu4"] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- Hub-ready as they are
+
+_CARD_SECTIONS = ("## How to Use", "### Inputs", "### Output Values", "#### Values from Popular Papers",
+                  "### Examples", "## Limitations and Bias", "## Citation")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_folder_is_a_complete_hub_space(name, in_repo):
+    import yaml
+
+    folder = REPO_ROOT / "metrics" / name
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(card.split("---")[1])
+    kind = "measurement" if name == "dialog_diversity" else "metric"
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["tags"] == ["evaluate", kind]
+    for section in _CARD_SECTIONS:
+        assert section in card, section
+    # DialoGPT's published numbers (its README's 6K multi-reference table), and the citation in full
+    assert "| DialoGPT 345M |" in card and "| Human response |" in card
+    citation = _load_module(name)._CITATION
+    assert citation.strip() in card and "zhang2020dialogpt" in citation and "galley2019grounded" in citation
+    assert "evaluate" in (folder / "requirements.txt").read_text()
+    # every sibling .py is a link to the one implementation in dialogpt/scoring (no second copy)
+    scoring = (REPO_ROOT / "dialogpt" / "scoring").resolve()
+    siblings = [p for p in folder.glob("*.py") if p.name not in (f"{name}.py", "app.py")]
+    assert {p.name for p in siblings} == {"evaluate_info.py", "mteval.py", "meteor.py", "diversity.py",
+                                          "selection.py", "dstc_clean.py"}
+    for p in siblings:
+        assert p.is_symlink() and p.resolve().parent == scoring and p.resolve().is_file(), p
+
+
+_LOAD_WITHOUT_DIALOGPT = r"""
+import json, runpy, sys
+class NoDialogpt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "dialogpt" or name.startswith("dialogpt."):
+            raise ImportError("the module must not need the dialogpt package")
+sys.meta_path.insert(0, NoDialogpt())
+import evaluate, evaluate.utils
+launched = []
+evaluate.utils.launch_gradio_widget = launched.append
+hyps, refs = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+out = {}
+for name in sys.argv[1].split(","):
+    runpy.run_path(f"{name}/app.py")  # the Space's entry point builds the widget over this folder
+    module = launched[-1]
+    if name == "dialog_diversity":
+        out.update(module.compute(predictions=hyps))
+    elif name != "meteor_multiref":  # (the JVM is exercised by the other METEOR tests)
+        out.update(module.compute(predictions=hyps, references=refs))
+    out[name] = type(module).__mro__[1].__name__
+print(json.dumps(out))
+"""
+
+
+def test_modules_pushed_to_the_hub_load_and_score_without_the_dialogpt_package(tmp_path, mock_hub):
+    import json
+    import subprocess
+    import sys
+
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    for name in MODULES:
+        repo = f"dstc-metrics/{name}"
+        api.create_repo(repo, repo_type="space", space_sdk="gradio", exist_ok=True)
+        api.upload_folder(repo_id=repo, repo_type="space", folder_path=str(REPO_ROOT / "metrics" / name))
+        for path, content in mock_hub.repo_files("space", repo).items():  # what a Space clone holds
+            dst = tmp_path / name / path
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(content)
+        assert not any(p.is_symlink() for p in (tmp_path / name).iterdir())
+        assert (tmp_path / name / "mteval.py").read_bytes() == (REPO_ROOT / "dialogpt/scoring/mteval.py").read_bytes()
+    hyps, refs, exp = load_case("demo")
+    proc = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_DIALOGPT, ",".join(MODULES), json.dumps(hyps),
+                           json.dumps(refs)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["dialog_diversity"] == "Measurement" and got["nist_multiref"] == "Metric"
+    assert got["meteor_multiref"] == "Metric"
+    for k in ("nist2", "nist4", "bleu2", "bleu4", "entropy4", "dist1", "dist2", "avg_len"):
+        assert got[k] == pytest.approx(exp[k], abs=TOL), k
+    assert mock_hub.errors == []

@@ -1,0 +1,1 @@
+../../dialogpt/scoring/evaluate_info.py

@@ -1,0 +1,1 @@
+../../dialogpt/scoring/dstc_clean.py
