@@ -6,7 +6,9 @@
   newest checkpoint that verifies and says so (and then continues exactly);
 * a kill while rotation deletes an old checkpoint -> the half-deleted folder is never taken for a
   checkpoint and is removed (and reported) on the next start;
-* a file changed after the save (manifest mismatch) -> one line naming the file.
+* a file changed after the save (manifest mismatch) -> one line naming the file;
+* a real ``kill -9`` between steps, mid-save, right after the rename and mid-rotation -> ``latest``
+  continues with bit-identical losses (and removes what the kill left).
 """
 
 from __future__ import annotations
@@ -179,3 +181,61 @@ def test_old_checkpoints_are_deleted_only_after_the_new_one_verifies(tmp_path, d
         save_checkpoint(acc, out, TrainState(global_step=2), cfg, save_total_limit=1)
     assert (tmp_path / "run" / "checkpoints" / "step-000001").is_dir()     # the good one was kept
     assert verify_checkpoint(tmp_path / "run" / "checkpoints" / "step-000001").ok
+
+
+KILLER = '''
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from train_helpers import base_config
+from dialogpt.train import checkpointing
+from dialogpt.train.loop import train
+
+point, root, ds, tok = sys.argv[1:5]
+
+
+def die(*_):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+callback = None
+if point == "step":                      # between two steps, one step after the checkpoint of step 2
+    callback = lambda state: die() if state.global_step == 3 else None
+elif point == "mid_save":                # save_state done, manifest not yet written, folder still .tmp-
+    real_manifest = checkpointing.write_manifest
+    checkpointing.write_manifest = lambda f: die() if "step-000004" in str(f) else real_manifest(f)
+elif point == "after_rename":            # step-000004 renamed in, not yet verified, step-000002 not yet rotated out
+    real_verify = checkpointing.verify_checkpoint
+    checkpointing.verify_checkpoint = lambda f: die() if str(f).endswith("step-000004") else real_verify(f)
+elif point == "mid_delete":              # rotating step-000002 out: part of it deleted
+    checkpointing._delete_tree = lambda p: ((p / "model.safetensors").unlink(), die())
+train(base_config(Path(root), ds, tok, save_total_limit=1, **{common!r}), step_callback=callback)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point, resumed_at, leftover", [
+    ("step", 2, None), ("mid_save", 2, ".tmp-step-000004"), ("after_rename", 4, None),
+    ("mid_delete", 4, ".deleting-step-000002"),
+])
+def test_kill_9_anywhere_then_latest_resumes_with_identical_losses(base_run, tmp_path, ds, tokenizer_dir, capsys,
+                                                                     point, resumed_at, leftover):
+    import subprocess
+    import sys
+
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLER.format(tests=str(Path(__file__).resolve().parents[1]), common=COMMON))
+    proc = subprocess.run([sys.executable, str(script), point, str(tmp_path), str(ds), str(tokenizer_dir)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr[-2000:]                 # really SIGKILLed, no cleanup ran
+    root = tmp_path / "run" / "checkpoints"
+    if leftover:
+        assert (root / leftover).is_dir()
+    res = train(base_config(tmp_path, ds, tokenizer_dir, save_total_limit=1, resume_from_checkpoint="latest",
+                            **COMMON))
+    printed = capsys.readouterr().out
+    assert f"resumed from                 = {root / f'step-{resumed_at:06d}'}" in printed
+    assert res.loss_history == base_run[1][resumed_at:]                # bit-identical continuation
+    if leftover:
+        assert f"removed {leftover}" in printed
+    assert sorted(p.name for p in root.iterdir()) == ["step-000006"]
