@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", required=True, help="SQLite vote file (created if missing; reusing it for "
                    "other inputs is refused)")
     s.add_argument("--judges-per-item", type=int, default=3, help="show each item to at most this many "
-                   "judges (default 3, as the seed; 0 = no limit)")
+                   "judges (default 3, as the seed; 0 = no limit); an item shown to a judge who never "
+                   "answered still counts")
     s.add_argument("--host", default="127.0.0.1", help="interface to listen on (default loopback)")
     s.add_argument("--port", type=int, default=8001, help="port (default 8001)")
     s.add_argument("--title", default=HumanEvalConfig.title, help="heading shown to judges")

@@ -145,7 +145,8 @@ def build_chat_ui(responder: Responder, config: ChatUIConfig | None = None, run:
         gr.Dropdown(list(STRATEGY_CHOICES), value=default.strategy, label="Strategy",
                     info="greedy: one reply; sample / beam: several candidates, reranked", elem_id="strategy"),
         gr.Slider(0.05, 1.0, value=default.top_p, step=0.05, label="Top-p (sample)", elem_id="top-p"),
-        gr.Slider(1, cfg.max_candidates, value=default.num_candidates, step=1, label="Candidates",
+        gr.Slider(1, max(cfg.max_candidates, default.num_candidates), value=default.num_candidates, step=1,
+                  label="Candidates",
                   info="replies generated per turn; the reranker and safety filter pick one",
                   elem_id="candidates"),
     ]
