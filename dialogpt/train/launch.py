@@ -44,7 +44,9 @@ def launched_without_device() -> bool:
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
         world = 1
-    return "LOCAL_RANK" in os.environ and world > 1 and not _has_accelerator_device()
+    # DeepSpeed has its own (CPU) accelerator: asking for cpu=True would silently turn it into plain DDP
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    return "LOCAL_RANK" in os.environ and world > 1 and not deepspeed and not _has_accelerator_device()
 
 
 def resolve_mixed_precision(flag: str) -> str:
@@ -78,4 +80,4 @@ def check_device_precision(accelerator) -> None:
     """fp16 needs CUDA autocast; Accelerate would otherwise train fp32 without a word."""
     if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
         raise TrainingError("mixed precision fp16 needs a CUDA GPU and this process runs on CPU: use "
-                            "accelerate_configs/cpu_ddp.yaml, or --mixed_precision bf16 / no")
+                            "accelerate_configs/cpu_ddp.yaml, or accelerate launch --mixed_precision no (or bf16)")
