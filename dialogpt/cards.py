@@ -10,6 +10,7 @@ measured results.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -20,20 +21,22 @@ INSTALLED_TEMPLATE_DIR = Path(sys.prefix) / "share" / "dialogpt-hf" / "model_car
 DIALOGUE_TEMPLATE = "dialogue_model.md"
 REVERSE_TEMPLATE = "reverse_model.md"
 
-#: Reddit months per dataset size (DESIGN.md, the seed's demo.py / prepro choices)
-DATA_MONTHS = {
-    "small": "2005-12 .. 2009-12",
-    "full": "2005-12 .. 2017-11",
-    "dummy": "shipped sample dumps (a few Pushshift records plus synthetic threads)",
-}
-#: The seed's instance filters (its data extraction README), quoted in every card
-SEED_FILTERS = [
-    "URLs replaced by a placeholder, markdown and non-ASCII stripped, text lower-cased and tokenised",
-    "turns with too few or too many words, or repeated words, dropped",
-    "sessions with offensive language (the seed's word list) or from blocked subreddits dropped",
-    "responses with a `[deleted]`/`[removed]` body dropped; sessions too long for max_seq_length truncated "
-    "from the oldest turn",
-]
+#: What the data side writes beside a built dataset (dialogpt_dataset.build): rows per split, rule
+#: counters, months and the extraction rules. Read as JSON so the model side never imports the data side.
+BUILD_STATS = "build_stats.json"
+
+
+@dataclass
+class DataFacts:
+    """Facts about the training data, read from the dataset's ``build_stats.json`` (none: unknown)."""
+
+    months: list[str] = field(default_factory=list)
+    test_months: list[str] = field(default_factory=list)
+    num_rows: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    preset: str | None = None
+    words_blocklist: str | None = None   # "shipped", a file name, or None (no offensive-word filter)
+    switches: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -50,11 +53,11 @@ class ModelCardInfo:
     n_positions: int | None = None
     vocab_size: int | None = None
     num_parameters: int | None = None
-    dataset: str | None = None
+    dataset: str | None = None           # a name to show: Hub id, else the folder / file name (never a path)
     dataset_hub_id: str | None = None
     data_months: str | None = None
     num_train_examples: int | None = None
-    filters: list[str] = field(default_factory=lambda: list(SEED_FILTERS))
+    data: DataFacts | None = None        # None: the data was not built by dialogpt_dataset (or is unreadable)
     training: dict = field(default_factory=dict)
     figures: dict = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -76,14 +79,58 @@ def _hub_dataset_id(dataset: str | None) -> str | None:
     return dataset
 
 
-def _months_for(dataset: str | None) -> str | None:
+def _shown_name(value: str | None) -> str | None:
+    """A local path shows as its last part (a card must not carry this machine's folders); an id as is."""
+    if not value:
+        return None
+    p = Path(value)
+    return p.name if p.exists() or p.is_absolute() or value.startswith((".", "~")) else value
+
+
+def _month_span(months: list[str]) -> str | None:
+    if not months:
+        return None
+    months = sorted(months)
+    return f"{months[0]} .. {months[-1]} ({len(months)} month{'s' if len(months) > 1 else ''})"
+
+
+def read_data_facts(dataset: str | None) -> DataFacts | None:
+    """``build_stats.json`` of a local dataset folder or a Hub dataset; ``None`` when there is none."""
     if not dataset:
         return None
-    low = dataset.lower()
-    for key, months in DATA_MONTHS.items():
-        if key in Path(low).name.split("-") or low.endswith(key):
-            return months
-    return None
+    path = Path(dataset) / BUILD_STATS
+    if not path.is_file():
+        if _hub_dataset_id(dataset) is None:
+            return None
+        try:  # a pushed dataset carries the same file; any failure just means "unknown"
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(dataset, BUILD_STATS, repo_type="dataset"))
+        except Exception:  # noqa: BLE001 - offline, missing file, private repo: the card says less
+            return None
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    rules = stats.get("rules") or {}
+    return DataFacts(months=list(stats.get("months") or []), test_months=list(stats.get("test_months") or []),
+                     num_rows=dict(stats.get("num_rows") or {}),
+                     counters={k: v for k, v in (stats.get("counters") or {}).items() if v},
+                     preset=rules.get("preset"), words_blocklist=rules.get("words_blocklist"),
+                     switches=list(rules.get("enabled") or []))
+
+
+def schedule_text(config) -> str:
+    """The learning-rate schedule as it really ran, with the warm-up the schedule used."""
+    sched = config.lr_schedule
+    if sched == "BERT":
+        steps = round(config.warmup_proportion * config.num_optim_steps)
+        return (f"BERT: linear warm-up over warmup_proportion {config.warmup_proportion} of "
+                f"{config.num_optim_steps} steps ({steps} steps), then linear decay to 0")
+    if sched in ("noam", "noamwd"):
+        tail = ", then decays as step^-0.5" + (" and 0.5x every 1000 steps" if sched == "noamwd" else "")
+        return f"{sched}: warm-up over warmup_steps {config.warmup_steps}{tail}"
+    return "None: constant learning rate, no warm-up"
 
 
 def card_info_from_run(config, result, model_config) -> ModelCardInfo:
@@ -94,24 +141,24 @@ def card_info_from_run(config, result, model_config) -> ModelCardInfo:
         metrics["loss"] = round(float(result.eval_loss), 4)
         if result.eval_ppl is not None and math.isfinite(result.eval_ppl):
             metrics["perplexity"] = round(float(result.eval_ppl), 3)
-    data = config.dataset or config.train_file
+    facts = read_data_facts(config.dataset)
     return ModelCardInfo(
         model_name=name, reverse=config.reverse, base_model=config.model_name_or_path,
         n_layer=getattr(model_config, "n_layer", None), n_embd=getattr(model_config, "n_embd", None),
         n_head=getattr(model_config, "n_head", None), n_positions=getattr(model_config, "n_positions", None),
         vocab_size=getattr(model_config, "vocab_size", None), num_parameters=result.num_parameters,
-        dataset=data, dataset_hub_id=_hub_dataset_id(config.dataset), data_months=_months_for(data),
+        dataset=_shown_name(config.dataset or config.train_file), dataset_hub_id=_hub_dataset_id(config.dataset),
+        data_months=_month_span(facts.months) if facts else None, data=facts,
         num_train_examples=result.num_train_examples,
         training={
-            "from": config.model_name_or_path or f"scratch ({config.model_config})",
-            "init_checkpoint": config.init_checkpoint,
+            "from": _shown_name(config.model_name_or_path) or f"scratch ({config.model_config})",
+            "init_checkpoint": _shown_name(config.init_checkpoint),
             "max_seq_length": config.max_seq_length,
             "train_batch_size (per device per step)": config.train_batch_size,
             "gradient_accumulation_steps": config.gradient_accumulation_steps,
             "processes": result.num_processes,
             "learning_rate": config.learning_rate,
-            "lr_schedule": config.lr_schedule,
-            "warmup_steps": config.warmup_steps,
+            "lr_schedule": schedule_text(config),
             "num_optim_steps": config.num_optim_steps,
             "mixed_precision": config.mixed_precision,
             "seed": config.seed,
@@ -149,6 +196,27 @@ def _card_data(info: ModelCardInfo):
     )
 
 
+def data_lines(facts: DataFacts | None) -> list[str]:
+    """What the card says about the text and the rules, each line read from the build's own record."""
+    if facts is None:
+        return ["not built by dialogpt-hf's pipeline (no build_stats.json): see the data's own documentation"]
+    lines = ["text normalised as DialoGPT's extraction does (URLs to `__url__`, characters outside "
+             "`A-Za-z0-9()[]:,.!?'` removed) and tokenised with NLTK's `TweetTokenizer(preserve_case=True)`: "
+             "**case is kept**, not lower-cased"]
+    if facts.words_blocklist:
+        lines.append(f"offensive-word list `{facts.words_blocklist}`: in the training months a turn containing a listed "
+                     "word stays in its session as context with **weight 0** (no loss), it is not dropped; in the test "
+                     "months such instances are dropped")
+    else:
+        lines.append("no offensive-word list was applied (the data may contain offensive text)")
+    if facts.preset:
+        lines.append(f"extraction preset `{facts.preset}`; project-only rules on: "
+                     f"{', '.join(f'`{x}`' for x in facts.switches) or 'none'}")
+    if facts.num_rows:
+        lines.append("rows per split: " + ", ".join(f"{k} {v:,}" for k, v in facts.num_rows.items()))
+    return lines
+
+
 def find_template_dir() -> Path:
     """``model_cards/`` of a source checkout (editable install), else the copy ``pip install .`` puts
     under ``<prefix>/share/dialogpt-hf`` (setup.cfg's ``data_files``): the templates are top-level, not
@@ -170,7 +238,7 @@ def render_model_card(info: ModelCardInfo, template_dir: Path | None = None):
         raise FileNotFoundError(f"{template}: model card template not found")
     return ModelCard.from_template(
         _card_data(info), template_path=str(template), info=info,
-        size_name=_size_name(info.n_layer, info.n_embd),
+        size_name=_size_name(info.n_layer, info.n_embd), data_lines=data_lines(info.data),
         params_m=None if info.num_parameters is None else f"{info.num_parameters / 1e6:.2f}M",
     )
 

@@ -55,3 +55,98 @@ def test_reverse_card_and_added_metrics(tmp_path):
 def test_missing_template_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="model card template not found"):
         render_model_card(_info(), template_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- cards state only facts of the run
+
+
+def _result(cfg, **kw):
+    from dialogpt.train.config import TrainResult
+
+    base = dict(output_dir=cfg.output_dir, global_step=cfg.num_optim_steps, epoch=1, train_loss=3.5, eval_loss=3.25,
+                eval_ppl=25.79, tokens_per_sec=1234.5, padding_efficiency=0.97, train_runtime=12.0, num_processes=1,
+                num_train_examples=100, num_parameters=124_439_808)
+    base.update(kw)
+    return TrainResult(**base)
+
+
+def _stats(months, test_months, counters, preset, words, enabled):
+    import json
+
+    return json.dumps({"num_rows": {"train": 100, "validation": 5}, "counters": counters, "months": months,
+                       "test_months": test_months, "months_without_rs": [],
+                       "rules": {"preset": preset, "words_blocklist": words, "enabled": enabled}})
+
+
+def _render(cfg, tmp_path):
+    from huggingface_hub import ModelCard
+    from transformers import GPT2Config
+
+    from dialogpt.cards import card_info_from_run
+
+    card = render_model_card(card_info_from_run(cfg, _result(cfg), GPT2Config(n_layer=2, n_embd=64, n_head=2)))
+    card.save(str(tmp_path / "README.md"))
+    return ModelCard.load(str(tmp_path / "README.md"))
+
+
+def test_cards_of_two_differently_configured_runs_state_each_runs_facts(tmp_path, mock_hub):
+    from huggingface_hub import HfApi
+
+    from dialogpt.train.config import TrainConfig
+
+    # run A: a local dataset folder built with the default preset (shipped word list), noam with warmup_steps,
+    # an absolute init checkpoint path
+    data_a = tmp_path / "reddit-small"
+    data_a.mkdir()
+    months_a = ["2005-12", "2006-01", "2006-02"]
+    (data_a / "build_stats.json").write_text(_stats(months_a, [], {"offensive_turn": 12, "url": 30, "deleted": 0},
+                                                    "default", "shipped", ["bot", "non_ascii", "removed"]))
+    cfg_a = TrainConfig(output_dir=str(tmp_path / "runs" / "run-a"), dataset=str(data_a), model_config="small", tokenizer_name="gpt2",
+                        init_checkpoint=str(tmp_path / "models" / "medium_ft.pkl"), lr_schedule="noam",
+                        warmup_steps=16000, num_optim_steps=300)
+    # run B: a Hub dataset built with the original preset (no word list), BERT with warmup_proportion
+    api = HfApi()
+    api.create_repo("card-org/reddit-orig", repo_type="dataset", exist_ok=True)
+    api.upload_file(path_or_fileobj=_stats(["2006-01"], ["2018-03", "2018-04"], {"url": 7}, "original", None,
+                                           []).encode(), path_in_repo="build_stats.json",
+                    repo_id="card-org/reddit-orig", repo_type="dataset")
+    cfg_b = TrainConfig(output_dir=str(tmp_path / "runs" / "run-b"), dataset="card-org/reddit-orig",
+                        model_config="small", tokenizer_name="gpt2", lr_schedule="BERT", warmup_proportion=0.2, num_optim_steps=50,
+                        hub_model_id="card-org/dialogpt-b")
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = _render(cfg_a, tmp_path / "a"), _render(cfg_b, tmp_path / "b")
+    for card in (a, b):
+        text = card.text
+        assert str(tmp_path) not in str(card) and "/tmp" not in str(card)  # no local paths, text or metadata
+        assert "TweetTokenizer(preserve_case=True)" in text and "case is kept" in text
+        assert "text lower-cased" not in text and "sessions with offensive language" not in text
+    # A: its folder name, its months, its schedule and warm-up, its word list and weighting rule, its counts
+    assert "`reddit-small`" in a.text and a.data.datasets is None
+    assert "2005-12 .. 2006-02 (3 months)" in a.text and "multi-reference test months" not in a.text
+    assert "noam: warm-up over warmup_steps 16000" in a.text and "warmup_proportion" not in a.text
+    assert "offensive-word list `shipped`" in a.text and "**weight 0**" in a.text
+    assert "preset `default`" in a.text and "`bot`, `non_ascii`, `removed`" in a.text
+    assert "| offensive_turn | 12 |" in a.text and "| url | 30 |" in a.text and "| deleted |" not in a.text
+    assert "medium_ft.pkl" in a.text and "| num_optim_steps | 300 |" in a.text
+    # B: the Hub id, its months and test months, BERT's real warm-up (0.2 x 50 = 10 steps), no word list
+    assert "`card-org/reddit-orig`" in b.text and b.data.datasets == ["card-org/reddit-orig"]
+    assert "2006-01 .. 2006-01 (1 month)" in b.text and "test months: 2018-03 .. 2018-04" in b.text
+    assert "warmup_proportion 0.2 of 50 steps (10 steps)" in b.text and "warmup_steps" not in b.text
+    assert "no offensive-word list was applied" in b.text and "weight 0**" not in b.text
+    assert "| url | 7 |" in b.text and "| offensive_turn |" not in b.text and "preset `original`" in b.text
+    assert mock_hub.errors == []
+
+
+def test_card_of_a_legacy_tsv_run_claims_nothing_about_the_data(tmp_path):
+    from dialogpt.train.config import TrainConfig
+
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text("0.0 hi\t1.0 hello\n")
+    cfg = TrainConfig(output_dir=str(tmp_path / "run"), train_file=str(tsv), model_config="small", tokenizer_name="gpt2",
+                      lr_schedule="None", num_optim_steps=10)
+    card = _render(cfg, tmp_path)
+    assert "`train.tsv`" in card.text and "no build_stats.json" in card.text
+    assert "preserve_case" not in card.text and "Reddit months" not in card.text
+    assert "constant learning rate, no warm-up" in card.text and str(tmp_path) not in str(card)
