@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = ("train", "eval", "chat", "serve", "convert")
+COMMANDS = ("train", "eval", "chat", "serve", "convert", "human-eval")
 
 
 def run(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS:
         print(f"usage: python -m dialogpt.cli {{{','.join(COMMANDS)}}} [args]", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"dialogpt.cli.{argv[0]}")
+    module = importlib.import_module(f"dialogpt.cli.{argv[0].replace('-', '_')}")
     return int(module.main(argv[1:]) or 0)
 
 
