@@ -40,3 +40,14 @@ def test_scripts_help(script):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "usage:" in out.stdout.lower()
+
+
+def test_python_m_dialogpt_cli_runs_every_console_command():
+    from dialogpt.cli.__main__ import COMMANDS
+
+    declared = {name.removeprefix("dialogpt-") for name in _console_scripts()} - {"build-dataset"}
+    assert set(COMMANDS) == declared  # the model side's commands, each reachable without installing
+    for command in COMMANDS:
+        out = subprocess.run([sys.executable, "-m", "dialogpt.cli", command, "--help"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "usage:" in out.stdout.lower(), (command, out.stderr[-500:])
