@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dialogpt.errors import first_line
 from dialogpt.serve.batching import Busy, Job, Result, Scheduler
 from dialogpt.serve.schemas import ApiError, GenRequest, parse_chat, parse_completion
 from dialogpt.serve.streaming import cut_at_stop, sse
@@ -198,12 +199,14 @@ def create_app(responder, config: ServerConfig | None = None) -> FastAPI:
 
 def _mount_ui(app: FastAPI, responder) -> None:
     # Imported here, not at the top: the web chat needs gradio (the optional ``ui`` extra), and a
-    # server without the extra must still start and serve the API.
+    # server without the extra must still start and serve the API. The page submits its work through
+    # app.state.scheduler.call, so it takes turns with the API on the model thread.
     try:
         from dialogpt.serve.ui import mount_chat_ui
+
+        mount_chat_ui(app, responder)
     except ImportError as e:
-        raise ImportError(f"--ui needs the 'ui' extra (pip install 'dialogpt-hf[ui]'): {e}") from None
-    mount_chat_ui(app, responder)
+        raise ImportError(f"--ui needs the 'ui' extra (pip install 'dialogpt-hf[ui]'): {first_line(e)}") from None
 
 
 def _install_errors(app: FastAPI) -> None:

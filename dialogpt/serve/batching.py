@@ -33,7 +33,6 @@ import torch
 from transformers import (
     DynamicCache,
     LogitsProcessorList,
-    MinNewTokensLengthLogitsProcessor,
     NoRepeatNGramLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
@@ -43,6 +42,7 @@ from transformers import (
 from dialogpt.chat_format import build_prompt_ids
 from dialogpt.decode.processors import response_processors
 from dialogpt.decode.responder import left_pad
+from dialogpt.serve import kv_cache
 from dialogpt.serve.schemas import GenRequest
 from dialogpt.serve.streaming import TextStream
 
@@ -249,10 +249,7 @@ class Scheduler:
         prompt = r.prompt_ids(job.request.turns, opts)
         if len(prompt) < len(build_prompt_ids(r.tokenizer, job.request.turns)):
             r.stats["truncated_prompts"] += 1
-        eos = int(r.tokenizer.eos_token_id)
-        procs = LogitsProcessorList()
-        if opts.min_new_tokens > 0:
-            procs.append(MinNewTokensLengthLogitsProcessor(len(prompt), opts.min_new_tokens, eos))
+        procs = LogitsProcessorList()  # min_new_tokens is applied to the whole batch in _advance
         if opts.no_repeat_ngram_size > 0:
             procs.append(NoRepeatNGramLogitsProcessor(opts.no_repeat_ngram_size))
         procs.extend(response_processors(opts, len(prompt)))
@@ -292,29 +289,11 @@ class Scheduler:
         if self.rows:
             with self.cond:
                 self.counters["joined_running_batch"] += len(rows)
-        self._merge(cache, mask.to(device))
+        self.cache, self.mask = kv_cache.join(self.cache, self.mask, cache, mask.to(device))
         self.rows.extend(rows)
         with self.cond:
             self.counters["max_rows"] = max(self.counters["max_rows"], len(self.rows))
         self._advance(out.logits[:, -1], first=len(self.rows) - len(rows))
-
-    def _merge(self, cache: DynamicCache, mask: torch.Tensor) -> None:
-        if self.cache is None:
-            self.cache, self.mask = cache, mask
-            return
-        width = max(self.mask.shape[1], mask.shape[1])
-
-        def left(t: torch.Tensor, dim_from_end: int) -> torch.Tensor:
-            d = width - t.shape[-dim_from_end]
-            if d == 0:
-                return t
-            spec = [0, 0] * (dim_from_end - 1) + [d, 0]
-            return torch.nn.functional.pad(t, spec)
-
-        for old, new in zip(self.cache.layers, cache.layers):
-            old.keys = torch.cat([left(old.keys, 2), left(new.keys, 2)], 0)
-            old.values = torch.cat([left(old.values, 2), left(new.values, 2)], 0)
-        self.mask = torch.cat([left(self.mask, 1), left(mask, 1)], 0)
 
     def _step(self) -> None:
         """One token for every running row."""
@@ -330,25 +309,26 @@ class Scheduler:
 
     def _advance(self, logits: torch.Tensor, first: int) -> None:
         """Pick the next token of rows ``first``.. (``logits`` has one line per such row), then drop
-        the finished and cancelled rows."""
+        the finished and cancelled rows. Greedy rows without processors share one argmax; the others
+        run their own processors (as ``generate`` would: min_new_tokens first, warpers last)."""
         eos = int(self.responder.tokenizer.eos_token_id)
-        finished: list[int] = []
-        for k in range(first, len(self.rows)):
-            row = self.rows[k]
-            if row.job.cancelled:
-                finished.append(k)
-                continue
-            ids = torch.tensor([row.prompt + row.generated], device=logits.device)
-            scores = row.processors(ids, logits[k - first:k - first + 1].float())
-            if row.sample:
-                tok = int(torch.multinomial(torch.softmax(scores, -1).cpu(), 1, generator=row.generator))
-            else:
-                tok = int(scores.argmax(-1))
-            if self._feed(row, tok, eos):
-                finished.append(k)
-        for k in range(first):  # rows already running whose client went away
-            if self.rows[k].job.cancelled:
-                finished.append(k)
+        rows = self.rows[first:]
+        logits = logits.float()
+        early = [i for i, r in enumerate(rows) if len(r.generated) < r.job.request.options.min_new_tokens]
+        if early:
+            logits[early, eos] = -float("inf")
+        picks = logits.argmax(-1).tolist()
+        for i, row in enumerate(rows):
+            if row.processors or row.sample:
+                ids = torch.tensor([row.prompt + row.generated], device=logits.device)
+                scores = row.processors(ids, logits[i:i + 1])
+                if row.sample:
+                    probs = torch.softmax(scores, -1).cpu()
+                    picks[i] = int(torch.multinomial(probs, 1, generator=row.generator))
+                else:
+                    picks[i] = int(scores.argmax(-1))
+        finished = [first + i for i, r in enumerate(rows) if r.job.cancelled or self._feed(r, picks[i], eos)]
+        finished += [k for k in range(first) if self.rows[k].job.cancelled]  # running rows whose client left
         if finished:
             self._drop(sorted(set(finished)))
 
@@ -378,13 +358,7 @@ class Scheduler:
         gone = set(finished)
         keep = [k for k in range(len(self.rows)) if k not in gone]
         self.rows = [self.rows[k] for k in keep]
-        if not self.rows:
+        if self.rows:
+            self.cache, self.mask = kv_cache.keep_rows(self.cache, self.mask, keep)
+        else:
             self.cache, self.mask = None, None
-            return
-        idx = torch.tensor(keep, device=self.mask.device)
-        mask = self.mask[idx]
-        start = int((mask.sum(0) > 0).nonzero()[0])  # columns that are padding in every row left go
-        self.mask = mask[:, start:]
-        for layer in self.cache.layers:
-            layer.keys = layer.keys[idx, :, start:]
-            layer.values = layer.values[idx, :, start:]

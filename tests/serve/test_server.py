@@ -117,6 +117,27 @@ def test_streaming_matches_the_non_streamed_reply(server):
     assert events[-1] == "data: [DONE]" and all(e.startswith("data: ") for e in events)
 
 
+def test_completions_route_penalties_and_the_rerank_mode_stream(server, responder):
+    c = _client(server)
+    expected = responder.respond(HISTORY, GenerationOptions(max_new_tokens=8))
+    prompt = "<|endoftext|>".join(HISTORY) + "<|endoftext|>"
+    out = c.completions.create(model="tiny", prompt=prompt, max_tokens=8, temperature=0)
+    assert out.object == "text_completion" and out.choices[0].text == expected.text
+    streamed = list(c.completions.create(model="tiny", prompt=prompt, max_tokens=8, temperature=0, stream=True))
+    assert "".join(ch.choices[0].text for ch in streamed if ch.choices) == expected.text
+    # OpenAI's penalties are applied (over the response only), not accepted and ignored.
+    opts = GenerationOptions(max_new_tokens=8, frequency_penalty=2.0, presence_penalty=2.0)
+    penalised = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=8,
+                                          frequency_penalty=2.0, presence_penalty=2.0)
+    assert penalised.choices[0].message.content == responder.respond(HISTORY, opts).text
+    # n > 1 reranks whole candidates: it streams after choosing, and says so.
+    body = json.dumps({"messages": MESSAGES, "stream": True, "max_tokens": 3, "n": 2, "temperature": 1.0}).encode()
+    status, headers, raw = _http(server, "POST", "/v1/chat/completions", body)
+    assert status == 200 and headers["x-dialogpt-stream"] == "after-choosing"
+    chunks = [json.loads(e[6:]) for e in raw.decode().split("\n\n") if e.startswith("data: {")]
+    assert sorted(ch["choices"][0]["index"] for ch in chunks if ch["choices"][0]["finish_reason"]) == [0, 1]
+
+
 @pytest.mark.parametrize("body, status, needle", [
     (b"{not json", 400, "not valid JSON"),
     (b"[1, 2]", 400, "JSON object"),
@@ -139,6 +160,8 @@ def test_streaming_matches_the_non_streamed_reply(server):
     (json.dumps({"messages": MESSAGES, "logprobs": True}).encode(), 400, "'logprobs' is not supported"),
     (json.dumps({"messages": MESSAGES, "response_format": {"type": "json_object"}}).encode(), 400, "response_format"),
     (json.dumps({"messages": MESSAGES, "stop": ["a", 3]}).encode(), 400, "'stop'"),
+    (json.dumps({"messages": MESSAGES, "presence_penalty": 3}).encode(), 400, "presence_penalty"),
+    (json.dumps({"messages": MESSAGES, "stream_options": 5, "stream": True}).encode(), 400, "stream_options"),
     (b"x" * 5000, 413, "at most 4096"),
     (b'{"messages": [{"role": "user", "content": "hi \\ud800"}]}', 400, "not valid Unicode"),
     (b'{"messages": [{"role": "user", "content": "hi"}], "stop": "\\udfff"}', 400, "'stop'"),
