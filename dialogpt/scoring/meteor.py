@@ -144,11 +144,35 @@ def _start_shard(cmd_head: list[str], hyps, refs, folder: Path):
     return proc
 
 
+def _fill(row: Sequence[str], width: int) -> list[str]:
+    """A row's distinct references, cycled to ``width`` (the jar needs the same count per segment)."""
+    uniq = list(dict.fromkeys(row))
+    return [uniq[i % len(uniq)] for i in range(width)]
+
+
+def _shards(refs: Sequence[Sequence[str]], jobs: int) -> list[tuple[list[int], int]]:
+    """(segment indices, references per segment) of each JVM's shard.
+
+    The jar aligns a segment with every reference and keeps the best (the first of equal scores), so a
+    repeated reference (DSTC7's slot 2 is used twice) only costs time: each row keeps its distinct
+    references. Rows are grouped by that count (the corpus score is a sum over segments, so their
+    order does not matter) and each shard passes ``-r`` = the largest count in it.
+    """
+    order = sorted(range(len(refs)), key=lambda i: len(set(refs[i])))
+    k = max(1, min(jobs, len(order)))
+    bounds = [len(order) * i // k for i in range(k + 1)]
+    out = []
+    for i in range(k):
+        idx = order[bounds[i]:bounds[i + 1]]
+        out.append((idx, max(len(set(refs[j])) for j in idx)))
+    return out
+
+
 def meteor(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, heap: str = "1g",
            jar: str | os.PathLike | None = None, timeout: float | None = None, jobs: int | None = None) -> float:
     """Corpus METEOR 1.5 (``-l en -norm``) of ``hyps`` against ``refs`` (same number per row).
 
-    ``jobs`` JVMs score contiguous shards at once (default :func:`default_jobs`); the result does not
+    ``jobs`` JVMs score shards at once (default :func:`default_jobs`); the result does not
     depend on it. ``heap`` is each JVM's ``-Xmx``.
     """
     if len(hyps) != len(refs):
@@ -161,12 +185,11 @@ def meteor(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, heap: str = "1
     jar_path = Path(jar) if jar is not None else find_meteor_jar()
     # DSTC7's command line; the serial GC only saves CPU threads (the score does not depend on it).
     cmd = [find_java(), f"-Xmx{heap}", "-XX:+UseSerialGC", "-jar", str(jar_path)]
-    k = max(1, min(jobs or default_jobs(len(hyps)), len(hyps)))
-    bounds = [len(hyps) * i // k for i in range(k + 1)]
+    shards = _shards(refs, jobs or default_jobs(len(hyps)))
     with tempfile.TemporaryDirectory(prefix="meteor-") as tmp:
-        shards = [Path(tmp) / f"shard{i}" for i in range(k)]
-        procs = [_start_shard(cmd, hyps[bounds[i]:bounds[i + 1]], refs[bounds[i]:bounds[i + 1]], shards[i])
-                 for i in range(k)]
+        folders = [Path(tmp) / f"shard{i}" for i in range(len(shards))]
+        procs = [_start_shard(cmd, [hyps[i] for i in idx], [_fill(refs[i], width) for i in idx], d)
+                 for (idx, width), d in zip(shards, folders)]
         try:
             for p in procs:
                 p.wait(timeout=timeout)
@@ -176,9 +199,9 @@ def meteor(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, heap: str = "1
                     p.kill()
                     p.wait()
         rows: list[list[float]] = []
-        for i, (p, d) in enumerate(zip(procs, shards)):
+        for p, d, (idx, _) in zip(procs, folders, shards):
             lines = [x for x in (d / "stats.txt").read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
-            if p.returncode != 0 or len(lines) != bounds[i + 1] - bounds[i]:
+            if p.returncode != 0 or len(lines) != len(idx):
                 err = _java_error((d / "stderr.txt").read_text(encoding="utf-8", errors="replace"), heap)
                 raise MeteorError(f"meteor-1.5.jar failed (exit {p.returncode}): {err}")
             rows.extend([float(x) for x in line.split()] for line in lines)
