@@ -91,7 +91,9 @@ class PackedBatchSampler(Sampler[list[int]]):
         if rows_per_batch < 1:
             raise ValueError(f"rows_per_batch must be >= 1, got {rows_per_batch}")
         self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.batch_size = int(rows_per_batch)
+        # not ``batch_size``: Accelerate would take it for sessions per batch and hold back every batch
+        # whose session count differs when sharding; without it batches are variable-length lists
+        self.rows_per_batch = int(rows_per_batch)
         self.width = int(width)
         self.bucket_batches = max(1, int(bucket_batches))
         self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
@@ -106,7 +108,7 @@ class PackedBatchSampler(Sampler[list[int]]):
         n = len(self.lengths)
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(n) if self.shuffle else np.arange(n)
-        budget = self.batch_size * self.bucket_batches * self.width
+        budget = self.rows_per_batch * self.bucket_batches * self.width
         ends = np.searchsorted(np.cumsum(self.lengths[order]), np.arange(budget, int(self.lengths.sum()) + budget,
                                                                           budget), side="right")
         out: list[list[int]] = []
@@ -121,8 +123,8 @@ class PackedBatchSampler(Sampler[list[int]]):
         if self._cache is not None and self._cache[0] == self.epoch:
             return self._cache[1]
         rows = self.rows()
-        out = [[i for row in rows[b:b + self.batch_size] for i in row] for b in range(0, len(rows), self.batch_size)]
-        if self.drop_last and out and len(rows) % self.batch_size:
+        out = [[i for row in rows[b:b + self.rows_per_batch] for i in row] for b in range(0, len(rows), self.rows_per_batch)]
+        if self.drop_last and out and len(rows) % self.rows_per_batch:
             out.pop()
         if self.shuffle:
             rng = np.random.default_rng([self.seed, self.epoch, 1])
@@ -138,7 +140,7 @@ class PackedBatchSampler(Sampler[list[int]]):
 
     def real_token_fraction(self) -> float:
         """Real tokens / computed tokens of this epoch's plan, with empty rows topping up short batches."""
-        return real_token_fraction(self.lengths, self.batches(), self.width, self.batch_size)
+        return real_token_fraction(self.lengths, self.batches(), self.width, self.rows_per_batch)
 
 
 @dataclass

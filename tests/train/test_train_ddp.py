@@ -66,3 +66,74 @@ def test_two_process_ddp_matches_one_process_with_double_accumulation(tmp_path, 
     for k in a:
         assert (a[k] - b[k]).abs().max().item() < 1e-5, k
     assert single.loss_history[-1] < single.loss_history[0]
+
+
+_SHARD_SCRIPT = '''
+import json, sys
+import torch
+from dialogpt.train.config import TrainConfig
+from dialogpt.train.data import build_loaders, load_training_data
+from dialogpt.train.launch import accelerator_kwargs, make_accelerator
+from dialogpt.train.model import load_tokenizer
+
+dataset, tokenizer_dir, out = sys.argv[1:4]
+report = {}
+for mode in ("bucketed", "packed"):
+    cfg = TrainConfig(dataset=dataset, model_config="tiny", tokenizer_name=tokenizer_dir, output_dir=out,
+                      eval_split=None, max_seq_length=128, train_batch_size=4, gradient_accumulation_steps=1,
+                      packing=mode == "packed", seed=5)
+    acc = make_accelerator(**accelerator_kwargs(cfg))
+    tok = load_tokenizer(cfg)
+    train_tok, _, _ = load_training_data(cfg, acc, tok)
+    train_dl, _, sampler = build_loaders(cfg, tok, train_tok, None)
+    train_dl = acc.prepare(train_dl)
+    train_dl.set_epoch(0)
+    sampler.set_epoch(0)
+    batches = []
+    for batch in train_dl:  # each session of the batch as its ids: padded rows, or packed segments
+        ids = batch["input_ids"].tolist()
+        if "real_tokens" in batch:
+            flat = batch["input_ids"][batch["real_tokens"]].tolist()
+            starts = (batch["position_ids"][batch["real_tokens"]] == 0).nonzero().flatten().tolist() + [len(flat)]
+            batches.append([flat[a:b] for a, b in zip(starts, starts[1:])])
+        else:
+            mask = batch["attention_mask"].bool().tolist()
+            batches.append([[t for t, m in zip(r, k) if m] for r, k in zip(ids, mask)])
+    report[mode] = {"rank": acc.process_index, "world": acc.num_processes, "batches": batches,
+                    "n_batches": len(sampler), "all": list(train_tok["input_ids"])}
+    acc.wait_for_everyone()
+json.dump(report, open(f"{out}/rank{acc.process_index}.json", "w"))
+'''
+
+
+@pytest.mark.slow
+def test_two_process_loaders_shard_the_data_disjointly_and_completely(tmp_path, tokenizer_dir):
+    """Each rank sees its own batches (bucketed and packed); together they are every session once, except
+    the batch Accelerate repeats (``even_batches``) to give both ranks a last batch when the count is odd."""
+    from collections import Counter
+
+    ds = write_parquet_dataset(tmp_path / "ds", n_train=61, n_valid=4)
+    script = tmp_path / "shard.py"
+    script.write_text(_SHARD_SCRIPT)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    launcher = Path(sys.executable).parent / "accelerate"
+    proc = subprocess.run(
+        [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+         str(script), str(ds), str(tokenizer_dir), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for mode in ("bucketed", "packed"):
+        r0, r1 = reports[0][mode], reports[1][mode]
+        assert (r0["rank"], r1["rank"], r0["world"]) == (0, 1, 2)
+        everything = Counter(tuple(s) for s in r0["all"])
+        seen = [Counter(tuple(s) for b in r["batches"] for s in b) for r in (r0, r1)]
+        n = r0["n_batches"]
+        assert len(r0["batches"]) == len(r1["batches"]) == (n + 1) // 2  # equal step counts on both ranks
+        repeated = Counter(tuple(s) for s in r0["batches"][0]) if n % 2 else Counter()
+        assert seen[0] + seen[1] == everything + repeated, mode  # together: all of it (plus the repeat)
+        assert (seen[0] & seen[1]) == repeated, mode  # apart: nothing in common but the repeat
+        assert seen[0] and seen[1]
