@@ -35,6 +35,7 @@ from dialogpt.errors import first_line
 from dialogpt.serve.batching import Busy, Job, Result, Scheduler
 from dialogpt.serve.schemas import ApiError, GenRequest, parse_chat, parse_completion
 from dialogpt.serve.streaming import cut_at_stop, sse
+from dialogpt.serve.ui import mount_chat_ui
 
 logger = logging.getLogger("dialogpt.serve.app")
 
@@ -198,12 +199,9 @@ def create_app(responder, config: ServerConfig | None = None) -> FastAPI:
 
 
 def _mount_ui(app: FastAPI, responder) -> None:
-    # Imported here, not at the top: the web chat needs gradio (the optional ``ui`` extra), and a
-    # server without the extra must still start and serve the API. The page submits its work through
-    # app.state.scheduler.call, so it takes turns with the API on the model thread.
+    # The page submits its work through app.state.scheduler.call, so it takes turns with the API on
+    # the model thread. gradio (the optional ``ui`` extra) is imported by ui.py only when mounting.
     try:
-        from dialogpt.serve.ui import mount_chat_ui
-
         mount_chat_ui(app, responder)
     except ImportError as e:
         raise ImportError(f"--ui needs the 'ui' extra (pip install 'dialogpt-hf[ui]'): {first_line(e)}") from None
