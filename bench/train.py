@@ -10,6 +10,12 @@
 2. ``padding``: real tokens / padded tokens of the length-bucketed batch plan vs plain shuffled
    batches, on tokenised dialogue sessions (target >= 0.95 for bucketing).
 3. ``gpt2_117m_cpu``: tokens/s of the 117M shape (12 x 768, vocab 50257) on this CPU for a few steps.
+4. ``packing``: real tokens / computed tokens of the packed plan (``--packing``: sessions side by side in
+   rows of 128) vs the length-bucketed plan, on the same sessions as ``padding``.
+5. ``throughput_levers``: ``train()`` of the 4 x 256 model with {length buckets, --packing} x
+   {eager, --torch_compile (inductor)}, about the same tokens per step; steady-state real tokens/s from
+   ``train_log.txt`` after the warm-up steps (compile happens there), total wall and CPU time beside it.
+   ``--sections packing,throughput_levers`` runs only these (the others take long on 2 cores).
 
 No GPU figures are produced unless CUDA is present; nothing is estimated for hardware not measured.
 
@@ -212,10 +218,73 @@ def bench_117m(tmp: Path, tokenizer, steps: int, n_sessions: int) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+def bench_packing(tokenizer, n_sessions: int, rows: int, max_seq_length: int) -> dict:
+    import datasets
+
+    from dialogpt.train.data import LengthBucketBatchSampler, padding_efficiency, tokenize_sessions
+    from dialogpt.train.packing import PackedBatchSampler, real_token_fraction
+
+    tok, _ = tokenize_sessions(datasets.Dataset.from_list(_sessions(n_sessions, seed=1)), tokenizer, max_seq_length)
+    lengths = tok["length"]
+    packed = real_token_fraction(lengths, PackedBatchSampler(lengths, rows, max_seq_length).batches(),
+                                 max_seq_length, rows)
+    per_batch = max(1, round(rows * max_seq_length / (sum(lengths) / len(lengths))))
+    bucketed = padding_efficiency(lengths, list(LengthBucketBatchSampler(lengths, per_batch, bucket_batches=100)))
+    return {"sessions": len(lengths), "rows_per_batch": rows, "max_seq_length": max_seq_length,
+            "bucketed_batch_size_same_tokens": per_batch, "packed_real_token_fraction": round(packed, 4),
+            "bucketed_real_token_fraction": round(bucketed, 4),
+            "note": "packed: fixed rows x max_seq_length (the epoch's last batch topped up with empty rows)"}
+
+
+def _steady_tokens_per_sec(log_path: Path, warmup: int) -> float:
+    rows = [ln.split(",") for ln in log_path.read_text().splitlines()[1:]]
+    first, last = rows[warmup - 1], rows[-1]  # n_token_real (7) and epoch_time (12) are cumulative
+    return (int(last[7]) - int(first[7])) / max(float(last[12]) - float(first[12]), 1e-9)
+
+
+def bench_throughput_levers(tmp: Path, tokenizer_dir: Path, *, steps: int, warmup: int, n_sessions: int) -> dict:
+    import torch
+    from transformers import GPT2Config
+
+    from dialogpt.train.config import TrainConfig
+    from dialogpt.train.loop import train
+
+    torch.set_num_threads(1)  # two spin-waiting OpenMP threads on a shared 2-core box made steps ~10x slower
+    ds = _dataset_dir(tmp, n_sessions)
+    path = tmp / "levers_config.json"
+    GPT2Config(n_layer=4, n_embd=256, n_head=4, n_positions=256).to_json_file(str(path))
+    out = {"model": "4 layers x 256", "optimizer_steps": steps, "warmup_steps_excluded": warmup,
+           "torch_threads": 1, "accumulation": 2, "runs": {}}
+    # about the same tokens per micro-batch: 8 sessions (~53 tokens) padded vs 4 packed rows of 128
+    for packing, compiled in ((False, False), (True, False), (True, True), (False, True)):
+        name = f"{'packed' if packing else 'bucketed'}_{'compiled' if compiled else 'eager'}"
+        run_dir = tmp / name
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = train(TrainConfig(output_dir=str(run_dir), dataset=str(ds), eval_split=None, model_config=str(path),
+                                tokenizer_name=str(tokenizer_dir), max_seq_length=128,
+                                train_batch_size=8 if packing else 16, gradient_accumulation_steps=2,
+                                packing=packing, torch_compile=compiled, learning_rate=1e-4, lr_schedule="noam",
+                                warmup_steps=10, num_optim_steps=steps, logging_steps=1, eval_steps=0, save_steps=0,
+                                pbar=False, seed=3, cpu=True, dropout=0.0))
+        out["runs"][name] = {
+            "steady_tokens_per_sec": round(_steady_tokens_per_sec(run_dir / "train_log.txt", warmup), 1),
+            "total_wall_s": round(time.perf_counter() - t0, 1), "total_cpu_s": round(time.process_time() - c0, 1),
+            "real_token_fraction": round(res.padding_efficiency, 4), "final_loss": round(res.train_loss, 4)}
+    r = out["runs"]
+    out["packed_over_bucketed_eager"] = round(r["packed_eager"]["steady_tokens_per_sec"]
+                                              / r["bucketed_eager"]["steady_tokens_per_sec"], 3)
+    for b in ("packed", "bucketed"):
+        out[f"compiled_over_eager_{b}"] = round(r[f"{b}_compiled"]["steady_tokens_per_sec"]
+                                                / r[f"{b}_eager"]["steady_tokens_per_sec"], 3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
     ap.add_argument("--output", help="also write the JSON here")
+    ap.add_argument("--sections", help="comma-separated subset: padding,loop_overhead,gpt2_117m_cpu,packing,"
+                                       "throughput_levers (default: all)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -244,12 +313,20 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(t)
         tok = _tokenizer(tmp)
         with contextlib.redirect_stdout(io.StringIO()):  # keep stdout pure JSON
-            result["padding"] = bench_padding(tok, 500 if quick else 20000, 16, 128)
-            result["loop_overhead"] = bench_loop(tmp, tmp / "tok", tok, model_config="tiny" if quick else "bench",
-                                                 steps=4 if quick else 30, repeats=1 if quick else 3,
-                                                 n_sessions=200 if quick else 2000)
-            if not quick:
+            want = set(args.sections.split(",")) if args.sections else None
+            if want is None or "padding" in want:
+                result["padding"] = bench_padding(tok, 500 if quick else 20000, 16, 128)
+            if want is None or "loop_overhead" in want:
+                result["loop_overhead"] = bench_loop(tmp, tmp / "tok", tok, model_config="tiny" if quick else "bench",
+                                                     steps=4 if quick else 30, repeats=1 if quick else 3,
+                                                     n_sessions=200 if quick else 2000)
+            if not quick and (want is None or "gpt2_117m_cpu" in want):
                 result["gpt2_117m_cpu"] = bench_117m(tmp, tok, steps=4, n_sessions=200)
+            if want is None or "packing" in want:
+                result["packing"] = bench_packing(tok, 500 if quick else 20000, 4 if quick else 16, 128)
+            if not quick and (want is None or "throughput_levers" in want):
+                result["throughput_levers"] = bench_throughput_levers(tmp, tmp / "tok", steps=24, warmup=4,
+                                                                      n_sessions=2000)
     text = json.dumps(result, indent=1)
     print(text)
     if args.output:

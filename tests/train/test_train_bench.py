@@ -23,3 +23,7 @@ def test_train_bench_quick_prints_json():
     assert loop["same_work"] is True and loop["max_step_loss_difference"] < 1e-3
     assert loop["ours_median"] > 0 and loop["bare_median"] > 0 and loop["ratio_ours_over_bare"] > 0
     assert (res["gpu"] is None) == ("gpu_note" in res)
+    packing = res["packing"]
+    # packed rows of whole sessions waste less than length buckets with the same tokens per batch
+    assert 0.95 < packing["packed_real_token_fraction"] <= 1.0
+    assert packing["packed_real_token_fraction"] > packing["bucketed_real_token_fraction"]
