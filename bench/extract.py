@@ -88,12 +88,20 @@ def measure(cmds: list[list[str]], log: Path, cwd: str | None = None) -> dict:
 
 
 def generate(dirpath: Path, n: int) -> dict:
+    """Write the month in a subprocess: the generator holds a whole month in memory, and a worker
+    forked from a big process starts with that process's ``ru_maxrss`` (Linux keeps it across exec)."""
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, "--generate", str(dirpath), "--comments", str(n)],
+                         capture_output=True, text=True, check=True).stdout
+    return {**json.loads(out), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _generate_here(dirpath: Path, n: int) -> None:
     from dialogpt_dataset.synthetic import write_month
 
-    t0 = time.perf_counter()
     st = write_month(dirpath, MONTH, n_comments=n, compression="zst", seed=0)
-    return {"comments": st.comments, "submissions": st.submissions, "seconds": round(time.perf_counter() - t0, 1),
-            "rc_mb_compressed": round(st.rc_path.stat().st_size / 2**20, 1)}
+    print(json.dumps({"comments": st.comments, "submissions": st.submissions,
+                      "rc_mb_compressed": round(st.rc_path.stat().st_size / 2**20, 1)}))
 
 
 def worker(args) -> None:
@@ -164,29 +172,54 @@ def run_ours_cli(dumps: Path, out: Path, log: Path) -> dict:
     return m
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time (its own figures) and every run's wall and CPU seconds."""
+    mid = dict(sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2])
+    mid["runs_wall_s"] = [r["wall_s"] for r in runs]
+    mid["runs_cpu_s"] = [r["cpu_s"] for r in runs]
+    return mid
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return round((xs[(len(xs) - 1) // 2] + xs[len(xs) // 2]) / 2, 2)
+
+
+def _memory_curve(sizes: list[int], tmp: Path, log: Path) -> list[dict]:
+    curve = []
+    for n in sizes:
+        g = generate(tmp / f"m{n}", n)
+        r = run_ours(tmp / f"m{n}", tmp / f"w{n}", 1, "original", log)
+        curve.append({"comments": g["comments"], "self_maxrss_mb": r["self_maxrss_mb"], "peak_rss_tree_mb": r["peak_rss_mb"],
+                      "num_shards": r["num_shards"], "cpu_s": r["cpu_s"], "comments_per_cpu_s": r["comments_per_cpu_s"]})
+        shutil.rmtree(tmp / f"m{n}", ignore_errors=True)
+    return curve
+
+
 def vs_original(args, tmp: Path) -> dict:
+    """The original and ours (pipeline, and the whole CLI) on one month, interleaved ``--repeat`` times
+    (a shared machine's load drifts over minutes: each speed-up is taken within one repeat)."""
     original = Path(args.original).resolve()
     if not (original / "src" / "reddit.py").is_file():
         raise SystemExit(f"bench/extract.py: error: the original extractor is not at {original} (--original DIR)")
-    log = tmp / "runs.log"
+    log, load_before = tmp / "runs.log", os.getloadavg()[0]
     gen = generate(tmp / "month", args.comments)
-    orig = _rates(run_original(original, tmp / "month", tmp / "orig", log), gen["comments"])
-    ours = run_ours(tmp / "month", tmp / "work", 1, "original", log)
-    cli = _rates(run_ours_cli(tmp / "month", tmp / "cli", log), gen["comments"])
+    runs: dict[str, list[dict]] = {"original": [], "ours": [], "ours_cli": []}
+    for _ in range(args.repeat):
+        runs["original"].append(_rates(run_original(original, tmp / "month", tmp / "orig", log), gen["comments"]))
+        runs["ours"].append(run_ours(tmp / "month", tmp / "work", 1, "original", log))
+        runs["ours_cli"].append(_rates(run_ours_cli(tmp / "month", tmp / "cli", log), gen["comments"]))
     shutil.rmtree(tmp / "month", ignore_errors=True)
-    curve = []
-    for n in args.curve:
-        g = generate(tmp / f"m{n}", n)
-        r = run_ours(tmp / f"m{n}", tmp / f"w{n}", 1, "original", log)
-        curve.append({"comments": g["comments"], "peak_rss_mb": r["peak_rss_mb"], "self_maxrss_mb": r["self_maxrss_mb"],
-                      "num_shards": r["num_shards"], "cpu_s": r["cpu_s"], "comments_per_cpu_s": r["comments_per_cpu_s"]})
-        shutil.rmtree(tmp / f"m{n}", ignore_errors=True)
+    ratio = {k: [o[f] / u[f] for o, u in zip(runs["original"], runs[name])]
+             for k, name, f in (("wall", "ours", "wall_s"), ("cpu", "ours", "cpu_s"), ("cli", "ours_cli", "wall_s"))}
+    curve = _memory_curve(args.curve, tmp, log)
     return {
-        "bench": "extract_vs_original", "comments": gen["comments"], "generated": gen,
-        "original": orig, "ours": ours, "ours_cli": cli,
-        "speedup_vs_original": round(orig["wall_s"] / ours["wall_s"], 2),
-        "cpu_speedup_vs_original": round(orig["cpu_s"] / ours["cpu_s"], 2),
-        "speedup_cli_vs_original": round(orig["wall_s"] / cli["wall_s"], 2),
+        "bench": "extract_vs_original", "comments": gen["comments"], "generated": gen, "repeat": args.repeat,
+        "cpu_count": os.cpu_count(), "load_avg_1m_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "original": _median_run(runs["original"]), "ours": _median_run(runs["ours"]),
+        "ours_cli": _median_run(runs["ours_cli"]),
+        "speedup_vs_original": _median(ratio["wall"]), "speedup_vs_original_runs": [round(x, 2) for x in ratio["wall"]],
+        "cpu_speedup_vs_original": _median(ratio["cpu"]), "speedup_cli_vs_original": _median(ratio["cli"]),
         "memory_curve": curve,
         "peak_rss_ratio_last_vs_first": round(curve[-1]["self_maxrss_mb"] / curve[0]["self_maxrss_mb"], 2) if curve else None,
     }
@@ -223,12 +256,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comments in the benchmark month (default: 200K with --vs-original, else 1M)")
     p.add_argument("--curve", default="250000,500000,1000000",
                    help="--vs-original: month sizes for ours' peak-RSS curve (comma list; '' for none)")
+    p.add_argument("--repeat", type=int, default=1, help="--vs-original: interleaved runs of each (medians reported)")
     p.add_argument("--original", default=str(ORIGINAL), help="the original extractor's folder (holds src/reddit.py)")
     p.add_argument("--preset", default="default", choices=["default", "original"], help="our rules (without --vs-original)")
     p.add_argument("--full", action="store_true", help="also a 4x month for the RSS comparison (without --vs-original)")
     p.add_argument("--quick", action="store_true", help="8K comments, small curve (a smoke run for the tests)")
     p.add_argument("--tmp", default=None, help="where to write the synthetic dumps (default: a temp dir)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--dumps", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--num-proc", type=int, default=1, help=argparse.SUPPRESS)
@@ -245,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         worker(args)
+        return 0
+    if args.generate:
+        _generate_here(args.generate, args.comments)
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench-extract-", dir=args.tmp))
     try:
