@@ -145,7 +145,8 @@ class Paths:
 
     @classmethod
     def under(cls, out: Path, reverse_model: str | None) -> Paths:
-        return cls(out, out / "data", out / "tokenizer", out / "model",
+        # the data folder's name is the dataset's name in the model cards (no Hub id here): make it say what it is
+        return cls(out, out / "reddit-dialog", out / "tokenizer", out / "model",
                    Path(reverse_model) if reverse_model else out / "reverse", out / "test.hyp.txt", out / "scores.json")
 
 
