@@ -402,3 +402,29 @@ def test_a_port_in_use_or_out_of_range_is_a_clear_error(responder, tiny_model_di
                 hf_logging.enable_progress_bar()
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_the_safety_filter_checks_the_stream_as_it_goes(responder):
+    """A word the model writes is blocklisted: the stream stops before it with finish_reason
+    content_filter (the word is never sent); the non-streamed reply is the fallback."""
+    import copy
+
+    from dialogpt.decode.safety import SafetyFilter, parse_blocklist
+
+    opts = GenerationOptions(max_new_tokens=16, min_new_tokens=16)
+    text = responder.respond(HISTORY, opts).text
+    assert len(text.split()) >= 2, f"the tiny model's reply is a single word: {text!r}"
+    guarded = copy.copy(responder)
+    guarded.safety = SafetyFilter(parse_blocklist([text.split()[1]]))  # its second word
+    guarded.options = opts
+    with serving(guarded) as srv:
+        c = _client(srv)
+        chunks = list(c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=16,
+                                                stream=True))
+        sent = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        finals = [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason]
+        plain = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=16)
+    assert finals == ["content_filter"]
+    assert guarded.safety.check(sent) is None and text.startswith(sent) and sent != text
+    assert plain.choices[0].finish_reason == "content_filter"
+    assert plain.choices[0].message.content == guarded.safety.fallback
