@@ -24,6 +24,8 @@ STRATEGIES = ("greedy", "sample", "beam")
 _EXTRA_KEYS = {
     "strategy": "dialogpt_strategy",
     "repetition_penalty": "dialogpt_response_repetition_penalty",
+    "frequency_penalty": "dialogpt_frequency_penalty",
+    "presence_penalty": "dialogpt_presence_penalty",
     "max_history_turns": "dialogpt_max_history_turns",
     "max_prompt_tokens": "dialogpt_max_prompt_tokens",
 }
@@ -141,7 +143,7 @@ class GenerationOptions:
         rp = getattr(gc, _EXTRA_KEYS["repetition_penalty"], None) or getattr(gc, "repetition_penalty", None)
         if rp is not None:
             kw["repetition_penalty"] = rp
-        for ours in ("max_history_turns", "max_prompt_tokens"):
+        for ours in ("max_history_turns", "max_prompt_tokens", "frequency_penalty", "presence_penalty"):
             v = getattr(gc, _EXTRA_KEYS[ours], None)
             if v is not None:
                 kw[ours] = v

@@ -238,7 +238,8 @@ def test_defaults_saved_with_the_model_are_used(tiny_model_dir, tmp_path, tokeni
     d = tmp_path / "model"
     shutil.copytree(tiny_model_dir, d)
     opts = GenerationOptions(strategy="sample", top_p=0.8, top_k=20, temperature=0.7, max_new_tokens=9,
-                             repetition_penalty=1.3, num_candidates=2, max_history_turns=5)
+                             repetition_penalty=1.3, num_candidates=2, max_history_turns=5,
+                             frequency_penalty=0.5, presence_penalty=-0.25)
     save_generation_defaults(d, opts, tokenizer.eos_token_id)
     r = Responder.from_pretrained(str(d), device="cpu")
     assert r.options == opts
