@@ -428,3 +428,21 @@ def test_the_safety_filter_checks_the_stream_as_it_goes(responder):
     assert guarded.safety.check(sent) is None and text.startswith(sent) and sent != text
     assert plain.choices[0].finish_reason == "content_filter"
     assert plain.choices[0].message.content == guarded.safety.fallback
+
+
+def test_a_trickled_body_gets_408_at_the_body_deadline(responder):
+    with serving(responder, body_timeout=1.0) as srv:
+        with socket.create_connection(srv.server_address, timeout=30) as s:
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 200\r\n\r\n")
+            s.settimeout(0.05)
+            answer, sent = b"", 0
+            while not answer and sent < 200:  # one body byte every 50 ms would take 10 s
+                s.sendall(b" ")
+                sent += 1
+                try:
+                    answer = s.recv(4096)
+                except TimeoutError:
+                    pass
+            assert answer.startswith(b"HTTP/1.1 408") and sent < 200, (sent, answer[:100])
+        assert _http(srv, "GET", "/health")[0] == 200
