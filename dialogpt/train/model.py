@@ -184,8 +184,8 @@ def load_model(config: TrainConfig, tokenizer):
             raise TrainingError(str(e)) from None
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if config.gradient_checkpointing:  # transformers 5.24 renamed gradient_checkpointing_enable (deprecated)
+        model.activation_checkpointing_enable()
     model.config.use_cache = False
     if config.torch_compile:
         compile_blocks(model, config.torch_compile_backend)

@@ -36,3 +36,26 @@ def test_unknown_compile_backend_is_one_line(tmp_path, tokenizer_dir):
     with pytest.raises(TrainingError, match="--torch_compile_backend 'nope' is not one of .*inductor"):
         train(base_config(tmp_path, ds, tokenizer_dir, torch_compile=True, torch_compile_backend="nope",
                           eval_split=None))
+
+
+def test_gradient_checkpointing_with_packing_trains_the_same_and_logs_mfu(tmp_path, tokenizer_dir, capsys):
+    """Recomputing activations changes memory, not maths; with --peak_tflops the step lines carry MFU."""
+    ds = write_parquet_dataset(tmp_path / "ds", n_train=32, n_valid=4)
+    shared = dict(num_optim_steps=3, dropout=0.0, packing=True, max_seq_length=128, eval_split=None)
+    plain = train(base_config(tmp_path / "plain", ds, tokenizer_dir, **shared))
+    capsys.readouterr()
+    ckpt = train(base_config(tmp_path / "ckpt", ds, tokenizer_dir, gradient_checkpointing=True, peak_tflops=0.001,
+                             **shared))
+    out = capsys.readouterr().out
+    assert ckpt.loss_history == pytest.approx(plain.loss_history, rel=1e-5)
+    assert "MFU against 0.001 TFLOPS per device" in out
+    assert out.count(", MFU ") == 3  # one per step line (logging_steps 1)
+
+
+def test_gradient_checkpointing_flag_reaches_the_model(tokenizer):
+    from dialogpt.train.config import TrainConfig
+    from dialogpt.train.model import load_model
+
+    base = dict(dataset="d", model_config="tiny", tokenizer_name="t", cpu=True)
+    assert load_model(TrainConfig(**base, gradient_checkpointing=True), tokenizer).is_activation_checkpointing
+    assert not load_model(TrainConfig(**base), tokenizer).is_activation_checkpointing
