@@ -38,6 +38,7 @@ def test_unknown_compile_backend_is_one_line(tmp_path, tokenizer_dir):
                           eval_split=None))
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_with_packing_trains_the_same_and_logs_mfu(tmp_path, tokenizer_dir, capsys):
     """Recomputing activations changes memory, not maths; with --peak_tflops the step lines carry MFU."""
     ds = write_parquet_dataset(tmp_path / "ds", n_train=32, n_valid=4)

@@ -191,6 +191,7 @@ def test_packing_without_restarted_positions_lets_sessions_leak(tokenizer):
     assert (nll - pad_nll).abs().max() > 1e-2
 
 
+@pytest.mark.slow
 def test_training_with_packing_end_to_end(tmp_path, tokenizer_dir, capsys):
     """--packing through train(): fewer, fuller micro-batches than buckets, every session trained, loss falls."""
     from train_helpers import base_config, read_csv_log, write_parquet_dataset
