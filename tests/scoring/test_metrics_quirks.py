@@ -274,8 +274,8 @@ def test_library_doctests():
     import doctest
 
     import dialogpt.scoring
-    import dialogpt.scoring.refs
+    import dialogpt.scoring.selection
 
-    for mod in (dialogpt.scoring, dialogpt.scoring.refs):
+    for mod in (dialogpt.scoring, dialogpt.scoring.selection):
         r = doctest.testmod(mod, raise_on_error=False)
         assert r.failed == 0 and r.attempted >= 2, mod.__name__
