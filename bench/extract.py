@@ -2,9 +2,9 @@
 
 Every run is a fresh subprocess on one synthetic Pushshift month (``dialogpt_dataset.synthetic``,
 zst, seed 0). CPU time is ``getrusage(RUSAGE_CHILDREN)`` before/after (user + sys of every waited-for
-descendant); peak RSS is sampled over the whole process tree (psutil) every 0.1 s, and the
-extraction worker also reports its own ``ru_maxrss`` (it runs both stages in-process at
-``--num-proc 1``).
+descendant), or the sampled per-process CPU of the whole tree when that is larger (``--num-proc 2``);
+peak RSS is sampled over the tree (psutil) every 0.1 s, and the extraction worker also reports its
+own ``ru_maxrss`` (it runs both stages in-process at ``--num-proc 1``).
 
 ``--vs-original`` runs the original DialoGPT extractor (``../shared/reference/dialogpt_extractor``,
 unmodified, MIT; run as an outside program exactly as its README says DialoGPT ran it: ``reddit.py
@@ -39,19 +39,22 @@ MONTH = "2010-06"
 ORIGINAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "dialogpt_extractor"
 
 
-def _tree_rss(proc) -> int:
-    """Sum of RSS over a process and its descendants, in bytes."""
+def _sample_tree(proc, rss_peak: list[int], cpu_by_pid: dict[int, float]) -> None:
+    """One sample of a process tree: the summed RSS (peak kept) and each process's own CPU seconds."""
     try:
         procs = [proc] + proc.children(recursive=True)
     except Exception:
-        return 0
+        return
     total = 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            with p.oneshot():
+                total += p.memory_info().rss
+                t = p.cpu_times()
+                cpu_by_pid[p.pid] = t.user + t.system
         except Exception:
             continue
-    return total
+    rss_peak[0] = max(rss_peak[0], total)
 
 
 def _cpu_children() -> float:
@@ -60,18 +63,22 @@ def _cpu_children() -> float:
 
 
 def measure(cmds: list[list[str]], log: Path, cwd: str | None = None) -> dict:
-    """Run ``cmds`` one after another: wall and CPU seconds (children), peak tree RSS, last stdout line."""
+    """Run ``cmds`` one after another: wall seconds, CPU seconds, peak tree RSS, last stdout line.
+
+    CPU is ``getrusage(RUSAGE_CHILDREN)`` (exact for every waited-for descendant) or, when larger, the
+    sum of each process's own CPU time sampled every 0.1 s: ``--num-proc 2`` workers are children of
+    datatrove's forkserver, which nobody waits for, so rusage alone misses them."""
     import psutil
 
-    cpu0, t0, peak, last = _cpu_children(), time.perf_counter(), 0, ""
+    cpu0, t0, peak, last, sampled = _cpu_children(), time.perf_counter(), 0, "", 0.0
     for cmd in cmds:
         with open(log, "a") as f:
             proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=f, text=True)
-            ps, stop, top = psutil.Process(proc.pid), threading.Event(), [0]
+            ps, stop, top, cpu_by_pid = psutil.Process(proc.pid), threading.Event(), [0], {}
 
-            def sample(ps=ps, stop=stop, top=top):
+            def sample(ps=ps, stop=stop, top=top, cpu_by_pid=cpu_by_pid):
                 while not stop.is_set():
-                    top[0] = max(top[0], _tree_rss(ps))
+                    _sample_tree(ps, top, cpu_by_pid)
                     stop.wait(0.1)
 
             th = threading.Thread(target=sample, daemon=True)
@@ -79,11 +86,11 @@ def measure(cmds: list[list[str]], log: Path, cwd: str | None = None) -> dict:
             out, _ = proc.communicate()
             stop.set()
             th.join()
-        peak = max(peak, top[0])
+        peak, sampled = max(peak, top[0]), sampled + sum(cpu_by_pid.values())
         if proc.returncode != 0:
             raise RuntimeError(f"exit {proc.returncode}: {' '.join(cmd)} (log: {log})")
         last = (out.strip().splitlines() or [""])[-1]
-    wall, cpu = time.perf_counter() - t0, _cpu_children() - cpu0
+    wall, cpu = time.perf_counter() - t0, max(_cpu_children() - cpu0, sampled)
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak / 2**20, 1), "_last": last}
 
 
@@ -239,7 +246,8 @@ def num_proc_runs(args, tmp: Path) -> dict:
             runs["base_num_proc_2"] = run_ours(tmp / name, tmp / "w_base_2", 2, args.preset, log)
         shutil.rmtree(tmp / name, ignore_errors=True)
     base1, base2 = runs["base_num_proc_1"], runs["base_num_proc_2"]
-    result = {"bench": "extract", "cpu_count": os.cpu_count(), "preset": args.preset, "generated": gen, **runs,
+    result = {"bench": "extract", "cpu_count": os.cpu_count(), "load_avg_1m_after": round(os.getloadavg()[0], 1),
+              "preset": args.preset, "generated": gen, **runs,
               "comments_per_cpu_s": base1["comments_per_cpu_s"],
               "speedup_num_proc_2_vs_1": round(base1["wall_s"] / base2["wall_s"], 2),
               "peak_rss_ratio_base_vs_quarter": round(
