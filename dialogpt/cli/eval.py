@@ -23,10 +23,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from dialogpt.chat_format import install_chat_template
 from dialogpt.dialog_data import load_dialog_split
 from dialogpt.errors import first_line
 from dialogpt.scoring import METRIC_KEYS, prepare, score_all
 from dialogpt.scoring.meteor import MeteorError
+from dialogpt.scoring.perplexity import perplexity
 from dialogpt.scoring.refs import (
     DSTC_N_REFS,
     DSTC_VSHUMAN,
@@ -192,9 +194,6 @@ def _report_selection(n_refs: int, vshuman: int) -> None:
 
 def model_perplexity(cfg: EvalConfig) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from dialogpt.chat_format import install_chat_template
-    from dialogpt.scoring.perplexity import perplexity
 
     ds = _load_split(cfg.dataset, cfg.split, "--dataset", "turns")
     p = Path(cfg.model)
