@@ -25,7 +25,7 @@ def test_demo_runs_every_stage_end_to_end(tmp_path):
         assert f"=== [{n}/7]" in log
     assert log.count("--- done in") == 7
     # stage artefacts
-    assert (out / "data" / "README.md").is_file() and (out / "data" / "test.refs.txt").is_file()
+    assert (out / "reddit-dialog" / "README.md").is_file() and (out / "reddit-dialog" / "test.refs.txt").is_file()
     assert (out / "tokenizer" / "tokenizer.json").is_file()
     for model in ("model", "reverse"):
         assert (out / model / "config.json").is_file()
