@@ -23,7 +23,7 @@ constraints:
 	mv constraints.txt.new constraints.txt
 
 test: install
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --durations=15 tests
 
 demo: install
 	$(PY) scripts/demo.py $(DEMO_ARGS)
