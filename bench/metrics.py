@@ -8,7 +8,8 @@ the second pass on, the words of each line are shuffled (seeded), so no line rep
 repeated line would flatter any cache, and the real test set has no such copies.
 
 * ``ours``: ``dialogpt-eval --hyp hyp.txt --refs refs.tsv`` in a subprocess (imports included), every
-  metric, wall and CPU seconds (CPU includes the METEOR JVMs);
+  metric, wall and CPU seconds (CPU includes the METEOR JVMs), with an empty cache (so the METEOR
+  paraphrase table filtered to the corpus is built inside the timed run);
 * ``official`` (``--official DIR``: DSTC7's ``evaluation/src`` with ``3rdparty/mteval-v14c.pl`` and
   ``3rdparty/meteor-1.5/``, see tests/README.md): its ``metrics.nlp_metrics`` on the same hypothesis and
   reference files, in a subprocess run from DIR, as ``dstc.py`` calls it (perl mteval, then the METEOR
@@ -67,10 +68,11 @@ def _children_cpu() -> float:
     return t.children_user + t.children_system
 
 
-def _timed_run(cmd: list[str], cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, float, float]:
+def _timed_run(cmd: list[str], cwd: Path | None = None,
+               env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, float]:
     """(process, wall seconds, CPU seconds of it and everything it waited for: perl, the JVMs)."""
     t, c = time.perf_counter(), _children_cpu()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     wall, cpu = time.perf_counter() - t, _children_cpu() - c
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -81,7 +83,9 @@ def run_ours(work: Path) -> dict:
     out = work / "ours.json"
     cmd = [sys.executable, "-m", "dialogpt.cli.eval", "--hyp", str(work / "hyp.txt"), "--refs",
            str(work / "refs.tsv"), "--refs-format", "tsv", "--allow-empty", "--output-json", str(out)]
-    _, wall, cpu = _timed_run(cmd, cwd=REPO)
+    # A fresh cache: the corpus-filtered METEOR paraphrase table is built inside the timed run (cold).
+    (work / "cache").mkdir()
+    _, wall, cpu = _timed_run(cmd, cwd=REPO, env={**os.environ, "XDG_CACHE_HOME": str(work / "cache")})
     return {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "scores": json.loads(out.read_text())}
 
 

@@ -273,7 +273,7 @@ def test_help_documents_every_refs_format_and_the_meteor_heap(capsys):
 
 
 def test_meteor_out_of_memory_is_one_line_naming_the_flag(capsys):
-    rc, out, err = _run(capsys, "--hyp", DEMO / "hyp.txt", "--refs", DEMO / "refs.txt", "--meteor-heap", "64m")
+    rc, out, err = _run(capsys, "--hyp", DEMO / "hyp.txt", "--refs", DEMO / "refs.txt", "--meteor-heap", "8m")
     assert rc == 2 and out == "" and "Traceback" not in err
     line = err.strip().splitlines()[-1]
     assert "java.lang.OutOfMemoryError" in line and "--meteor-heap" in line

@@ -243,12 +243,12 @@ def test_meteor_without_java_says_so(monkeypatch, tmp_path):
 
 
 def test_meteor_out_of_memory_quotes_the_java_exception_and_says_what_to_do():
-    # 64 MB cannot hold the paraphrase table: the JVM dies with OutOfMemoryError, whose line must be
+    # 8 MB cannot hold the synonym and (corpus-filtered) paraphrase tables: the JVM dies with OutOfMemoryError, whose line must be
     # quoted (not the last stack frame, "at Meteor.main(Unknown Source)") with the flag that fixes it
     with pytest.raises(MeteorError) as e:
-        meteor(["a b"], [["a b"]], heap="64m")
+        meteor(["a b"], [["a b"]], heap="8m")
     msg = str(e.value)
-    assert "java.lang.OutOfMemoryError" in msg and "--meteor-heap" in msg and "-Xmx64m" in msg
+    assert "java.lang.OutOfMemoryError" in msg and "--meteor-heap" in msg and "-Xmx8m" in msg
     assert "\n" not in msg and " at " not in msg
 
 
