@@ -156,6 +156,14 @@ def minimal_norm(text: str) -> str:
 #: a whole text of plain chunks (see ``_PLAIN_CHUNK``): no chunk can start an ellipsis, so every
 #: chunk is one token plus its split-off trailing punctuation and NLTK need not be asked at all
 _ALL_PLAIN = re.compile(r" *(?:[A-Za-z]+(?:'[A-Za-z]+)*[,!?.]?(?: +|$))*")
+#: plain words plus brackets and ``, ! ? .`` anywhere: without ``:`` ``8`` ``;`` ``=`` no emoticon,
+#: without digits no number or phone, without ``/`` ``@`` ``<`` ``#`` no URL / handle / tag, so
+#: TweetTokenizer keeps each such character as a token of its own, unless ``_SIMPLE_UNSAFE`` finds
+#: an ellipsis (``. .``), a naked domain (``.`` then a letter), a run NLTK shortens (4+ alike) or an
+#: apostrophe outside a word
+_SIMPLE_TEXT = re.compile(r"[A-Za-z'()\[\],!?. ]*")  # one class: linear, never backtracks
+_SIMPLE_UNSAFE = re.compile(r"\.\s*\.|\.[A-Za-z]|([^A-Za-z ])\1\1\1|(?<![A-Za-z])'|'(?![A-Za-z])")
+_SIMPLE_TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\S")
 
 
 def _drop_tags_and_urls(text: str) -> str:
@@ -193,6 +201,8 @@ def gpt_norm(text: str) -> str:
     if _ALL_PLAIN.fullmatch(text):
         text = " ".join(text.split())  # every , ! ? . ends a chunk here: split it off
         return text.replace(",", " ,").replace("!", " !").replace("?", " ?").replace(".", " .")
+    if _SIMPLE_TEXT.fullmatch(text) and not _SIMPLE_UNSAFE.search(text):
+        return " ".join(_SIMPLE_TOKEN.findall(text))
     return " ".join(" ".join(tokenize(text)).split())
 
 
