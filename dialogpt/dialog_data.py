@@ -43,13 +43,14 @@ def load_dialog_data(source: str, *, flag: str = "--dataset", cache_dir: str | N
 
 
 def load_dialog_split(source: str, split: str, *, flag: str = "--dataset", cache_dir: str | None = None,
-                      require_turns: bool = True):
-    """One split of ``source``; a split it lacks is an error listing the splits it has."""
+                      column: str | None = "turns"):
+    """One split of ``source``, which must have ``column`` (None: any columns); a split it lacks is an
+    error listing the splits it has."""
     data = load_dialog_data(source, flag=flag, cache_dir=cache_dir)
     if split not in data:
         raise DialogDataError(f"{flag} {source}: no split {split!r} (has {', '.join(data)})")
     ds = data[split]
-    if require_turns and "turns" not in ds.column_names:
-        raise DialogDataError(f"{flag} {source} split {split!r} has no 'turns' column "
+    if column is not None and column not in ds.column_names:
+        raise DialogDataError(f"{flag} {source} split {split!r} has no {column!r} column "
                               f"(columns: {', '.join(ds.column_names)})")
     return ds

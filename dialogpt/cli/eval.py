@@ -109,14 +109,6 @@ class EvalConfig:
         return "dataset"  # a Hub id such as org/name
 
 
-def _load_split(name: str, split: str, flag: str, column: str):
-    """One split through the shared loader (its one-line errors), which must have ``column``."""
-    ds = load_dialog_split(name, split, flag=flag, require_turns=False)
-    if column not in ds.column_names:
-        raise InputError(f"{flag} {name} split {split}: no {column!r} column (columns: {', '.join(ds.column_names)})")
-    return ds
-
-
 def _read_hyps(cfg: EvalConfig) -> list[str]:
     hyps = read_lines(cfg.hyp)
     if not hyps:
@@ -171,7 +163,7 @@ def load_hyps_refs(cfg: EvalConfig) -> tuple[list[str], list[list[str]]]:
                   file=sys.stderr)
         n_refs, vshuman, desc = cfg.n_refs, (-1 if cfg.vshuman is None else cfg.vshuman), cfg.refs
     else:
-        ds = _load_split(cfg.refs, cfg.split, "--refs", "references")
+        ds = load_dialog_split(cfg.refs, cfg.split, flag="--refs", column="references")
         rows = [list(r) for r in ds["references"]]
         for i, r in enumerate(rows):
             if not r:
@@ -195,7 +187,7 @@ def _report_selection(n_refs: int, vshuman: int) -> None:
 def model_perplexity(cfg: EvalConfig) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    ds = _load_split(cfg.dataset, cfg.split, "--dataset", "turns")
+    ds = load_dialog_split(cfg.dataset, cfg.split, flag="--dataset")
     p = Path(cfg.model)
     if not p.is_dir() and (p.exists() or cfg.model.startswith((".", "/", "~"))):
         raise InputError(f"--model {cfg.model}: no such model directory")
