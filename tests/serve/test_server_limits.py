@@ -134,9 +134,13 @@ def test_a_burst_of_500_connections_gets_200_or_503_and_no_reset(responder):
 
 def test_openai_client_streams_token_by_token(tiny_model_dir):
     """48 tokens, decoded one step at a time: the first piece of text must arrive long before the
-    last (a server that streams after generating delivers them all at once, at the end)."""
+    last (a server that streams after generating delivers them all at once, at the end).
+
+    Each forward pass of the tiny model is held for 20 ms, so decoding takes about a second whatever
+    the machine's load: unslowed, the whole reply took ~0.05 s and HTTP jitter could decide the ratio."""
     r = Responder.from_pretrained(str(tiny_model_dir), device="cpu",
                                   options=GenerationOptions(max_new_tokens=48, min_new_tokens=48))
+    r.model.register_forward_hook(lambda *_: time.sleep(0.02))
     with serving(r) as (url, _):
         c = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=120)
         full = c.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0, max_tokens=48)
