@@ -28,7 +28,6 @@ from dialogpt.dialog_data import load_dialog_split
 from dialogpt.errors import first_line
 from dialogpt.scoring import METRIC_KEYS, prepare, score_all
 from dialogpt.scoring.meteor import MeteorError
-from dialogpt.scoring.perplexity import perplexity
 from dialogpt.scoring.refs import (
     DSTC_N_REFS,
     DSTC_VSHUMAN,
@@ -186,6 +185,8 @@ def _report_selection(n_refs: int, vshuman: int) -> None:
 
 def model_perplexity(cfg: EvalConfig) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dialogpt.scoring.perplexity import perplexity  # deferred: torch, 2 s that metric-only runs skip
 
     ds = load_dialog_split(cfg.dataset, cfg.split, flag="--dataset")
     p = Path(cfg.model)

@@ -12,25 +12,17 @@ and applies ``MeteorScorer.computeMetrics`` exactly as the jar does for its ``Fi
 (same sums, same float operations: equal to the last bit on the reference cases). Each JVM pays a
 fixed start-up cost, so shards are only made for large corpora.
 
-Why the jar gets a paraphrase table cut to the corpus (:func:`filtered_table`): ``meteor-1.5.jar -l en`` parses all 5.3 million entries of ``data/paraphrase-en.gz`` (272 MB of
-text) into a trie before it scores anything, about 11 CPU seconds per JVM. The jar only fires an
-entry when its first phrase is a run of consecutive words of one sentence and its second phrase a run
-of the other (``ParaphraseMatcher`` walks the trie over the normalised, lower-cased words and compares
-the paraphrase word by word), so an entry whose phrases are not both n-grams of the corpus can never
-fire. Dropping those entries keeps the order of the others (the trie lists a phrase's paraphrases in
-file order) and leaves every word of a kept entry in the table's vocabulary, so the alignments, and
-the scores, are the jar's own; the tests compare them to the full table's bit for bit.
-
-The corpus n-grams are a generous superset: the jar's own ``Normalizer`` (run once over the corpus)
-gives its words, and lower-cased variants (Java and Python lower-case a few letters differently) and
-the raw whitespace tokens are added. Filtered tables are cached under ``$XDG_CACHE_HOME/dialogpt``
-keyed by a hash of the table and of those n-grams, so re-scoring the same corpus skips the filter.
+Why the jar gets a paraphrase table cut to the corpus: parsing the full table costs each JVM about
+8 s before it scores anything; :mod:`meteor_paraphrase` builds the cut table (same statistics, bit for
+bit) in less. A JVM with the small table starts in under a second, so on a multi-core machine the
+corpus is split over one JVM per core, and those JVMs run HotSpot's quick C1 compiler only
+(``-XX:TieredStopAtLevel=1``): on short runs C2's compiler threads cost more CPU than they save (two
+JVMs over 6,000 x 6 on 2 cores: 5.9 s and 11.7 CPU-s with C1, 10.2 s and 20 CPU-s with C2). The
+flags change no number: Java's floating point is the same under either compiler.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import importlib.util
 import math
 import os
@@ -38,87 +30,10 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-#: The longest phrase in paraphrase-en.gz has 7 words.
-MAX_PHRASE = 7
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dialogpt" / "meteor-paraphrase"
-
-
-def normalise(java: str, jar: Path, lines: list[str], timeout: float | None = None) -> list[str]:
-    """The lines as ``-norm`` gives them to the aligner (``Normalizer.normalizeLine(line, en, keepPunct)``),
-    before lower-casing."""
-    proc = subprocess.run([java, "-Xmx1g", "-XX:+UseSerialGC", "-cp", str(jar), "edu.cmu.meteor.util.Normalizer",
-                           "en", "true"], input="".join(x + "\n" for x in lines).encode("utf-8"),
-                          capture_output=True, timeout=timeout)
-    out = proc.stdout.decode("utf-8", errors="replace").split("\n")
-    if proc.returncode != 0 or len(out) < len(lines):
-        raise RuntimeError(f"METEOR's Normalizer failed (exit {proc.returncode}): "
-                           f"{proc.stderr.decode('utf-8', 'replace').strip()[-300:]}")
-    return out[:len(lines)]
-
-
-def corpus_ngrams(token_lists: Iterable[list[str]], max_n: int = MAX_PHRASE) -> set[bytes]:
-    """Every n-gram (n <= ``max_n``) of each token list, single-space joined, UTF-8."""
-    grams: set[str] = set()
-    for toks in token_lists:
-        n = len(toks)
-        for i in range(n):
-            grams.update(" ".join(toks[i:j]) for j in range(i + 1, min(n, i + max_n) + 1))
-    return {g.encode("utf-8") for g in grams}
-
-
-def _variants(raw: list[str], normalised: list[str]) -> Iterable[list[str]]:
-    """Each line's distinct token lists (the jar's words first; the others rarely differ)."""
-    for line, norm in zip(raw, normalised):
-        low = norm.lower()
-        seen = {tuple(low.split(" "))}
-        for toks in (low.split(), norm.casefold().split(), line.lower().split()):
-            seen.add(tuple(toks))
-        yield from (list(t) for t in seen)
-
-
-def filter_table(table: Path, grams: set[bytes]) -> bytes:
-    """The gzip text of ``table`` keeping the entries (probability, phrase, paraphrase lines) whose two
-    phrases are both in ``grams``."""
-    with gzip.open(table, "rb") as f:
-        data = f.read()
-    # The jar splits phrases with StringTokenizer; the table uses single spaces only, so a phrase line
-    # is its own key. Anything else falls back to re-joining the tokens.
-    odd = any(c in data for c in (b"\t", b"\r", b"\f", b"  ", b"\n ", b" \n"))
-    lines = data.split(b"\n")
-    keep = []
-    for i in range(0, len(lines) - 2, 3):
-        a, b = lines[i + 1], lines[i + 2]
-        if odd:
-            a, b = b" ".join(a.split()), b" ".join(b.split())
-        if a in grams and b in grams:
-            keep.append(b"\n".join(lines[i:i + 3]))
-    return b"".join(x + b"\n" for x in keep)
-
-
-def filtered_table(java: str, jar: Path, texts: list[str], timeout: float | None = None) -> Path:
-    """A cached paraphrase table holding the entries of ``jar``'s ``data/paraphrase-en.gz`` that
-    ``texts`` (all hypotheses and references) can fire."""
-    table = jar.parent / "data" / "paraphrase-en.gz"
-    grams = corpus_ngrams(_variants(texts, normalise(java, jar, texts, timeout)))
-    st = table.stat()
-    h = hashlib.sha256(f"{table.resolve()}|{st.st_size}|{st.st_mtime_ns}|{MAX_PHRASE}\n".encode())
-    for g in sorted(grams):
-        h.update(g + b"\n")
-    out = cache_dir() / f"{h.hexdigest()[:32]}.gz"
-    if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=1, mtime=0) as gz:
-            gz.write(filter_table(table, grams))
-        os.replace(tmp, out)  # atomic: a concurrent run sees the whole file or none
-    return out
+from .meteor_paraphrase import filtered_table
 
 
 class MeteorError(RuntimeError):
@@ -158,10 +73,13 @@ def find_java() -> str:
 RANK_PARAMS = (0.85, 0.2, 0.6, 0.75)
 #: ... and the weights of its modules exact, stem, synonym, paraphrase.
 RANK_WEIGHTS = (1.0, 0.6, 0.8, 0.6)
-#: Segments per JVM below which one more JVM costs more than it saves: with the filtered table a JVM
-#: still costs start-up, JIT and synonym tables; on 2 busy cores 6,000 x 6 took one JVM 49 s / 32 CPU-s,
-#: two 59 s / 40 CPU-s.
-SEGMENTS_PER_JOB = 4000
+#: Segments per JVM below which one more JVM costs more than it saves. With the cut table a JVM costs
+#: about 1 CPU-s to start (synonyms, stemmer, function words) ...
+SEGMENTS_PER_JOB = 1000
+#: ... with the full table about 9 CPU-s more (6,000 x 6 on 2 cores: one JVM 14-16 s, two 17 s).
+SEGMENTS_PER_JOB_FULL_TABLE = 20000
+#: HotSpot's C1 compiler only: for the short runs of a JVM with the cut table (see the module docstring).
+QUICK_JIT = "-XX:TieredStopAtLevel=1"
 _N_STATS = 23  # tstLen refLen tstFunc refFunc, 4 x (tstContent refContent tstFunction refFunction), chunks, 2 word counts
 
 
@@ -224,9 +142,11 @@ def meteor_from_stats(rows: Sequence[Sequence[float]], params: Sequence[float] =
     return 0.0 if math.isnan(score) else max(score, 0.0)
 
 
-def default_jobs(n_segments: int) -> int:
-    """JVMs to run at once: one per :data:`SEGMENTS_PER_JOB` segments, at most one per CPU core."""
-    return max(1, min(os.cpu_count() or 1, n_segments // SEGMENTS_PER_JOB))
+def default_jobs(n_segments: int, full_table: bool = False) -> int:
+    """JVMs to run at once: one per :data:`SEGMENTS_PER_JOB` segments (or
+    :data:`SEGMENTS_PER_JOB_FULL_TABLE`), at most one per CPU core."""
+    per_job = SEGMENTS_PER_JOB_FULL_TABLE if full_table else SEGMENTS_PER_JOB
+    return max(1, min(os.cpu_count() or 1, n_segments // per_job))
 
 
 def _start_shard(cmd_head: list[str], hyps, refs, folder: Path, cmd_tail: Sequence[str] = ()):
@@ -272,7 +192,7 @@ def meteor(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, heap: str = "1
 
     ``jobs`` JVMs score shards at once (default :func:`default_jobs`); the result does not
     depend on it. ``heap`` is each JVM's ``-Xmx``. ``filter_paraphrases`` passes the jar a paraphrase
-    table cut to the corpus (:func:`filtered_table`; same scores, no 11 CPU-s load).
+    table cut to the corpus (:func:`~.meteor_paraphrase.filtered_table`; same scores, no 8 s load).
     """
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} reference rows")
@@ -287,9 +207,10 @@ def meteor(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, heap: str = "1
     if filter_paraphrases:
         texts = [_one_line(h) for h in hyps] + [_one_line(r) for row in refs for r in dict.fromkeys(row)]
         cmd_tail = ["-a", str(filtered_table(cmd[0], jar_path, texts, timeout))]
+        cmd.insert(3, QUICK_JIT)
     else:
         cmd_tail = []
-    shards = _shards(refs, jobs or default_jobs(len(hyps)))
+    shards = _shards(refs, jobs or default_jobs(len(hyps), full_table=not filter_paraphrases))
     with tempfile.TemporaryDirectory(prefix="meteor-") as tmp:
         folders = [Path(tmp) / f"shard{i}" for i in range(len(shards))]
         procs = [_start_shard(cmd, [hyps[i] for i in idx], [_fill(refs[i], width) for i in idx], d, cmd_tail)

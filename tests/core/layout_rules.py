@@ -144,10 +144,11 @@ def layer_breaches(edges: list[ImportEdge]) -> list[str]:
 
 def local_project_imports(edges: list[ImportEdge]) -> list[str]:
     """Function-local imports of project modules: the way a cycle hides. ``# optional:`` marks the
-    deliberate ones (a module whose third-party dependency is an optional extra)."""
+    deliberate ones (a module whose third-party dependency is an optional extra), ``# deferred:`` a
+    module whose import costs seconds that only some runs of a command need (torch)."""
     found = {f"{e.source}:{e.line}: {e.text}" for e in edges
              if e.local and layer_of(e.source) is not None and layer_of(e.target) is not None
-             and "# optional:" not in e.text}
+             and "# optional:" not in e.text and "# deferred:" not in e.text}
     return sorted(found)
 
 

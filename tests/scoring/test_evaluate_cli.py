@@ -277,3 +277,10 @@ def test_meteor_out_of_memory_is_one_line_naming_the_flag(capsys):
     assert rc == 2 and out == "" and "Traceback" not in err
     line = err.strip().splitlines()[-1]
     assert "java.lang.OutOfMemoryError" in line and "--meteor-heap" in line
+
+
+def test_metric_only_runs_do_not_import_torch():
+    """Perplexity needs torch (about 2 s to import); scoring text files must not pay for it."""
+    code = "import sys, dialogpt.cli.eval; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -9,7 +9,8 @@ import shutil
 import pytest
 from metrics_helpers import load_case
 
-M = mp = importlib.import_module("dialogpt.scoring.meteor")  # the package re-exports the function as `meteor`
+M = importlib.import_module("dialogpt.scoring.meteor")  # the package re-exports the function as `meteor`
+mp = importlib.import_module("dialogpt.scoring.meteor_paraphrase")
 
 
 def _need_jar():
@@ -21,16 +22,48 @@ def _need_jar():
         pytest.skip(f"METEOR jar not available: {e}")
 
 
+def _table(tmp_path, text: str):
+    path = tmp_path / "para.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    return mp.read_table(path)
+
+
+ENTRIES = [("0.5", "the cat", "a cat"), ("0.1", "dog", "hound"), ("0.2", "cat", "kitty"),
+           ("0.3", "a cat", "the cat"), ("0.4", "cat sat", "cat"), ("0.6", "sat a", "cat")]
+
+
+def test_corpus_ngrams_are_each_lists_ngrams_and_none_across_two_lists():
+    grams = set(mp.corpus_ngrams([["the", "cat", "sat"], ["a", "cat"]], max_n=3).to_pylist())
+    assert grams == {b"the\n", b"cat\n", b"sat\n", b"a\n", b"the cat\n", b"cat sat\n", b"the cat sat\n",
+                     b"a cat\n"}  # no "sat a": it would join the end of one list to the next
+    assert mp.corpus_ngrams([]).to_pylist() == []
+
+
 def test_filter_keeps_entries_whose_two_phrases_are_corpus_ngrams_in_file_order(tmp_path):
-    table = tmp_path / "para.gz"
-    entries = [("0.5", "the cat", "a cat"), ("0.1", "dog", "hound"), ("0.2", "cat", "kitty"),
-               ("0.3", "a cat", "the cat"), ("0.4", "cat sat", "cat")]
-    table.write_bytes(gzip.compress("".join(f"{p}\n{a}\n{b}\n" for p, a, b in entries).encode()))
+    lines, single_spaced = _table(tmp_path, "".join(f"{p}\n{a}\n{b}\n" for p, a, b in ENTRIES))
+    assert single_spaced and len(lines) == 3 * len(ENTRIES)
     grams = mp.corpus_ngrams([["the", "cat", "sat"], ["a", "cat"]])
-    assert b"the cat sat" in grams and b"cat sat" in grams and b"sat a" not in grams
-    kept = mp.filter_table(table, grams).decode().split("\n")
-    # "dog"/"hound" and "kitty" are no corpus n-grams; the order of the rest is the file's
+    kept = mp.filter_table(lines, grams, single_spaced).decode().split("\n")
+    # "dog"/"hound", "kitty" and "sat a" are no corpus n-grams; the order of the rest is the file's
     assert kept == ["0.5", "the cat", "a cat", "0.3", "a cat", "the cat", "0.4", "cat sat", "cat", ""]
+
+
+@pytest.mark.parametrize("odd", ["the  cat", " the cat", "the cat ", "the\tcat", "the cat\r"])
+def test_a_phrase_with_odd_blanks_is_matched_as_the_jars_tokenizer_splits_it(tmp_path, odd):
+    text = f"0.5\n{odd}\na cat\n0.1\ndog\nhound\n"
+    lines, single_spaced = _table(tmp_path, text)
+    assert not single_spaced
+    grams = mp.corpus_ngrams([["the", "cat"], ["a", "cat"]])
+    # the line is written back as it was; only the comparison uses the tokens
+    assert mp.filter_table(lines, grams, single_spaced) == f"0.5\n{odd}\na cat\n".encode()
+    assert mp.filter_table(lines, grams, True) == b""  # the control: taken as its own key, it matches nothing
+
+
+def test_a_table_without_final_newline_or_in_two_gzip_members_reads_whole(tmp_path):
+    path = tmp_path / "para.gz"
+    path.write_bytes(gzip.compress(b"0.5\nthe cat\na cat\n") + gzip.compress(b"0.3\na cat\nthe cat"))
+    lines, _ = mp.read_table(path)
+    assert lines.to_pylist() == [b"0.5\n", b"the cat\n", b"a cat\n", b"0.3\n", b"a cat\n", b"the cat\n"]
 
 
 def test_filtered_table_is_cached_per_corpus(tmp_path, monkeypatch):
@@ -39,7 +72,7 @@ def test_filtered_table_is_cached_per_corpus(tmp_path, monkeypatch):
     first = mp.filtered_table(shutil.which("java"), jar, ["Don't stop, it's fine", "it is fine"])
     assert first.parent == tmp_path / "dialogpt" / "meteor-paraphrase" and first.stat().st_size > 0
     monkeypatch.setattr(mp, "filter_table", lambda *a: pytest.fail("cache missed"))
-    assert mp.filtered_table(shutil.which("java"), jar, ["Don't stop, it's fine", "it is fine"]) == first
+    assert mp.filtered_table(shutil.which("java"), jar, ["it is fine", "Don't stop, it's fine"]) == first
     with pytest.raises(pytest.fail.Exception, match="cache missed"):
         mp.filtered_table(shutil.which("java"), jar, ["another corpus"])
 
