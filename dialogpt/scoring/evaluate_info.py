@@ -1,10 +1,11 @@
 """The one body behind the four ``evaluate`` modules in ``metrics/``: their ``_info`` and ``_compute``.
 
 Each module folder holds its script, its card and links to this file and to the scoring files it
-imports (``mteval.py``, ``meteor.py`` and ``meteor_paraphrase.py``, ``diversity.py``, ``selection.py``,
-``dstc_clean.py``): ``evaluate.load`` copies the files a module imports relatively from its own folder, and a push to the
-Hub uploads a link's content. So each folder is a complete, self-contained module (no ``dialogpt``
-package needed), while this repository keeps one implementation. This file and those it imports must
+imports (``mteval.py``; ``meteor.py`` with ``meteor_paraphrase.py`` and ``meteor_normalizer.py``;
+``diversity.py``, ``selection.py``, ``dstc_clean.py``): ``evaluate.load`` copies the files a module
+imports relatively from its own folder, and a push to the Hub uploads a link's content. So each
+folder is a complete, self-contained module (no ``dialogpt`` package needed), while this repository
+keeps one implementation. This file and those it imports must
 therefore stay leaves: the standard library, third-party packages and each other only.
 """
 

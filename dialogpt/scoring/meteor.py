@@ -206,7 +206,7 @@ def meteor(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, heap: str = "1
     cmd = [find_java(), f"-Xmx{heap}", "-XX:+UseSerialGC", "-jar", str(jar_path)]
     if filter_paraphrases:
         texts = [_one_line(h) for h in hyps] + [_one_line(r) for row in refs for r in dict.fromkeys(row)]
-        cmd_tail = ["-a", str(filtered_table(cmd[0], jar_path, texts, timeout))]
+        cmd_tail = ["-a", str(filtered_table(jar_path, texts))]
         cmd.insert(3, QUICK_JIT)
     else:
         cmd_tail = []

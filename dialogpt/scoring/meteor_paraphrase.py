@@ -12,12 +12,13 @@ scores, are the jar's own; the tests compare them to the full table's bit for bi
 
 Why it is fast enough to pay on a corpus scored once: the table is read as one buffer and its lines
 become an Arrow array without copying; the corpus n-grams are joined by Arrow kernels; one hash-set
-lookup (``pyarrow.compute.is_in``) marks the entries to keep. That is about 5 CPU-s on DSTC-7's 6,000 x 6,
-and the jar's own Normalizer (a JVM) runs meanwhile.
+lookup (``pyarrow.compute.is_in``) marks the entries to keep. That is about 5 CPU-s on DSTC-7's
+6,000 x 6, against 9 CPU-s for the jar to parse the whole table.
 
-The corpus n-grams are a generous superset: the jar's own ``Normalizer`` (run once over the corpus)
-gives its words, and lower-cased variants (Java and Python lower-case a few letters differently) and
-the raw whitespace tokens are added. Filtered tables are cached under ``$XDG_CACHE_HOME/dialogpt``,
+The corpus n-grams are a generous superset: the jar's ``-norm`` step (:mod:`meteor_normalizer`, a
+Python copy checked line by line against the jar's ``Normalizer``) gives its words, and lower-cased
+variants (Java and Python lower-case a few letters differently) and the raw whitespace tokens are
+added. Filtered tables are cached under ``$XDG_CACHE_HOME/dialogpt``,
 keyed by the table, the jar and the corpus's distinct lines, so re-scoring a corpus skips all this.
 """
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import subprocess
 import tempfile
 import zlib
 from collections.abc import Iterable
@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from .meteor_normalizer import normalize_lines
 
 #: The longest phrase in paraphrase-en.gz has 7 words.
 MAX_PHRASE = 7
@@ -48,19 +50,6 @@ _NEWLINE_SCAN_BYTES = 1 << 25  # find line ends 32 MB at a time (one byte of mas
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "dialogpt" / "meteor-paraphrase"
-
-
-def normalise(java: str, jar: Path, lines: list[str], timeout: float | None = None) -> list[str]:
-    """The lines as ``-norm`` gives them to the aligner (``Normalizer.normalizeLine(line, en, keepPunct)``),
-    before lower-casing."""
-    proc = subprocess.run([java, "-Xmx1g", "-XX:+UseSerialGC", "-cp", str(jar), "edu.cmu.meteor.util.Normalizer",
-                           "en", "true"], input="".join(x + "\n" for x in lines).encode("utf-8"),
-                          capture_output=True, timeout=timeout)
-    out = proc.stdout.decode("utf-8", errors="replace").split("\n")
-    if proc.returncode != 0 or len(out) < len(lines):
-        raise RuntimeError(f"METEOR's Normalizer failed (exit {proc.returncode}): "
-                           f"{proc.stderr.decode('utf-8', 'replace').strip()[-300:]}")
-    return out[:len(lines)]
 
 
 def variants(raw: list[str], normalised: list[str]) -> Iterable[list[str]]:
@@ -164,17 +153,17 @@ def _cache_path(table: Path, jar: Path, texts: list[str]) -> Path:
     return cache_dir() / f"{h.hexdigest()[:32]}.gz"
 
 
-def filtered_table(java: str, jar: Path, texts: list[str], timeout: float | None = None) -> Path:
+def filtered_table(jar: Path, texts: list[str]) -> Path:
     """A cached paraphrase table holding the entries of ``jar``'s ``data/paraphrase-en.gz`` that
     ``texts`` (all hypotheses and references, one line each) can fire."""
     table = jar.parent / "data" / "paraphrase-en.gz"
     out = _cache_path(table, jar, texts)
     if out.is_file():
         return out
-    with ThreadPoolExecutor(max_workers=1) as pool:  # the Normalizer JVM runs while the table is read
-        normalised = pool.submit(normalise, java, jar, texts, timeout)
-        lines, single_spaced = read_table(table)
-        grams = corpus_ngrams(variants(texts, normalised.result()))
+    with ThreadPoolExecutor(max_workers=1) as pool:  # decompression releases the GIL: read meanwhile
+        read = pool.submit(read_table, table)
+        grams = corpus_ngrams(variants(texts, normalize_lines(texts)))
+        lines, single_spaced = read.result()
     kept = filter_table(lines, grams, single_spaced)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")

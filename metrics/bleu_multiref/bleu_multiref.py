@@ -13,12 +13,13 @@ from .diversity import diversity
 from .dstc_clean import clean_str
 from .evaluate_info import DIALOGPT_CITATION, DSTC7_CITATION, compute, module_info
 from .meteor import meteor
+from .meteor_normalizer import normalize_lines
 from .meteor_paraphrase import filtered_table
 from .mteval import nist_bleu
 from .selection import prepare
 
 # (no comment may follow those import lines: evaluate would read it as a download URL)
-_SIBLINGS = (clean_str, diversity, filtered_table, meteor, nist_bleu, prepare)
+_SIBLINGS = (clean_str, diversity, filtered_table, meteor, nist_bleu, normalize_lines, prepare)
 
 _CITATION = """\
 @inproceedings{papineni2002bleu,

@@ -69,12 +69,12 @@ def test_a_table_without_final_newline_or_in_two_gzip_members_reads_whole(tmp_pa
 def test_filtered_table_is_cached_per_corpus(tmp_path, monkeypatch):
     jar = _need_jar()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    first = mp.filtered_table(shutil.which("java"), jar, ["Don't stop, it's fine", "it is fine"])
+    first = mp.filtered_table(jar, ["Don't stop, it's fine", "it is fine"])
     assert first.parent == tmp_path / "dialogpt" / "meteor-paraphrase" and first.stat().st_size > 0
     monkeypatch.setattr(mp, "filter_table", lambda *a: pytest.fail("cache missed"))
-    assert mp.filtered_table(shutil.which("java"), jar, ["it is fine", "Don't stop, it's fine"]) == first
+    assert mp.filtered_table(jar, ["it is fine", "Don't stop, it's fine"]) == first
     with pytest.raises(pytest.fail.Exception, match="cache missed"):
-        mp.filtered_table(shutil.which("java"), jar, ["another corpus"])
+        mp.filtered_table(jar, ["another corpus"])
 
 
 @pytest.mark.slow

@@ -132,7 +132,7 @@ def test_module_folder_is_a_complete_hub_space(name, in_repo):
     scoring = (REPO_ROOT / "dialogpt" / "scoring").resolve()
     siblings = [p for p in folder.glob("*.py") if p.name not in (f"{name}.py", "app.py")]
     assert {p.name for p in siblings} == {"evaluate_info.py", "mteval.py", "meteor.py", "meteor_paraphrase.py",
-                                          "diversity.py", "selection.py", "dstc_clean.py"}
+                                          "meteor_normalizer.py", "diversity.py", "selection.py", "dstc_clean.py"}
     for p in siblings:
         assert p.is_symlink() and p.resolve().parent == scoring and p.resolve().is_file(), p
 

@@ -1,0 +1,1 @@
+../../dialogpt/scoring/meteor_normalizer.py
