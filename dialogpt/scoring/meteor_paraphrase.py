@@ -18,8 +18,12 @@ lookup (``pyarrow.compute.is_in``) marks the entries to keep. That is about 5 CP
 The corpus n-grams are a generous superset: the jar's ``-norm`` step (:mod:`meteor_normalizer`, a
 Python copy checked line by line against the jar's ``Normalizer``) gives its words, and lower-cased
 variants (Java and Python lower-case a few letters differently) and the raw whitespace tokens are
-added. Filtered tables are cached under ``$XDG_CACHE_HOME/dialogpt``,
-keyed by the table, the jar and the corpus's distinct lines, so re-scoring a corpus skips all this.
+added.
+
+Two caches under ``$XDG_CACHE_HOME/dialogpt/meteor-paraphrase`` (``~/.cache`` by default), both
+keyed by the files they come from: the table's lines as an Arrow file (:func:`table_lines`, written
+on the first run on a machine, 170 MB), and each corpus's cut table (keyed by its distinct lines
+too), so re-scoring a corpus skips the filter altogether.
 """
 
 from __future__ import annotations
@@ -29,13 +33,15 @@ import hashlib
 import os
 import tempfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 
 from .meteor_normalizer import normalize_lines
 
@@ -132,7 +138,8 @@ def _as_tokenized(phrases: pa.Array) -> pa.Array:
     return pc.replace_substring_regex(phrases, pattern=_BLANKS + b"+", replacement=b" ")
 
 
-def filter_table(lines: pa.LargeBinaryArray, grams: pa.ChunkedArray | pa.Array, single_spaced: bool = True) -> bytes:
+def filter_table(lines: pa.Array | pa.ChunkedArray, grams: pa.Array | pa.ChunkedArray,
+                 single_spaced: bool = True) -> bytes:
     """The text of the entries (probability, phrase, paraphrase lines) whose two phrases are both in
     ``grams``, in file order. One set lookup over every line (cheaper than picking the phrase lines out
     first); the probability lines' answers are ignored."""
@@ -143,31 +150,69 @@ def filter_table(lines: pa.LargeBinaryArray, grams: pa.ChunkedArray | pa.Array, 
     return b"".join(lines.take(pa.array((kept[:, None] + np.arange(3)).ravel())).to_pylist())
 
 
-def _cache_path(table: Path, jar: Path, texts: list[str]) -> Path:
-    h = hashlib.sha256()
-    for f in (table, jar):
+def _file_key(*files: Path) -> hashlib._Hash:
+    h = hashlib.sha256(f"{_FORMAT}|{MAX_PHRASE}\n".encode())
+    for f in files:
         st = f.stat()
         h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    h.update(f"{_FORMAT}|{MAX_PHRASE}\n".encode())
-    h.update("\n".join(sorted(set(texts))).encode("utf-8", "surrogatepass"))
-    return cache_dir() / f"{h.hexdigest()[:32]}.gz"
+    return h
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write`` fills a temporary file beside ``path`` that then replaces it: a concurrent run sees
+    the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def table_lines(table: Path) -> tuple[pa.Array | pa.ChunkedArray, bool]:
+    """:func:`read_table`, kept in the cache as an LZ4-compressed Arrow file (170 MB for the shipped
+    table) after the first read: loading it takes 0.1 s instead of 2.5 s of gunzip and line splitting.
+    A file that cannot be read is rebuilt."""
+    index = cache_dir() / f"table-{_file_key(table).hexdigest()[:32]}.arrow"
+    if index.is_file():
+        try:
+            with pa.memory_map(str(index)) as source:
+                read = ipc.open_file(source).read_all()
+            return read.column("line"), read.schema.metadata[b"single_spaced"] == b"1"
+        except (OSError, pa.ArrowException, KeyError):
+            pass
+    lines, single_spaced = read_table(table)
+
+    def write(f: BinaryIO) -> None:
+        schema = pa.schema([("line", lines.type)], metadata={"single_spaced": "1" if single_spaced else "0"})
+        with ipc.new_file(f, schema, options=ipc.IpcWriteOptions(compression="lz4")) as writer:
+            writer.write_table(pa.table({"line": lines}, schema=schema), max_chunksize=1 << 22)
+
+    _write_atomically(index, write)
+    return lines, single_spaced
 
 
 def filtered_table(jar: Path, texts: list[str]) -> Path:
     """A cached paraphrase table holding the entries of ``jar``'s ``data/paraphrase-en.gz`` that
     ``texts`` (all hypotheses and references, one line each) can fire."""
     table = jar.parent / "data" / "paraphrase-en.gz"
-    out = _cache_path(table, jar, texts)
+    key = _file_key(table, jar)
+    key.update("\n".join(sorted(set(texts))).encode("utf-8", "surrogatepass"))
+    out = cache_dir() / f"{key.hexdigest()[:32]}.gz"
     if out.is_file():
         return out
     with ThreadPoolExecutor(max_workers=1) as pool:  # decompression releases the GIL: read meanwhile
-        read = pool.submit(read_table, table)
+        read = pool.submit(table_lines, table)
         grams = corpus_ngrams(variants(texts, normalize_lines(texts)))
         lines, single_spaced = read.result()
     kept = filter_table(lines, grams, single_spaced)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=1, mtime=0) as gz:
-        gz.write(kept)
-    os.replace(tmp, out)  # atomic: a concurrent run sees the whole file or none
+
+    def write(f: BinaryIO) -> None:
+        with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=1, mtime=0) as gz:
+            gz.write(kept)
+
+    _write_atomically(out, write)
     return out

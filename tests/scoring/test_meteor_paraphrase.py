@@ -92,3 +92,21 @@ def test_filtered_table_gives_the_full_tables_statistics_bit_for_bit(case, rows,
     assert filtered == full and seen[0] == seen[1]
     if case != "demo":  # (the demo's 3 rows have no paraphrase match)
         assert any(row[16] + row[17] + row[18] + row[19] > 0 for row in seen[0]), "no paraphrase match tested"
+
+
+def test_table_lines_are_kept_as_an_arrow_file_and_a_damaged_one_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    table = tmp_path / "para.gz"
+    table.write_bytes(gzip.compress("".join(f"{p}\n{a}\n{b}\n" for p, a, b in ENTRIES).encode()))
+    lines, single_spaced = mp.table_lines(table)
+    [kept] = (tmp_path / "cache" / "dialogpt" / "meteor-paraphrase").glob("table-*.arrow")
+    real_read = mp.read_table
+    monkeypatch.setattr(mp, "read_table", lambda *a: pytest.fail("the Arrow file was not used"))
+    again, again_single = mp.table_lines(table)
+    assert again.to_pylist() == lines.to_pylist() and again_single == single_spaced is True
+    kept.write_bytes(kept.read_bytes()[:100])  # a truncated cache file: read the table again
+    monkeypatch.setattr(mp, "read_table", real_read)
+    rebuilt, _ = mp.table_lines(table)
+    assert rebuilt.to_pylist() == lines.to_pylist() and kept.stat().st_size > 100
+    table.write_bytes(gzip.compress(b"0.9\nx\ny\n"))  # another table (size and mtime change): another file
+    assert mp.table_lines(table)[0].to_pylist() == [b"0.9\n", b"x\n", b"y\n"]
