@@ -37,13 +37,13 @@ METEOR 1.5 (Denkowski and Lavie, 2014) aligns a response with its references thr
 stem, synonym and paraphrase matches and scores the alignment's precision, recall and
 fragmentation. This module runs the official `meteor-1.5.jar` exactly as DSTC7's `dstc.py` did:
 `java -Xmx1g -jar meteor-1.5.jar hyp.txt refs.txt -r N -l en -norm` (task `rank`, English
-paraphrase table), references interleaved, one JVM call for the whole corpus, and returns the
-full-precision `Final score:`.
+paraphrase table), references interleaved, and returns the full-precision `Final score:` (a large
+corpus is split over a few JVMs whose per-segment statistics are added up as the jar does).
 
 Needs Java (any JRE >= 8) on PATH and the `pycocoevalcap` package (the `meteor` extra), whose wheel
 carries the jar and `data/paraphrase-en.gz`; a clear error says which is missing. `METEOR_JAR`
-may point at another copy of the jar. Starting the JVM and loading the paraphrase table take
-about 6 seconds, whatever the corpus size.
+may point at another copy of the jar. The jar gets the paraphrase table cut to the corpus (same
+statistics as the full table, bit for bit), cached under ``~/.cache/dialogpt/meteor-paraphrase``.
 """
 
 _KWARGS_DESCRIPTION = """
