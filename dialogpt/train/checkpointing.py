@@ -305,21 +305,26 @@ def sync_accelerate_config(accelerator, config: TrainConfig) -> None:
 
 
 def _sync_deepspeed(ds: dict, config: TrainConfig) -> None:
-    if ds.get("gradient_accumulation_steps", "auto") not in ("auto", config.gradient_accumulation_steps):
-        raise TrainingError(f"the DeepSpeed config's gradient_accumulation_steps {ds['gradient_accumulation_steps']} "
-                            f"differs from --gradient_accumulation_steps {config.gradient_accumulation_steps}: "
-                            "make them equal or set it to auto")
+    _fill_or_check(ds, "gradient_accumulation_steps", config.gradient_accumulation_steps,
+                   "--gradient_accumulation_steps", fill=False)
     # our loaders use a batch_sampler (batch_size None), from which Accelerate cannot fill DeepSpeed's "auto"
-    micro = ds.get("train_micro_batch_size_per_gpu", "auto")
-    if micro == "auto":
-        ds["train_micro_batch_size_per_gpu"] = config.micro_batch_size
-    elif int(micro) != config.micro_batch_size:
-        raise TrainingError(f"the DeepSpeed config's train_micro_batch_size_per_gpu {micro} differs from "
-                            f"--train_batch_size / --gradient_accumulation_steps = {config.micro_batch_size}: "
+    _fill_or_check(ds, "train_micro_batch_size_per_gpu", config.micro_batch_size,
+                   "--train_batch_size / --gradient_accumulation_steps =")
+    _fill_or_check(ds, "gradient_clipping", config.max_grad_norm, "--max_grad_norm")
+
+
+def _fill_or_check(ds: dict, key: str, ours: float, flag: str, fill: bool = True) -> None:
+    """DeepSpeed's ``key``: ``"auto"`` (or absent) becomes ours when ``fill`` (Accelerate fills the
+    others); any other value must equal ours, or the run would train with a setting nobody asked for."""
+    value = ds.get(key, "auto")
+    if value == "auto":
+        if fill:
+            ds[key] = ours
+        return
+    try:
+        same = float(value) == ours
+    except (TypeError, ValueError):
+        raise TrainingError(f"the DeepSpeed config's {key} must be a number or auto, got {value!r}") from None
+    if not same:
+        raise TrainingError(f"the DeepSpeed config's {key} {value} differs from {flag} {ours}: "
                             "make them equal or set it to auto")
-    clip = ds.get("gradient_clipping", "auto")
-    if clip == "auto":
-        ds["gradient_clipping"] = config.max_grad_norm
-    elif float(clip) != config.max_grad_norm:
-        raise TrainingError(f"the DeepSpeed config's gradient_clipping {clip} differs from --max_grad_norm "
-                            f"{config.max_grad_norm}: make them equal or set it to auto")

@@ -95,6 +95,8 @@ def test_deepspeed_clipping_and_accumulation_follow_the_flags():
         sync_accelerate_config(acc({"gradient_clipping": 1.0}), cfg)
     with pytest.raises(TrainingError, match="gradient_accumulation_steps 8 differs"):
         sync_accelerate_config(acc({"gradient_accumulation_steps": 8}), cfg)
+    with pytest.raises(TrainingError, match="gradient_clipping must be a number or auto, got 'one'"):
+        sync_accelerate_config(acc({"gradient_clipping": "one"}), cfg)
     sync_accelerate_config(acc({"gradient_accumulation_steps": 2, "gradient_clipping": 0.5}), cfg)
 
 
