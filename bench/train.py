@@ -40,6 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from report import emit  # noqa: E402  (bench/report.py, beside this script)
+
 WORDS = ("does money buy happiness depends how much you spend on it what is the best way to be the richest man "
          "in world i think so not sure maybe yes no good bad day night cat dog thanks for this great post love "
          "it hate that really people would say about why when where who which lol").split()
@@ -327,11 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             if not quick and (want is None or "throughput_levers" in want):
                 result["throughput_levers"] = bench_throughput_levers(tmp, tmp / "tok", steps=24, warmup=4,
                                                                       n_sessions=2000)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    return 0
+    return emit(result, args.output)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from report import emit  # noqa: E402  (bench/report.py, beside this script)
+
 MODELS = {  # GPT-2 shapes (DESIGN.md): name -> (config kwargs)
     "117M": dict(n_layer=12, n_embd=768, n_head=12, vocab_size=50257, n_positions=1024),
     "345M": dict(n_layer=24, n_embd=1024, n_head=16, vocab_size=50257, n_positions=1024),
@@ -314,11 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     result["ratios_cpu_time"] = ratios(result["results"], "real_tokens_per_cpu_s")
     result["total_wall_s"] = round(time.perf_counter() - t_start, 1)
     result["total_cpu_s"] = round(time.process_time(), 1)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    return 0
+    return emit(result, args.output)
 
 
 if __name__ == "__main__":
