@@ -19,6 +19,8 @@ repeated line would flatter any cache, and the real test set has no such copies.
   ``3rdparty/meteor-1.5/``, see tests/README.md): its ``metrics.nlp_metrics`` on the same hypothesis and
   reference files, in a subprocess run from DIR, as ``dstc.py`` calls it (perl mteval, then the METEOR
   jar, then its Python entropy / distinct / length); wall and CPU seconds, and its scores;
+* ``--repeats N``: N rounds of official then ours, so both sides meet the same drifts of a shared host;
+  each side reports the run with its median wall time, and every run's times;
 * ``speedup``: official / ours, wall and CPU, for each of ours' runs; ``max_abs_difference`` of every
   metric (the official NIST/BLEU are printed with 4 decimals, so up to 5e-5 is rounding).
 
@@ -92,9 +94,8 @@ def _ours_once(work: Path, cache: Path) -> dict:
     return {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "scores": json.loads(out.read_text())}
 
 
-def run_ours(work: Path) -> dict:
-    """``first_run`` with an empty cache, then ``later_run`` with only the table's Arrow file kept."""
-    cache = work / "cache"
+def run_ours(work: Path, cache: Path) -> dict:
+    """``first_run`` with the empty ``cache``, then ``later_run`` with only the table's Arrow file kept."""
     cache.mkdir()
     first = _ours_once(work, cache)
     kept = cache / "dialogpt" / "meteor-paraphrase"
@@ -119,11 +120,10 @@ print(json.dumps(out))
 """
 
 
-def run_official(scorer: Path, work: Path, n_refs: int) -> dict:
+def run_official(scorer: Path, work: Path, n_refs: int, fld: Path) -> dict:
     for need in ("metrics.py", "3rdparty/mteval-v14c.pl", "3rdparty/meteor-1.5/meteor-1.5.jar"):
         if not (scorer / need).exists():
             raise SystemExit(f"--official {scorer}: no {need} (see tests/README.md for how to get the scorer)")
-    fld = work / "official"
     fld.mkdir()  # DSTC7's util.makedirs recurses forever on a missing folder
     code = _OFFICIAL.format(refs=[str(work / f"ref{i}.txt") for i in range(n_refs)], hyp=str(work / "hyp.txt"),
                             fld=str(fld))
@@ -132,8 +132,22 @@ def run_official(scorer: Path, work: Path, n_refs: int) -> dict:
             "scores": json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
-def run(n_hyps: int, n_refs: int, official: Path | None) -> dict:
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time (its CPU seconds and scores), and every run's times."""
+    mid = sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+    return {**mid, "runs": [{k: r[k] for k in ("seconds", "cpu_seconds", "load_average_1min_before")}
+                            for r in runs]}
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else float("nan")
+
+
+def run(n_hyps: int, n_refs: int, official: Path | None, repeats: int = 1) -> dict:
+    """``repeats`` rounds of official, then ours (first and later run): on a shared host whose speed
+    drifts, alternating keeps the two sides under the same conditions; each side reports its median."""
     hyps, refs = dstc_corpus(n_hyps, n_refs)
+    runs: dict[str, list[dict]] = {"official": [], "first_run": [], "later_run": []}
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
         work = Path(tmp)
         # DSTC7's own layout: '\n'.join (no final newline), one file per reference slot
@@ -141,12 +155,19 @@ def run(n_hyps: int, n_refs: int, official: Path | None) -> dict:
         (work / "refs.tsv").write_text("\n".join("\t".join(r) for r in refs), encoding="utf-8")
         for i in range(n_refs):
             (work / f"ref{i}.txt").write_text("\n".join(r[i] for r in refs), encoding="utf-8")
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        result = {"n_hyps": n_hyps, "n_refs": n_refs, "text": "DSTC-7 Task 2 (tests/data/reference_metrics)",
-                  "cpu_count": os.cpu_count(), "load_average_1min_before": round(load, 2)}
-        if official is not None:  # the official scorer first: it is the one a busy machine would hurt more
-            result["official"] = run_official(official, work, n_refs)
-        result["ours"] = run_ours(work)
+        for k in range(repeats):
+            if official is not None:
+                load = _load()
+                runs["official"].append({**run_official(official, work, n_refs, work / f"official{k}"),
+                                         "load_average_1min_before": load})
+            load = _load()
+            for name, r in run_ours(work, work / f"cache{k}").items():
+                runs[name].append({**r, "load_average_1min_before": load})
+    result = {"n_hyps": n_hyps, "n_refs": n_refs, "text": "DSTC-7 Task 2 (tests/data/reference_metrics)",
+              "cpu_count": os.cpu_count(), "repeats": repeats}
+    if official is not None:
+        result["official"] = _median_run(runs["official"])
+    result["ours"] = {name: _median_run(runs[name]) for name in ("first_run", "later_run")}
     if official is not None:
         o = result["official"]
         result["speedup"] = {name: {"wall": round(o["seconds"] / u["seconds"], 2),
@@ -165,9 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-refs", type=int, default=6)
     p.add_argument("--official", type=Path, default=None, metavar="DIR",
                    help="DSTC7's evaluation/src folder with 3rdparty/: time the official scorer side by side")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="rounds of official-then-ours; each side reports its median run (default 1)")
     args = p.parse_args(argv)
     n = args.n_hyps or (100 if args.quick else 6000)
-    print(json.dumps(run(n, args.n_refs, args.official), indent=1))
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    print(json.dumps(run(n, args.n_refs, args.official, args.repeats), indent=1))
     return 0
 
 
