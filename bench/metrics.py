@@ -11,10 +11,10 @@ repeated line would flatter any cache, and the real test set has no such copies.
   metric, wall and CPU seconds (CPU includes the METEOR JVMs), twice, in a fresh cache folder:
 
   - ``first_run``: the cache is empty, as on a machine that never ran METEOR through us: the run
-    reads the whole paraphrase table, keeps its lines as an Arrow file in the cache (written once
-    per machine) and builds the table cut to this corpus;
-  - ``later_run``: the corpus's cut table is deleted and only the table's Arrow file is kept, as
-    for any new corpus on that machine afterwards (the cut table is still built inside the run);
+    reads the whole paraphrase table, keeps its index (distinct phrases, entries) as Arrow files in
+    the cache (written once per machine) and builds the table cut to this corpus;
+  - ``later_run``: the corpus's cut table is deleted and only the table's index is kept, as for any
+    new corpus on that machine afterwards (the cut table is still built inside the run);
 * ``official`` (``--official DIR``: DSTC7's ``evaluation/src`` with ``3rdparty/mteval-v14c.pl`` and
   ``3rdparty/meteor-1.5/``, see tests/README.md): its ``metrics.nlp_metrics`` on the same hypothesis and
   reference files, in a subprocess run from DIR, as ``dstc.py`` calls it (perl mteval, then the METEOR
@@ -95,13 +95,13 @@ def _ours_once(work: Path, cache: Path) -> dict:
 
 
 def run_ours(work: Path, cache: Path) -> dict:
-    """``first_run`` with the empty ``cache``, then ``later_run`` with only the table's Arrow file kept."""
+    """``first_run`` with the empty ``cache``, then ``later_run`` with only the table's index kept."""
     cache.mkdir()
     first = _ours_once(work, cache)
     kept = cache / "dialogpt" / "meteor-paraphrase"
     cut = list(kept.glob("*.gz"))
-    if len(cut) != 1 or len(list(kept.glob("table-*.arrow"))) != 1:
-        raise SystemExit(f"expected one cut table and one table file in {kept}, found {sorted(kept.iterdir())}")
+    if len(cut) != 1 or len([p for p in kept.glob("table-*") if p.is_dir()]) != 1:
+        raise SystemExit(f"expected one cut table and one table index in {kept}, found {sorted(kept.iterdir())}")
     cut[0].unlink()
     return {"first_run": first, "later_run": _ours_once(work, cache)}
 

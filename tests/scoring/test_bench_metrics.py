@@ -20,7 +20,7 @@ def test_metrics_bench_quick():
         assert ours["seconds"] > 0 and ours["cpu_seconds"] > 0
         assert set(ours["scores"]) >= {"nist4", "bleu4", "meteor", "entropy4", "dist2", "avg_len"}
         assert 0 < ours["scores"]["meteor"] < 1 and 0 < ours["scores"]["bleu4"] < 1
-    assert later["scores"] == first["scores"]  # the table's Arrow file changes no number
+    assert later["scores"] == first["scores"]  # the cached table index changes no number
 
 
 def test_bench_corpus_is_real_text_without_verbatim_repeats():

@@ -42,8 +42,12 @@ def test_corpus_ngrams_are_each_lists_ngrams_and_none_across_two_lists():
 def test_filter_keeps_entries_whose_two_phrases_are_corpus_ngrams_in_file_order(tmp_path):
     lines, single_spaced = _table(tmp_path, "".join(f"{p}\n{a}\n{b}\n" for p, a, b in ENTRIES))
     assert single_spaced and len(lines) == 3 * len(ENTRIES)
+    index = mp.index_table(lines, single_spaced)
+    # each distinct phrase once; the entries point at them
+    assert sorted(index.phrases.to_pylist()) == sorted({f"{x}\n".encode() for _, a, b in ENTRIES for x in (a, b)})
+    assert [index.phrases[int(i)].as_py() for i in index.first] == [f"{a}\n".encode() for _, a, _ in ENTRIES]
     grams = mp.corpus_ngrams([["the", "cat", "sat"], ["a", "cat"]])
-    kept = mp.filter_table(lines, grams, single_spaced).decode().split("\n")
+    kept = mp.filter_table(index, grams).decode().split("\n")
     # "dog"/"hound", "kitty" and "sat a" are no corpus n-grams; the order of the rest is the file's
     assert kept == ["0.5", "the cat", "a cat", "0.3", "a cat", "the cat", "0.4", "cat sat", "cat", ""]
 
@@ -54,9 +58,10 @@ def test_a_phrase_with_odd_blanks_is_matched_as_the_jars_tokenizer_splits_it(tmp
     lines, single_spaced = _table(tmp_path, text)
     assert not single_spaced
     grams = mp.corpus_ngrams([["the", "cat"], ["a", "cat"]])
-    # the line is written back as it was; only the comparison uses the tokens
-    assert mp.filter_table(lines, grams, single_spaced) == f"0.5\n{odd}\na cat\n".encode()
-    assert mp.filter_table(lines, grams, True) == b""  # the control: taken as its own key, it matches nothing
+    # written back as the jar's StringTokenizer reads it (the same tokens, so the same alignments)
+    assert mp.filter_table(mp.index_table(lines, single_spaced), grams) == b"0.5\nthe cat\na cat\n"
+    # the control: taken as its own key, the odd line matches nothing
+    assert mp.filter_table(mp.index_table(lines, True), grams) == b""
 
 
 def test_a_table_without_final_newline_or_in_two_gzip_members_reads_whole(tmp_path):
@@ -94,19 +99,20 @@ def test_filtered_table_gives_the_full_tables_statistics_bit_for_bit(case, rows,
         assert any(row[16] + row[17] + row[18] + row[19] > 0 for row in seen[0]), "no paraphrase match tested"
 
 
-def test_table_lines_are_kept_as_an_arrow_file_and_a_damaged_one_is_rebuilt(tmp_path, monkeypatch):
+def test_the_table_index_is_kept_in_the_cache_and_a_damaged_one_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     table = tmp_path / "para.gz"
     table.write_bytes(gzip.compress("".join(f"{p}\n{a}\n{b}\n" for p, a, b in ENTRIES).encode()))
-    lines, single_spaced = mp.table_lines(table)
-    [kept] = (tmp_path / "cache" / "dialogpt" / "meteor-paraphrase").glob("table-*.arrow")
+    grams = mp.corpus_ngrams([["the", "cat", "sat"], ["a", "cat"]])
+    expected = mp.filter_table(mp.table_index(table), grams)
+    [kept] = (tmp_path / "cache" / "dialogpt" / "meteor-paraphrase").glob("table-*")
+    assert sorted(p.name for p in kept.iterdir()) == ["entries.arrow", "phrases.arrow"]
     real_read = mp.read_table
-    monkeypatch.setattr(mp, "read_table", lambda *a: pytest.fail("the Arrow file was not used"))
-    again, again_single = mp.table_lines(table)
-    assert again.to_pylist() == lines.to_pylist() and again_single == single_spaced is True
-    kept.write_bytes(kept.read_bytes()[:100])  # a truncated cache file: read the table again
+    monkeypatch.setattr(mp, "read_table", lambda *a: pytest.fail("the cached index was not used"))
+    assert mp.filter_table(mp.table_index(table), grams) == expected
+    entries = kept / "entries.arrow"
+    entries.write_bytes(entries.read_bytes()[:100])  # a truncated cache file: read the table again
     monkeypatch.setattr(mp, "read_table", real_read)
-    rebuilt, _ = mp.table_lines(table)
-    assert rebuilt.to_pylist() == lines.to_pylist() and kept.stat().st_size > 100
-    table.write_bytes(gzip.compress(b"0.9\nx\ny\n"))  # another table (size and mtime change): another file
-    assert mp.table_lines(table)[0].to_pylist() == [b"0.9\n", b"x\n", b"y\n"]
+    assert mp.filter_table(mp.table_index(table), grams) == expected and entries.stat().st_size > 100
+    table.write_bytes(gzip.compress(b"0.9\nthe\na\n"))  # another table (size and mtime change): another index
+    assert mp.filter_table(mp.table_index(table), grams) == b"0.9\nthe\na\n"
