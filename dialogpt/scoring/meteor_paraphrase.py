@@ -72,6 +72,19 @@ def variants(raw: list[str], normalised: list[str]) -> Iterable[list[str]]:
         yield from (list(t) for t in seen)
 
 
+def as_java_may_read(texts: list[str]) -> list[str]:
+    """The non-ASCII lines as a Java 17 or older would decode their UTF-8 bytes under a locale that is
+    not UTF-8 (the jar reads its files with the JVM's default charset): ASCII (each byte of a non-ASCII
+    letter becomes U+FFFD, so ``café`` is read as the word ``caf``) or Latin-1. Adding their words keeps
+    the cut table a superset of what the jar can fire, whatever the locale."""
+    out = []
+    for line in texts:
+        if not line.isascii():
+            raw = line.encode("utf-8", "surrogatepass")
+            out += [raw.decode("ascii", "replace"), raw.decode("latin-1")]
+    return out
+
+
 def corpus_ngrams(token_lists: Iterable[list[str]], max_n: int = MAX_PHRASE) -> pa.ChunkedArray:
     """Every n-gram (n <= ``max_n``) of each token list, single-space joined, UTF-8, each ending in
     ``"\\n"`` like a line of the table (:func:`read_table`). Repeats are kept: the set lookup drops them.
@@ -252,7 +265,8 @@ def filtered_table(jar: Path, texts: list[str]) -> Path:
         return out
     with ThreadPoolExecutor(max_workers=1) as pool:  # loading mostly releases the GIL: load meanwhile
         loaded = pool.submit(table_index, table)
-        grams = corpus_ngrams(variants(texts, normalize_lines(texts)))
+        lines = texts + as_java_may_read(texts)
+        grams = corpus_ngrams(variants(lines, normalize_lines(lines)))
         index = loaded.result()
     kept = filter_table(index, grams)
 

@@ -116,3 +116,14 @@ def test_the_table_index_is_kept_in_the_cache_and_a_damaged_one_is_rebuilt(tmp_p
     assert mp.filter_table(mp.table_index(table), grams) == expected and entries.stat().st_size > 100
     table.write_bytes(gzip.compress(b"0.9\nthe\na\n"))  # another table (size and mtime change): another index
     assert mp.filter_table(mp.table_index(table), grams) == b"0.9\nthe\na\n"
+
+
+def test_words_a_jvm_reading_utf8_as_ascii_or_latin1_would_see_are_in_the_ngrams():
+    """Under a non-UTF-8 locale a Java 17 jar reads 'café' as 'caf' + two U+FFFD: a paraphrase of
+    'caf' could fire there, so the cut table must keep it."""
+    misread = mp.as_java_may_read(["a café au lait", "plain ascii"])
+    assert misread == ["a caf\ufffd\ufffd au lait", "a cafÃ© au lait"]  # only the non-ASCII line, twice
+    lines = ["a café au lait"] + misread
+    grams = set(mp.corpus_ngrams(mp.variants(lines, mp.normalize_lines(lines))).to_pylist())
+    assert {b"caf\n", b"au lait\n", "café\n".encode()} <= grams
+    assert b"caf\n" not in set(mp.corpus_ngrams(mp.variants(lines[:1], mp.normalize_lines(lines[:1]))).to_pylist())
