@@ -29,36 +29,34 @@ class BadNumber(Exception):
     """A used numeric field is non-finite or does not fit int64 (counted as ``bad_number``)."""
 
 
-class RawComment(msgspec.Struct):
-    """The fields of a comment the extraction uses; every other field of the line is skipped unparsed
+class _RawRecord(msgspec.Struct):
+    """The fields comments and submissions share; every other field of a line is skipped unparsed
     into Python objects (decoding a whole Pushshift record cost more than the rest of stage 1).
     ``Any`` because each of them drifted in type over the years (see the module doc)."""
 
     id: Any = None
+    score: Any = None
+    created_utc: Any = None
+    subreddit: Any = None
+    permalink: Any = None
+    author: Any = None
+    meta: Any = msgspec.field(default=msgspec.UNSET, name="_meta")
+
+
+class RawComment(_RawRecord):
+    """The fields of a comment the extraction uses."""
+
     link_id: Any = None
     parent_id: Any = None
     body: Any = None
-    score: Any = None
-    created_utc: Any = None
-    subreddit: Any = None
-    permalink: Any = None
-    author: Any = None
-    meta: Any = msgspec.field(default=msgspec.UNSET, name="_meta")
 
 
-class RawSubmission(msgspec.Struct):
-    """The fields of a submission the extraction uses (see :class:`RawComment`)."""
+class RawSubmission(_RawRecord):
+    """The fields of a submission the extraction uses."""
 
-    id: Any = None
-    score: Any = None
-    created_utc: Any = None
-    subreddit: Any = None
-    permalink: Any = None
-    author: Any = None
     title: Any = None
     selftext: Any = None
     num_comments: Any = None
-    meta: Any = msgspec.field(default=msgspec.UNSET, name="_meta")
 
 
 def _bare_id(value, prefix: str, counters: Counter, what: str) -> str | None:
