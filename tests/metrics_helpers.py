@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REF_DIR = REPO_ROOT / "tests" / "data" / "reference_metrics"
@@ -109,3 +113,14 @@ def run_official_nist_bleu(scorer: Path, write_xml, mteval: Path, hyps: list[str
     except (IndexError, ValueError):
         raise AssertionError(f"mteval-v14c.pl printed no scores: {out.stderr.decode()[-800:]}") from None
     return nist, bleu
+
+
+def need_meteor_jar() -> Path:
+    """The METEOR jar, or skip the test saying why (no java on PATH, or no jar)."""
+    if shutil.which("java") is None:
+        pytest.skip("METEOR needs java, which is not on PATH")
+    meteor = importlib.import_module("dialogpt.scoring.meteor")  # the package re-exports the function
+    try:
+        return meteor.find_meteor_jar()
+    except meteor.MeteorError as e:
+        pytest.skip(f"METEOR jar not available: {e}")

@@ -6,17 +6,14 @@ from it and need no Java. Lines never hold '\\r' or '\\n': the jar reads stdin l
 
 from __future__ import annotations
 
-import importlib
 import random
 import shutil
 import subprocess
 
 import pytest
-from metrics_helpers import REF_DIR
+from metrics_helpers import REF_DIR, need_meteor_jar
 
 from dialogpt.scoring.meteor_normalizer import normalize_line, normalize_lines
-
-M = importlib.import_module("dialogpt.scoring.meteor")
 
 # what the normaliser touches: quotes, dashes, dots, commas, apostrophes, digits, symbols,
 # Java-vs-Python whitespace, the jar's Latin-1/Cyrillic letters and letters outside them
@@ -28,15 +25,6 @@ _WORDS = ["Mr.", "Mrs.", "Dr.", "No. 5", "No.", "Art. 3", "pp.", "U.S.", "e.g.",
           "DOTMULTI", "x.", " the", " The"]
 
 
-def _need_jar():
-    if shutil.which("java") is None:
-        pytest.skip("the oracle is METEOR's jar, which needs java, and java is not on PATH")
-    try:
-        return M.find_meteor_jar()
-    except M.MeteorError as e:
-        pytest.skip(f"METEOR jar not available: {e}")
-
-
 def jar_normalise(java: str, jar, lines: list[str]) -> list[str]:
     """The oracle: the jar's own ``Normalizer en true`` (what ``-norm`` does), one JVM for all lines."""
     proc = subprocess.run([java, "-Xmx1g", "-XX:+UseSerialGC", "-cp", str(jar), "edu.cmu.meteor.util.Normalizer",
@@ -46,7 +34,7 @@ def jar_normalise(java: str, jar, lines: list[str]) -> list[str]:
 
 
 def _assert_same_as_jar(lines: list[str], monkeypatch) -> None:
-    jar = _need_jar()
+    jar = need_meteor_jar()
     # the jar decodes stdin and encodes stdout with the JVM's default charset
     monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Dfile.encoding=UTF-8 -Dstdout.encoding=UTF-8")
     expected = jar_normalise(shutil.which("java"), jar, lines)

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import gzip
 import importlib
-import shutil
 
 import pytest
-from metrics_helpers import load_case
+from metrics_helpers import load_case, need_meteor_jar
 
 M = importlib.import_module("dialogpt.scoring.meteor")  # the package re-exports the function as `meteor`
 mp = importlib.import_module("dialogpt.scoring.meteor_paraphrase")
-
-
-def _need_jar():
-    if shutil.which("java") is None:
-        pytest.skip("METEOR needs java, which is not on PATH")
-    try:
-        return M.find_meteor_jar()
-    except M.MeteorError as e:
-        pytest.skip(f"METEOR jar not available: {e}")
 
 
 def _table(tmp_path, text: str):
@@ -72,7 +62,7 @@ def test_a_table_without_final_newline_or_in_two_gzip_members_reads_whole(tmp_pa
 
 
 def test_filtered_table_is_cached_per_corpus(tmp_path, monkeypatch):
-    jar = _need_jar()
+    jar = need_meteor_jar()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = mp.filtered_table(jar, ["Don't stop, it's fine", "it is fine"])
     assert first.parent == tmp_path / "dialogpt" / "meteor-paraphrase" and first.stat().st_size > 0
@@ -85,7 +75,7 @@ def test_filtered_table_is_cached_per_corpus(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("case, rows", [("demo", None), ("he_teama", 200)])
 def test_filtered_table_gives_the_full_tables_statistics_bit_for_bit(case, rows, tmp_path, monkeypatch):
-    _need_jar()
+    need_meteor_jar()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     hyps, refs, _ = load_case(case)
     hyps, refs = hyps[:rows], refs[:rows]
