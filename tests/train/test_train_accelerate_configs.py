@@ -115,28 +115,23 @@ def test_single_gpu_fp16(tmp_path, dataset, tokenizer_dir):
 
 
 @pytest.mark.slow
-def test_multi_gpu_fp16(tmp_path, dataset, tokenizer_dir):
+@pytest.mark.parametrize("config, refusal_without_gpu", [
+    # the same refusal as single_gpu_fp16
+    ("multi_gpu_fp16", FP16_ERROR),
+    # accelerate 1.15's FSDP plugin needs a GPU (or XPU/NPU/...): its documented device check
+    ("fsdp", "error: accelerate cannot start this launch config here: RuntimeError: There are currently no "
+             "available devices found"),
+])
+def test_multi_gpu_config(tmp_path, dataset, tokenizer_dir, config, refusal_without_gpu):
     out = tmp_path / "run"
     n = _cuda_count()
-    flags = ["--main_process_port", str(_free_port())]
+    # without a GPU, 2 processes instead of the config's 8: the same refusal, a quarter of the start-up time
+    flags = ["--main_process_port", str(_free_port()), "--num_processes", str(n if n >= 1 else 2)]
+    proc = _launch(config, out, dataset, tokenizer_dir, flags)
     if n >= 1:
-        _trained(_launch("multi_gpu_fp16", out, dataset, tokenizer_dir, flags + ["--num_processes", str(n)]), out, n)
-    else:  # 2 processes instead of the config's 8: the same refusal, a quarter of the start-up time
-        _refused(_launch("multi_gpu_fp16", out, dataset, tokenizer_dir, flags + ["--num_processes", "2"]), out,
-                 FP16_ERROR)
-
-
-@pytest.mark.slow
-def test_fsdp(tmp_path, dataset, tokenizer_dir):
-    out = tmp_path / "run"
-    n = _cuda_count()
-    flags = ["--main_process_port", str(_free_port())]
-    if n >= 1:
-        _trained(_launch("fsdp", out, dataset, tokenizer_dir, flags + ["--num_processes", str(n)]), out, n)
-    else:  # accelerate 1.15's FSDP plugin needs a GPU (or XPU/NPU/...): its documented device check
-        proc = _launch("fsdp", out, dataset, tokenizer_dir, flags + ["--num_processes", "2"])
-        _refused(proc, out, "error: accelerate cannot start this launch config here: RuntimeError: There are currently no "
-                            "available devices found")
+        _trained(proc, out, n)
+    else:
+        _refused(proc, out, refusal_without_gpu)
 
 
 @pytest.mark.slow
