@@ -202,14 +202,14 @@ def meteor(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, heap: str = "1
     if len(n_cols) != 1 or 0 in n_cols:
         raise ValueError(f"METEOR needs the same number (>= 1) of references per hypothesis, got {sorted(n_cols)}")
     jar_path = Path(jar) if jar is not None else find_meteor_jar()
-    # DSTC7's command line; the serial GC only saves CPU threads (the score does not depend on it).
-    cmd = [find_java(), f"-Xmx{heap}", "-XX:+UseSerialGC", "-jar", str(jar_path)]
+    java = find_java()  # before the table work: no Java is a one-line error, at once
+    cmd_tail: list[str] = []
     if filter_paraphrases:
         texts = [_one_line(h) for h in hyps] + [_one_line(r) for row in refs for r in dict.fromkeys(row)]
         cmd_tail = ["-a", str(filtered_table(jar_path, texts))]
-        cmd.insert(3, QUICK_JIT)
-    else:
-        cmd_tail = []
+    # DSTC7's command line; the serial GC and C1 only save CPU (the score does not depend on them).
+    jit = [QUICK_JIT] if filter_paraphrases else []
+    cmd = [java, f"-Xmx{heap}", "-XX:+UseSerialGC", *jit, "-jar", str(jar_path)]
     shards = _shards(refs, jobs or default_jobs(len(hyps), full_table=not filter_paraphrases))
     with tempfile.TemporaryDirectory(prefix="meteor-") as tmp:
         folders = [Path(tmp) / f"shard{i}" for i in range(len(shards))]
