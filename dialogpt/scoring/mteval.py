@@ -210,14 +210,13 @@ def _clip_segment(hyp_grams: list[tuple], ref_hits: list[list[tuple]], clipped_c
             continue
         s = set(m)
         new = s.difference(seen)
-        if len(new) > 1:
-            if pos is None:
-                pos = dict(zip(hyp_counts, range(len(hyp_counts)))).__getitem__
-            order += sorted(new, key=pos)
-            seen |= new
-        elif new:
+        if new:
+            if len(new) > 1:
+                if pos is None:
+                    pos = dict(zip(hyp_counts, range(len(hyp_counts)))).__getitem__
+                new = sorted(new, key=pos)
             order += new
-            seen |= new
+            seen.update(new)
         if len(s) < len(m):
             for g, c in Counter(m).items():
                 if c > 1 and c > deeper.get(g, 1):
