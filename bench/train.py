@@ -105,10 +105,11 @@ def _bare_loop(cfg, tokenizer, steps: int) -> tuple[float, list[float]]:
     from torch.utils.data import DataLoader
     from transformers import GPT2LMHeadModel
 
-    from dialogpt.train.data import DialogCollator, LengthBucketBatchSampler, load_session_splits, tokenize_sessions
+    from dialogpt.train.data import DialogCollator, LengthBucketBatchSampler, tokenize_sessions
     from dialogpt.train.model import build_model_config
     from dialogpt.train.optim import param_groups
     from dialogpt.train.schedules import build_scheduler
+    from dialogpt.train.sources import load_session_splits
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             if not quick and (want is None or "gpt2_117m_cpu" in want):
                 result["gpt2_117m_cpu"] = bench_117m(tmp, tok, steps=4, n_sessions=200)
             if want is None or "packing" in want:
-                result["packing"] = bench_packing(tok, 500 if quick else 20000, 4 if quick else 16, 128)
+                result["packing"] = bench_packing(tok, 2000 if quick else 20000, 4 if quick else 16, 128)
             if not quick and (want is None or "throughput_levers" in want):
                 result["throughput_levers"] = bench_throughput_levers(tmp, tmp / "tok", steps=24, warmup=4,
                                                                       n_sessions=2000)

@@ -65,6 +65,8 @@ class ModelCardInfo:
     license: str = "mit"
     #: the run's loss/perplexity PNG, relative to the card (dialogpt/train/plot.py); None = no plot
     plot: str | None = None
+    #: how much of the data the run trained (train_results.json's data_coverage); empty = unknown
+    coverage: dict = field(default_factory=dict)
 
 
 def _size_name(n_layer: int | None, n_embd: int | None) -> str:
@@ -173,6 +175,7 @@ def card_info_from_run(config, result, model_config) -> ModelCardInfo:
         },
         metrics=metrics,
         eval_split=config.eval_split or "validation",
+        coverage=dict(getattr(result, "data_coverage", None) or {}),
     )
 
 
@@ -217,6 +220,18 @@ def data_lines(facts: DataFacts | None) -> list[str]:
     return lines
 
 
+def coverage_line(coverage: dict) -> str | None:
+    """The card's sentence on how much of the data was trained (``train_results.json``'s data_coverage)."""
+    if not coverage:
+        return None
+    skipped = ", ".join(f"{k} {v:,}" for k, v in coverage.get("skipped", {}).items() if v) or "none"
+    return (f"Coverage: {coverage['dialogues']:,} dialogues ({coverage['source_format']}), {coverage['turns']:,} turns; "
+            f"**{coverage['trained_turns']:,} turns trained** (`--train_on {coverage['train_on']}`) in "
+            f"{coverage['windows']:,} windows of at most {coverage['max_seq_length']} tokens (a longer dialogue "
+            f"becomes several windows, each turn trained in exactly one); {coverage['truncated_turns']:,} turns "
+            f"cut to fit; {coverage['validation_dialogues']:,} dialogues held out for validation; skipped: {skipped}")
+
+
 def find_template_dir() -> Path:
     """``model_cards/`` of a source checkout (editable install), else the copy ``pip install .`` puts
     under ``<prefix>/share/dialogpt-hf`` (setup.cfg's ``data_files``): the templates are top-level, not
@@ -239,6 +254,7 @@ def render_model_card(info: ModelCardInfo, template_dir: Path | None = None):
     return ModelCard.from_template(
         _card_data(info), template_path=str(template), info=info,
         size_name=_size_name(info.n_layer, info.n_embd), data_lines=data_lines(info.data),
+        coverage_line=coverage_line(info.coverage),
         params_m=None if info.num_parameters is None else f"{info.num_parameters / 1e6:.2f}M",
     )
 

@@ -35,8 +35,18 @@ class TrainConfig:
     """The seed's ``train.tsv`` (``0.0 turn EOS 1.0 turn\\t1.0 response``), instead of --dataset."""
     eval_file: str | None = None
     """A ``train.tsv``-format validation file (else the dataset's --eval_split, if it has one)."""
+    dataset_config: str | None = None
+    """The --dataset's configuration name (``load_dataset(dataset, dataset_config)``), as run_clm.py's."""
     train_split: str = "train"
     eval_split: str | None = "validation"
+    validation_split_percentage: float | None = None
+    """With no eval file and no eval split: hold out this percent of the DIALOGUES (never windows of a
+    dialogue that is also trained on) for validation, as run_clm.py's flag of the same name."""
+    train_on: str = "all"
+    """Which turns are trained: all (DialoGPT: every turn after the first), assistant, or one speaker's name
+    (a character of a script: only their lines are trained, the rest is context)."""
+    strict: bool = False
+    """Any counted skip while reading the dialogues (empty turn, unknown role, ...) is an error instead."""
     reverse: bool = False
     """Train the MMI backward model: response -> source (``chat_format.encode_reverse``)."""
     max_seq_length: int = 128
@@ -194,6 +204,10 @@ def _check_values(c: TrainConfig) -> str | None:
         return f"--learning_rate must be > 0, got {c.learning_rate}"
     if c.dropout is not None and not 0.0 <= c.dropout < 1.0:
         return f"--dropout must be in [0, 1), got {c.dropout}"
+    if c.validation_split_percentage is not None and not 0 < c.validation_split_percentage < 100:
+        return f"--validation_split_percentage must be in (0, 100), got {c.validation_split_percentage}"
+    if not c.train_on:
+        return "--train_on needs a value: all, assistant, or a speaker's name"
     if c.continue_from and c.continue_from >= c.num_optim_steps:
         return f"--continue_from {c.continue_from} >= --num_optim_steps {c.num_optim_steps}: nothing to do"
     return None
@@ -270,6 +284,8 @@ class TrainResult:
     loss_history: list[float] = field(default_factory=list)
     checkpoint_dir: str | None = None
     hub_url: str | None = None
+    #: how much of the data was trained (dialogpt.train.sources.DataCoverage.as_dict())
+    data_coverage: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

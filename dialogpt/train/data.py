@@ -1,11 +1,13 @@
-"""Training data: sessions -> tokenised examples -> length-bucketed, dynamically padded batches.
+"""Training data: dialogues -> tokenised windows -> length-bucketed, dynamically padded batches.
 
-Everything that turns text into ids goes through :mod:`dialogpt.chat_format` (``encode_session``
-or ``encode_reverse``); this module only loads, maps, filters, batches and pads.
+Everything that turns text into ids goes through :mod:`dialogpt.windowing` (which encodes with
+:mod:`dialogpt.chat_format`); this module only maps, filters, batches and pads. Where the dialogues come
+from is :mod:`dialogpt.train.sources`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -16,62 +18,14 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from dialogpt.chat_format import encode_reverse, encode_session
-from dialogpt.dialog_data import load_dialog_data
-from dialogpt.errors import first_line
-from dialogpt.legacy_tsv import read_train_tsv
 from dialogpt.tensors import pad_right
-from dialogpt.train.config import TrainConfig, TrainingError
+from dialogpt.train.config import TrainConfig
 from dialogpt.train.packing import PackedBatchSampler, PackedCollator
+from dialogpt.windowing import encode_windows, train_on_weights
 
 #: Bump when the tokenised layout changes, so stale ``datasets`` caches are never reused.
-FORMAT_VERSION = 1
-TOKENIZED_COLUMNS = ("input_ids", "labels", "length", "num_label_tokens")
-
-
-# ----------------------------------------------------------------------------------------------
-# loading sessions
-# ----------------------------------------------------------------------------------------------
-
-def load_session_splits(dataset: str | None = None, train_file: str | None = None,
-                        eval_file: str | None = None, train_split: str = "train",
-                        eval_split: str | None = "validation", cache_dir: str | None = None):
-    """Return ``(train, eval_or_None)`` ``datasets.Dataset`` objects with a ``turns`` column.
-
-    ``dataset`` is a built dialogue dataset (a directory, a ``save_to_disk`` folder or a Hub id), read
-    by the one shared loader (:func:`dialogpt.dialog_data.load_dialog_data`, one-line errors naming
-    ``--dataset``); ``train_file``/``eval_file`` are the seed's ``train.tsv`` files.
-    """
-    if dataset is not None:
-        dd = load_dialog_data(dataset, flag="--dataset", cache_dir=cache_dir)
-        if train_split not in dd:
-            raise ValueError(f"--dataset {dataset}: no split {train_split!r} (has {', '.join(dd)}); "
-                             "choose one with --train_split")
-        train = dd[train_split]
-        ev = None
-        if eval_file is not None:
-            ev = _tsv_dataset(eval_file)
-        elif eval_split and eval_split in dd:
-            ev = dd[eval_split]
-    else:
-        if train_file is None:
-            raise ValueError("give --dataset DIR_OR_ID or --train_file train.tsv")
-        train = _tsv_dataset(train_file)
-        ev = _tsv_dataset(eval_file) if eval_file else None
-    for name, ds in (("train", train), ("eval", ev)):
-        if ds is not None and "turns" not in ds.column_names:
-            raise ValueError(f"{name} data has no 'turns' column (columns: {', '.join(ds.column_names)})")
-    return train, ev
-
-
-def _tsv_dataset(path: str):
-    """The seed's train.tsv as a Dataset of sessions (each turn ``{text, weight}``)."""
-    import datasets
-
-    rows = [{"turns": [{"text": t.text, "weight": float(t.weight)} for t in s]} for s in read_train_tsv(path)]
-    if not rows:
-        raise ValueError(f"{path}: no training instances in the file")
-    return datasets.Dataset.from_list(rows)
+FORMAT_VERSION = 2
+TOKENIZED_COLUMNS = ("input_ids", "labels", "length", "num_label_tokens", "trained_turns", "truncated_turns")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -87,61 +41,77 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return Hasher.hash([body, tokenizer.eos_token, tokenizer.pad_token])
 
 
-def _encode_batch(batch, tokenizer, max_seq_length: int, reverse: bool):
-    encode = encode_reverse if reverse else encode_session
+def _encode_batch(batch, tokenizer, max_seq_length: int, reverse: bool, train_on: str):
+    """Dialogues -> their windows (``dialogpt.windowing``); a dialogue with no window leaves one empty row,
+    so the filter after the map can count it."""
+    eos = tokenizer.eos_token_id
+    texts = [str(t["text"]) for turns in batch["turns"] for t in turns]
+    ids = iter(tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
     out = {k: [] for k in TOKENIZED_COLUMNS}
     for turns in batch["turns"]:
-        if reverse and len(turns) < 2:
-            enc = None  # no source to predict: counted and dropped by the caller's filter
-        else:
-            enc = encode(tokenizer, turns, max_seq_length)
-        if enc is None:
-            out["input_ids"].append([])
-            out["labels"].append([])
-            out["length"].append(0)
-            out["num_label_tokens"].append(0)
-        else:
-            out["input_ids"].append(enc.input_ids)
-            out["labels"].append(enc.labels)
-            out["length"].append(len(enc.input_ids))
-            out["num_label_tokens"].append(enc.num_label_tokens)
+        token_turns = [next(ids) for _ in turns]
+        examples = encode_windows(token_turns, train_on_weights(turns, train_on), eos, max_seq_length, reverse)
+        for ex in examples or [None]:
+            enc = ex.encoded if ex is not None else None
+            out["input_ids"].append(enc.input_ids if enc else [])
+            out["labels"].append(enc.labels if enc else [])
+            out["length"].append(len(enc.input_ids) if enc else 0)
+            out["num_label_tokens"].append(enc.num_label_tokens if enc else 0)
+            out["trained_turns"].append(ex.trained_turns if ex else 0)
+            out["truncated_turns"].append(ex.truncated_turns if ex else 0)
     return out
 
 
 @dataclass
 class TokenizeStats:
+    """What tokenising made of the dialogues: windows kept, dialogues with nothing to train, turn counts."""
+
     kept: int
     dropped_no_labels: int
+    trained_turns: int = 0
+    truncated_turns: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"kept": self.kept, "dropped_no_labels": self.dropped_no_labels}
+        return dataclasses.asdict(self)
+
+
+def _column_sum(ds, name: str) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.sum(ds.data.column(name)).as_py() or 0) if len(ds) else 0
 
 
 def tokenize_sessions(ds, tokenizer, max_seq_length: int, reverse: bool = False,
-                      num_proc: int | None = None, desc: str = "tokenising"):
-    """Sessions -> ``input_ids``/``labels``/``length`` via ``datasets.map`` (cached).
+                      num_proc: int | None = None, desc: str = "tokenising", train_on: str = "all"):
+    """Dialogues -> windows of ``input_ids``/``labels``/``length`` via ``datasets.map`` (cached).
 
+    A dialogue longer than ``max_seq_length`` becomes several windows, each target turn labelled in exactly
+    one (:mod:`dialogpt.windowing`); a short one is one example, as ``encode_session`` encodes it.
+    ``train_on`` picks the target turns (:func:`dialogpt.windowing.train_on_weights`).
     The cache key (``new_fingerprint``) is the input dataset's fingerprint plus the tokenizer's
-    fingerprint, ``max_seq_length``, the direction and :data:`FORMAT_VERSION`: change any of them
-    and the map runs again; change none and the cached Arrow file is reused.
-    Sessions with no trained token (one turn, or every weight 0) are dropped and counted.
+    fingerprint, ``max_seq_length``, the direction, ``train_on`` and :data:`FORMAT_VERSION`: change any of
+    them and the map runs again; change none and the cached Arrow file is reused.
+    Dialogues with no trained token (one turn, every weight 0, no turn of ``train_on``) are dropped and counted.
     """
     from datasets.fingerprint import Hasher
 
     if len(ds) == 0:
         raise ValueError("the training data is empty (0 sessions)")
-    fp = Hasher.hash([ds._fingerprint, tokenizer_fingerprint(tokenizer), max_seq_length, reverse,
+    fp = Hasher.hash([ds._fingerprint, tokenizer_fingerprint(tokenizer), max_seq_length, reverse, train_on,
                       FORMAT_VERSION])
     n_proc = num_proc if (num_proc and num_proc > 1 and len(ds) >= 2 * num_proc) else None
     tok = ds.map(
         _encode_batch, batched=True, batch_size=1000, num_proc=n_proc,
-        fn_kwargs={"tokenizer": tokenizer, "max_seq_length": max_seq_length, "reverse": reverse},
+        fn_kwargs={"tokenizer": tokenizer, "max_seq_length": max_seq_length, "reverse": reverse,
+                   "train_on": train_on},
         remove_columns=ds.column_names, new_fingerprint=fp, desc=desc,
     )
     before = len(tok)
     tok = tok.filter(lambda n: [x > 0 for x in n], input_columns="num_label_tokens", batched=True,
                      new_fingerprint=Hasher.hash([fp, "has-labels"]), desc="dropping sessions with no labels")
-    return tok, TokenizeStats(kept=len(tok), dropped_no_labels=before - len(tok))
+    return tok, TokenizeStats(kept=len(tok), dropped_no_labels=before - len(tok),
+                              trained_turns=_column_sum(tok, "trained_turns"),
+                              truncated_turns=_column_sum(tok, "truncated_turns"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,30 +226,6 @@ def num_proc_default() -> int:
 # ----------------------------------------------------------------------------------------------
 # a run's data, from its config
 # ----------------------------------------------------------------------------------------------
-
-def load_training_data(config: TrainConfig, accelerator, tokenizer):
-    """Sessions -> tokenised train (and eval) sets; returns them and the count of sessions with no label."""
-    try:
-        train_raw, eval_raw = load_session_splits(config.dataset, config.train_file, config.eval_file,
-                                                  config.train_split, config.eval_split)
-    except (OSError, ValueError) as e:
-        raise TrainingError((str(e).strip().splitlines() or [first_line(e)])[0]) from None
-    if len(train_raw) == 0:
-        raise TrainingError(f"the training data ({config.dataset or config.train_file}) is empty")
-    if config.max_eval_examples and eval_raw is not None:
-        eval_raw = eval_raw.select(range(min(len(eval_raw), config.max_eval_examples)))
-    with accelerator.main_process_first():
-        train_tok, stats = tokenize_sessions(train_raw, tokenizer, config.max_seq_length, config.reverse,
-                                             config.preprocessing_num_workers, "tokenising train")
-        eval_tok = None
-        if eval_raw is not None and len(eval_raw):
-            eval_tok, _ = tokenize_sessions(eval_raw, tokenizer, config.max_seq_length, config.reverse,
-                                            config.preprocessing_num_workers, "tokenising eval")
-    if len(train_tok) == 0:
-        raise TrainingError("no training session has a trained turn after tokenising "
-                            f"({stats.dropped_no_labels} dropped): check the weights in the data")
-    return train_tok, (eval_tok if eval_tok is not None and len(eval_tok) else None), stats.dropped_no_labels
-
 
 def build_loaders(config: TrainConfig, tokenizer, train_tok, eval_tok):
     """Length-bucketed (or packed) train batches, seeded and resumable, and in-order eval batches, padded."""

@@ -47,13 +47,14 @@ from dialogpt.train.checkpointing import (
     truncate_log,
 )
 from dialogpt.train.config import TrainConfig, TrainingError, TrainResult
-from dialogpt.train.data import LengthBucketBatchSampler, build_loaders, load_training_data
+from dialogpt.train.data import LengthBucketBatchSampler, build_loaders
 from dialogpt.train.hub import push_folder, save_final
 from dialogpt.train.launch import accelerator_kwargs, make_accelerator
 from dialogpt.train.logs import RunLog, ppl, start_logs
 from dialogpt.train.model import load_model, load_tokenizer
 from dialogpt.train.optim import apply_continue_from, build_optimizer
 from dialogpt.train.packing import model_inputs, real_token_count
+from dialogpt.train.sources import DataCoverage, load_training_data
 
 StepCallback = Callable[[TrainState], None]
 
@@ -77,7 +78,7 @@ class Run:
     n_embd: int
     num_train: int
     num_eval: int
-    dropped: int
+    coverage: DataCoverage
     last_ckpt: Path | None = None
     resume_exact: bool = True
     micro: list = field(default_factory=list)   # this step's micro-batch (loss, real tokens, all tokens)
@@ -170,7 +171,8 @@ def setup(config: TrainConfig, accelerator) -> Run:
     if resume_path is not None:
         check_checkpoint_fits(model, resume_path, f"--model_name_or_path {config.model_name_or_path}"
                               if config.model_name_or_path else f"--model_config {config.model_config}")
-    train_tok, eval_tok, dropped = load_training_data(config, accelerator, tokenizer)
+    data = load_training_data(config, accelerator, tokenizer)
+    train_tok, eval_tok = data.train, data.eval
     train_dl, eval_dl, sampler = build_loaders(config, tokenizer, train_tok, eval_tok)
     n_embd = getattr(model.config, "n_embd", None) or getattr(model.config, "hidden_size", 768)
     optimizer, scheduler = build_optimizer(config, model, n_embd)
@@ -186,7 +188,8 @@ def setup(config: TrainConfig, accelerator) -> Run:
     return Run(config=config, accelerator=accelerator, tokenizer=tokenizer, model=model, optimizer=optimizer,
                scheduler=scheduler, train_dl=train_dl, eval_dl=eval_dl, sampler=sampler, state=state,
                resume_path=resume_path, n_params=n_params, n_embd=n_embd, num_train=len(train_tok),
-               num_eval=len(eval_tok) if eval_tok is not None else 0, dropped=dropped, last_ckpt=resume_path,
+               num_eval=len(eval_tok) if eval_tok is not None else 0, coverage=data.coverage,
+               last_ckpt=resume_path,
                resume_exact=resume.exact if resume else True)
 
 
@@ -337,7 +340,7 @@ def finish(run: Run, log: RunLog) -> TrainResult:
         padding_efficiency=state.tokens_real / max(state.tokens_total, 1), train_runtime=runtime,
         num_processes=run.accelerator.num_processes, num_train_examples=run.num_train,
         num_parameters=run.n_params, loss_history=log.loss_history,
-        checkpoint_dir=str(run.last_ckpt) if run.last_ckpt else None,
+        checkpoint_dir=str(run.last_ckpt) if run.last_ckpt else None, data_coverage=run.coverage.as_dict(),
     )
     save_final(run.accelerator, run.model, run.tokenizer, config, result)
     if config.push_to_hub:

@@ -27,8 +27,9 @@ def test_compiled_packed_run_matches_eager(tmp_path, tokenizer_dir):
     # in-place block compilation leaves the saved names alone: the folder loads as a plain GPT-2
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "compiled" / "run")
     assert not any("_orig_mod" in k for k in model.state_dict())
-    assert [r["loss"] for r in read_csv_log(tmp_path / "compiled" / "run" / "train_log.txt")] == \
-        [r["loss"] for r in read_csv_log(tmp_path / "eager" / "run" / "train_log.txt")]
+    # the logs carry the same losses (printed to 6 decimals: inductor's fused kernels may move the last digit)
+    assert [float(r["loss"]) for r in read_csv_log(tmp_path / "compiled" / "run" / "train_log.txt")] == \
+        pytest.approx([float(r["loss"]) for r in read_csv_log(tmp_path / "eager" / "run" / "train_log.txt")], abs=2e-6)
 
 
 def test_unknown_compile_backend_is_one_line(tmp_path, tokenizer_dir):

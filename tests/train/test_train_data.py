@@ -67,14 +67,19 @@ def test_tokenising_goes_through_chat_format_and_keys_the_cache_by_tokenizer_and
 
     rows = make_sessions(30, seed=5) + [{"turns": [{"text": "only one turn", "weight": 1.0, "score": 1}]}]
     ds = datasets.Dataset.from_list(rows)
-    tok, stats = tokenize_sessions(ds, tokenizer, max_seq_length=32)
+    tok, stats = tokenize_sessions(ds, tokenizer, max_seq_length=256)
     assert stats.dropped_no_labels == 1 and stats.kept == 30 == len(tok)   # the 1-turn session has no label
-    for i in (0, 7, 29):
-        enc = encode_session(tokenizer, rows[i]["turns"], 32)
+    for i in (0, 7, 29):   # every session fits in 256 tokens: one example each, as encode_session makes it
+        enc = encode_session(tokenizer, rows[i]["turns"], 256)
         assert tok[i]["input_ids"] == enc.input_ids and tok[i]["labels"] == enc.labels
-        assert tok[i]["length"] == len(enc.input_ids) <= 32
-    rev, _ = tokenize_sessions(ds, tokenizer, max_seq_length=32, reverse=True)
-    assert rev[3]["input_ids"] == encode_reverse(tokenizer, rows[3]["turns"], 32).input_ids
+        assert tok[i]["length"] == len(enc.input_ids) <= 256
+    assert stats.trained_turns == sum(len(r["turns"]) - 1 for r in rows[:30]) and stats.truncated_turns == 0
+    rev, _ = tokenize_sessions(ds, tokenizer, max_seq_length=256, reverse=True)
+    assert rev[3]["input_ids"] == encode_reverse(tokenizer, rows[3]["turns"], 256).input_ids
+    # at 32 tokens the longer sessions become several windows, and still every reply is trained once
+    short, short_stats = tokenize_sessions(ds, tokenizer, max_seq_length=32)
+    assert len(short) > 30 and short_stats.trained_turns == stats.trained_turns
+    tok, _ = short, None
     # another length, direction or tokenizer -> another cache key
     other_len, _ = tokenize_sessions(ds, tokenizer, max_seq_length=16)
     assert other_len._fingerprint != tok._fingerprint and rev._fingerprint != tok._fingerprint
@@ -94,13 +99,13 @@ def test_a_second_tokenisation_reads_the_map_cache_and_never_calls_the_encoder(t
     ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "train.parquet"), split="train",
                                cache_dir=str(tmp_path / "cache"))   # on disk, so .map writes a cache file
     calls = []
-    real = data_mod.encode_session
+    real = data_mod.encode_windows
 
     def counting(*a, **k):
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(data_mod, "encode_session", counting)
+    monkeypatch.setattr(data_mod, "encode_windows", counting)
     first, _ = tokenize_sessions(ds, tokenizer, max_seq_length=32)
     assert len(calls) == 30                                  # the counter sees real work
     calls.clear()

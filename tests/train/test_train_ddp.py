@@ -72,7 +72,8 @@ _SHARD_SCRIPT = '''
 import json, sys
 import torch
 from dialogpt.train.config import TrainConfig
-from dialogpt.train.data import build_loaders, load_training_data
+from dialogpt.train.data import build_loaders
+from dialogpt.train.sources import load_training_data
 from dialogpt.train.launch import accelerator_kwargs, make_accelerator
 from dialogpt.train.model import load_tokenizer
 
@@ -84,7 +85,7 @@ for mode in ("bucketed", "packed"):
                       packing=mode == "packed", seed=5)
     acc = make_accelerator(**accelerator_kwargs(cfg))
     tok = load_tokenizer(cfg)
-    train_tok, _, _ = load_training_data(cfg, acc, tok)
+    train_tok = load_training_data(cfg, acc, tok).train
     train_dl, _, sampler = build_loaders(cfg, tok, train_tok, None)
     train_dl = acc.prepare(train_dl)
     train_dl.set_epoch(0)

@@ -118,7 +118,7 @@ def test_continue_from_keeps_the_seed_meaning(tmp_path, dataset_dir, tokenizer_d
 def test_resume_from_a_checkpoint_taken_on_the_last_batch_of_an_epoch(tmp_path, tokenizer_dir):
     """16 sessions / micro-batch 4 / accumulation 2 = 2 steps per epoch: step-000002 ends epoch 1 exactly."""
     ds = write_parquet_dataset(tmp_path / "ds", n_train=16, n_valid=4)
-    common = dict(num_optim_steps=6, save_steps=2, lr_schedule="None", learning_rate=1e-3)
+    common = dict(num_optim_steps=6, save_steps=2, lr_schedule="None", learning_rate=1e-3, max_seq_length=256)
     full = train(base_config(tmp_path / "a", ds, tokenizer_dir, **common))
 
     class Killed(Exception):
