@@ -165,7 +165,7 @@ def bench_loop(tmp: Path, tokenizer_dir: Path, tokenizer, *, model_config: str, 
         from transformers import GPT2Config
 
         path = tmp / "bench_config.json"
-        GPT2Config(n_layer=4, n_embd=256, n_head=4, n_positions=256).to_json_file(str(path))
+        GPT2Config(n_layer=4, n_embd=256, n_head=4, n_positions=256, bos_token_id=0, eos_token_id=0).to_json_file(str(path))
         model_config = str(path)
     label = "4 layers x 256 (bench)" if model_config.endswith(".json") else model_config
 
@@ -255,7 +255,7 @@ def bench_throughput_levers(tmp: Path, tokenizer_dir: Path, *, steps: int, warmu
     torch.set_num_threads(1)  # two spin-waiting OpenMP threads on a shared 2-core box made steps ~10x slower
     ds = _dataset_dir(tmp, n_sessions)
     path = tmp / "levers_config.json"
-    GPT2Config(n_layer=4, n_embd=256, n_head=4, n_positions=256).to_json_file(str(path))
+    GPT2Config(n_layer=4, n_embd=256, n_head=4, n_positions=256, bos_token_id=0, eos_token_id=0).to_json_file(str(path))
     out = {"model": "4 layers x 256", "optimizer_steps": steps, "warmup_steps_excluded": warmup,
            "torch_threads": 1, "accumulation": 2, "runs": {}}
     # about the same tokens per micro-batch: 8 sessions (~53 tokens) padded vs 4 packed rows of 128

@@ -116,9 +116,16 @@ def build_model_config(name_or_path: str, vocab_size: int, eos_token_id: int | N
     """tiny/small/medium/large (or a config.json) -> ``GPT2Config`` with n_ctx 1024."""
     from transformers import GPT2Config
 
+    # the special ids go in at construction: GPT2Config's default 50256 lies outside a smaller vocabulary,
+    # and transformers warns about it when the config is built, not when the ids are set later
+    names = ("bos_token_id", "eos_token_id", "pad_token_id")
+    if eos_token_id is not None:
+        ids = dict.fromkeys(names, eos_token_id)
+    else:
+        ids = dict.fromkeys(names, None) if vocab_size <= 50256 else {}
     if name_or_path in MODEL_SHAPES:
         shape = {"n_positions": N_POSITIONS, **MODEL_SHAPES[name_or_path]}
-        cfg = GPT2Config(vocab_size=vocab_size, **shape)
+        cfg = GPT2Config(vocab_size=vocab_size, **shape, **ids)
     elif Path(name_or_path).is_file():
         cfg = GPT2Config.from_json_file(name_or_path)
         cfg.vocab_size = vocab_size

@@ -23,6 +23,12 @@ HISTORY = [Turn("what do you think about cats"), Turn("they are fine"), Turn("on
 CANDIDATES = ["yes", "they are the best animals in the world", "no idea what you mean", "cats cats"]
 
 
+def _ids(tokenizer) -> dict:
+    """Special ids inside the tiny vocabulary (GPT2Config's default 50256 is outside it and warns)."""
+    return dict(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.eos_token_id)
+
+
 def _sum_logprob(model, ids: list[int], first_label: int) -> tuple[float, int]:
     """log p(ids[first_label:] | ids[:first_label]) on one unpadded sequence."""
     with torch.no_grad():
@@ -77,7 +83,9 @@ def test_responder_ranks_candidates_by_mmi_and_picks_the_best(tiny_model, tokeni
 
 def _tiny_ranker(tokenizer, seed: int, tmp_path, name: str):
     torch.manual_seed(seed)
-    cfg = GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_head=2, n_embd=32, n_positions=128, num_labels=1)
+    # DialogRPT's released configs have no pad id (the tests check we cope): bos/eos only
+    cfg = GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_head=2, n_embd=32, n_positions=128, num_labels=1,
+                     bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
     model = GPT2ForSequenceClassification(cfg).eval()
     with torch.no_grad():  # a visible spread of scores rather than sigmoid(~0) for everything
         model.score.weight.mul_(20)
@@ -128,7 +136,7 @@ def _causal(tokenizer):
 
     torch.manual_seed(4)
     return GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_head=2, n_embd=32,
-                                      n_positions=128)).eval()
+                                      n_positions=128, **_ids(tokenizer))).eval()
 
 
 def test_ensemble_yaml_in_dialogrpt_layout(tmp_path):

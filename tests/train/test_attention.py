@@ -64,7 +64,7 @@ def test_packed_position_ids_give_the_block_diagonal_causal_mask(impl):
     from transformers import GPT2Config
     from transformers.masking_utils import create_causal_mask
 
-    cfg = GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=10)
+    cfg = GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=10, bos_token_id=0, eos_token_id=0)
     cfg._attn_implementation = impl
     # two rows: sessions of 3 + 4 + pad run of 1, and 5 + pad run of 3
     pos = torch.tensor([[0, 1, 2, 0, 1, 2, 3, 0], [0, 1, 2, 3, 4, 0, 1, 2]])

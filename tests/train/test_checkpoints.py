@@ -105,7 +105,8 @@ def test_init_checkpoint_trains_from_the_pkl_and_a_wrong_shape_stops_before_work
     assert res.global_step == 1
     assert torch.allclose(trained["transformer.h.1.mlp.c_fc.weight"], expected["transformer.h.1.mlp.c_fc.weight"],
                           atol=1e-6)
-    other = GPT2LMHeadModel(GPT2Config(vocab_size=1000, n_layer=2, n_embd=32, n_head=2, n_positions=64))
+    other = GPT2LMHeadModel(GPT2Config(vocab_size=1000, n_layer=2, n_embd=32, n_head=2, n_positions=64,
+                                             bos_token_id=0, eos_token_id=0))
     wrong = tmp_path / "other_shape.pkl"
     torch.save(_legacy_state(other), wrong)
     out = tmp_path / "wrong"

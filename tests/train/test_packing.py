@@ -43,7 +43,7 @@ def _tiny_model(vocab: int, impl: str):
 
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=vocab, n_layer=2, n_head=2, n_embd=64, n_positions=256,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
     model = GPT2LMHeadModel._from_config(cfg, attn_implementation=impl, dtype=torch.float32)
     return model.train()  # dropout is 0: train mode, deterministic
 

@@ -12,7 +12,7 @@ GPT2_345M = dict(vocab_size=50257, n_positions=1024, n_layer=24, n_embd=1024, n_
 def test_matmul_parameters_are_the_model_minus_position_embeddings():
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    cfg = GPT2Config(vocab_size=300, n_positions=40, n_layer=3, n_embd=32, n_head=4)
+    cfg = GPT2Config(vocab_size=300, n_positions=40, n_layer=3, n_embd=32, n_head=4, bos_token_id=0, eos_token_id=0)
     model = GPT2LMHeadModel(cfg)
     total = sum(p.numel() for p in model.parameters())  # the tied LM head is counted once, as wte
     assert matmul_parameters(cfg) == total - 40 * 32

@@ -119,7 +119,7 @@ def test_tensorboard_events_resume_from_a_path_and_a_checkpoint_of_another_shape
 
     # a checkpoint of another shape: one line before any data work (the logs are untouched)
     other = tmp_path / "other.json"
-    GPT2Config(vocab_size=10, n_layer=1, n_embd=32, n_head=2, n_positions=128).to_json_file(str(other))
+    GPT2Config(vocab_size=10, n_layer=1, n_embd=32, n_head=2, n_positions=128, bos_token_id=0, eos_token_id=0).to_json_file(str(other))
     log_before = (out / "train_log.txt").read_text()
     with pytest.raises(TrainingError, match=r"saved from another model shape than --model_config .*other.json"):
         train(base_config(tmp_path, ds, tokenizer_dir, model_config=str(other), resume_from_checkpoint=str(step2),
@@ -149,3 +149,18 @@ def test_a_fresh_run_never_mixes_with_an_old_run_in_its_output_dir(tmp_path, ds,
     train(base_config(tmp_path / "k", ds, tokenizer_dir, output_dir=str(out2), num_optim_steps=1,
                       resume_from_checkpoint="auto"))
     assert [int(r["global_step"]) for r in read_csv_log(out2 / "train_log.txt")] == [1]
+
+
+def test_tiny_configs_keep_their_special_ids_inside_the_vocabulary():
+    """GPT2Config's default ids (50256) are outside a 1,000-token vocabulary: transformers would warn."""
+    import subprocess
+    import sys
+
+    code = ("from dialogpt.train.model import build_model_config as b\n"
+            "c = b('tiny', 1000, eos_token_id=0); print(c.bos_token_id, c.eos_token_id, c.pad_token_id)\n"
+            "c = b('tiny', 1000); print(c.bos_token_id, c.eos_token_id)\n"
+            "c = b('small', 50257); print(c.bos_token_id, c.eos_token_id)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1000:]
+    assert out.stdout.split("\n")[:3] == ["0 0 0", "None None", "50256 50256"]
+    assert "within the vocabulary" not in out.stderr
