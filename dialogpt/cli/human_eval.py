@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dialogpt.serve.auth import is_loopback
+from dialogpt.serve.hosts import is_loopback
 from dialogpt.serve.human_eval_app import HumanEvalConfig, serve_human_eval
 from dialogpt.serve.human_eval_inputs import HumanEvalInputError, load_inputs
 from dialogpt.serve.human_eval_report import format_report, report_dict
@@ -31,7 +31,7 @@ from dialogpt.serve.human_eval_store import VoteStore
 
 
 def _add_inputs(p: argparse.ArgumentParser, required: bool) -> None:
-    when = "" if required else " (only to create a --store that does not exist yet)"
+    when = "" if required else " (optional here: creates a missing --store, or is checked against it)"
     p.add_argument("--contexts", required=required, help="one context per line, turns joined by ' EOS ' "
                    "(a test.refs.txt works: only its first column is read)" + when)
     p.add_argument("--a", required=required, help="system A's responses, one per context line" + when)

@@ -12,7 +12,8 @@ from pathlib import Path
 from dialogpt.cli.responder_args import add_responder_args, spec_from_args
 from dialogpt.decode import build_responder
 from dialogpt.serve.app import ServerConfig, create_app
-from dialogpt.serve.auth import API_KEY_ENV, SecurityConfig, collect_api_keys, is_loopback
+from dialogpt.serve.auth import API_KEY_ENV, SecurityConfig, collect_api_keys
+from dialogpt.serve.hosts import is_loopback
 from dialogpt.serve.ratelimit import parse_rate_limit
 from dialogpt.serve.runner import base_url, bind_socket, run_forever
 

@@ -21,9 +21,7 @@ so the time taken does not say which key came close. Nothing here logs or echoes
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
-import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -107,14 +105,6 @@ def collect_api_keys(flags: Sequence[str] = (), files: Sequence[str] = (), env: 
     if env and env.strip():
         keys.append(env.strip())
     return tuple(keys)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` resolves to a loopback address (only this machine can connect)."""
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
-        return False
 
 
 # ---------------------------------------------------------------------- checking
