@@ -70,12 +70,15 @@ def say(driver, text: str, replies_before: int) -> str:
 def sign_in(driver, base: str) -> None:
     """Without the key the page is the login form (no chat box); a wrong key stays there; the key opens the chat."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
 
     driver.get(base + "/ui/")
     assert driver.current_url == base + "/login" and not driver.find_elements(By.CSS_SELECTOR, "#message")
     for key in (WRONG, KEY):
         wait_for(driver, lambda d: d.find_element(By.ID, "api-key")).send_keys(key)
-        driver.find_element(By.ID, "sign-in").click()
+        button = driver.find_element(By.ID, "sign-in")
+        button.click()
+        wait_for(driver, staleness_of(button))  # the form was posted: a new page, not the old one's elements
         if key == WRONG:
             wait_for(driver, lambda d: d.find_element(By.ID, "error").text == "That key is not valid.")
             assert driver.current_url == base + "/login"
