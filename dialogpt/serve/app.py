@@ -25,13 +25,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dialogpt.errors import first_line
+from dialogpt.serve.auth import SecurityConfig, install_security
 from dialogpt.serve.batching import Busy, Job, Result, Scheduler
 from dialogpt.serve.schemas import ApiError, GenRequest, parse_chat, parse_completion
 from dialogpt.serve.streaming import cut_at_stop, sse
@@ -70,6 +71,8 @@ class ServerConfig:
     ui: bool = False
     """mount the Gradio web chat at /ui/ (needs the ``ui`` extra)."""
     log_requests: bool = False
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    """API keys, CORS origins, rate limit and TLS files (:mod:`dialogpt.serve.auth`)."""
 
     def __post_init__(self):
         for name in ("max_queue", "max_connections", "max_batch", "max_body_bytes", "max_header_bytes",
@@ -191,6 +194,7 @@ def create_app(responder, config: ServerConfig | None = None) -> FastAPI:
     app.state.scheduler, app.state.responder, app.state.config = scheduler, responder, cfg
     app.state.started = int(time.time())
     _install_errors(app)
+    install_security(app, cfg.security, home="/ui/" if cfg.ui else None)
     _add_info_routes(app, cfg, scheduler, responder)
     _add_generation_routes(app, cfg, scheduler, responder)
     if cfg.ui:

@@ -4,8 +4,16 @@ The page is plain HTML + JS (``dialogpt/data/human_eval.html``); it only ever se
 "response 2" and posts answers in those terms. Which one is A is known to the store alone, so
 neither the page source nor the network traffic unblinds a judge.
 
-Routes: ``GET /`` the page; ``GET /api/info`` the questions; ``GET /api/next?judge=NAME`` the item to
-judge (or ``done``); ``POST /api/vote`` ``{judge, item, answers: {question: first|tie|second}}``.
+Who is judging: by default only judges with a link (``dialogpt-human-eval invite``) may vote. The
+page reads the token from the link's ``#token=...`` fragment (never sent in a URL, so it is in no
+access log or Referer) and sends it as ``Authorization: Bearer TOKEN``; the judge is whoever the
+token names. An unknown token, no token, or a token sent with another judge's name is a 403 and
+nothing is written. ``--open`` keeps the older mode where a judge types a name (names of link
+judges excepted): for trusted rooms only, since one person can vote under many names.
+
+Routes: ``GET /`` the page; ``GET /api/info`` the questions, the mode and (with a token) the judge;
+``GET /api/next[?judge=NAME]`` the item to judge (or ``done``); ``POST /api/vote``
+``{item, answers: {question: first|tie|second}[, judge]}``.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ class HumanEvalConfig:
     """loopback by default: judges on other machines need an explicit --host 0.0.0.0"""
     port: int = 8001
     title: str = "Which response is better?"
+    open: bool = False
+    """also accept typed judge names (no link); otherwise only judges with a link may vote."""
 
 
 def page_html(title: str) -> str:
@@ -62,35 +72,32 @@ def create_human_eval_app(store: VoteStore, config: HumanEvalConfig | None = Non
     cfg = config or HumanEvalConfig()
     app = fastapi.FastAPI(title="DialoGPT blind pairwise evaluation", docs_url=None, redoc_url=None)
     html = page_html(cfg.title)
-
-    def judge_name(name: str) -> str:
-        name = name.strip()
-        if not JUDGE_RE.match(name):
-            raise fastapi.HTTPException(400, "judge: 1-64 letters, digits, spaces or . _ @ -")
-        return name
+    judge_of = _judge_resolver(store, cfg, fastapi)
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
         return html
 
     @app.get("/api/info")
-    def info() -> dict:
-        return {"title": cfg.title, "questions": QUESTIONS}
+    async def info(authorization: str | None = fastapi.Header(None)) -> dict:
+        judge = await judge_of(authorization, None) if authorization else None
+        return {"title": cfg.title, "questions": QUESTIONS, "mode": "open" if cfg.open else "link", "judge": judge}
 
     @app.get("/api/next")
-    async def next_item(judge: str = fastapi.Query(...)) -> dict:
-        name = judge_name(judge)
+    async def next_item(judge: str | None = None, authorization: str | None = fastapi.Header(None)) -> dict:
+        name = await judge_of(authorization, judge)
         a = await run_in_threadpool(store.next_item, name)
         if a is None:
             return {"done": True, "judged": await run_in_threadpool(store.judged_items, name)}
         return {"done": False, **asdict(a)}
 
     @app.post("/api/vote")
-    async def vote(body: dict = fastapi.Body(...)) -> dict:
+    async def vote(body: dict = fastapi.Body(...), authorization: str | None = fastapi.Header(None)) -> dict:
         judge, item, answers = body.get("judge"), body.get("item"), body.get("answers")
-        if not isinstance(judge, str) or type(item) is not int or not isinstance(answers, dict):
-            raise fastapi.HTTPException(400, "body must be {judge: str, item: int, answers: {question: choice}}")
-        name = judge_name(judge)
+        if (judge is not None and not isinstance(judge, str)) or type(item) is not int or not isinstance(answers, dict):
+            raise fastapi.HTTPException(400, "body must be {item: int, answers: {question: choice}, judge: str "
+                                             "(without a link)}")
+        name = await judge_of(authorization, judge)
         try:
             await run_in_threadpool(store.record, name, item, answers)
         except (AlreadyVotedError, NotAssignedError) as e:
@@ -102,9 +109,41 @@ def create_human_eval_app(store: VoteStore, config: HumanEvalConfig | None = Non
     return app
 
 
+def _judge_resolver(store: VoteStore, cfg: HumanEvalConfig, fastapi):
+    """``judge_of(Authorization header, claimed name)``: the judge a request acts as, or an HTTP error.
+
+    A token (``Bearer``) decides alone: unknown -> 403, a claimed name other than the token's -> 403.
+    Without one, a typed name is taken only with ``--open``."""
+    from fastapi.concurrency import run_in_threadpool
+
+    def forbidden(msg: str):
+        return fastapi.HTTPException(403, msg)
+
+    async def judge_of(authorization: str | None, claimed: str | None) -> str:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            judge = await run_in_threadpool(store.judge_for_token, token.strip())
+            if judge is None:
+                raise forbidden("this judge link is not valid (ask the organiser for yours)")
+            if claimed is not None and claimed.strip() != judge:
+                raise forbidden("this judge link belongs to another judge")
+            return judge
+        if not cfg.open:
+            raise forbidden("open this page through your judge link")
+        name = (claimed or "").strip()
+        if not JUDGE_RE.match(name):
+            raise fastapi.HTTPException(400, "judge: 1-64 letters, digits, spaces or . _ @ -")
+        if name in await run_in_threadpool(store.linked_judges):
+            raise forbidden(f"{name!r} is a judge with a link: use the link")
+        return name
+
+    return judge_of
+
+
 def serve_human_eval(store: VoteStore, config: HumanEvalConfig) -> None:
     """Run the page until interrupted (uvicorn handles Ctrl-C; every vote is already committed)."""
     _, uvicorn = _web_stack()
     app = create_human_eval_app(store, config)
-    print(f"human evaluation page on http://{config.host}:{config.port}/ (store {store.path})", flush=True)
+    mode = "judge links and typed names (--open)" if config.open else "judge links only"
+    print(f"human evaluation page on http://{config.host}:{config.port}/ (store {store.path}; {mode})", flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")

@@ -5,6 +5,8 @@ Per question it gives what the DialoGPT paper's table gives (A wins / ties / B w
 
 * a **two-sided sign test**: ties are dropped and the A/B split is tested against 50/50 with the
   exact binomial distribution (integer arithmetic, no normal approximation), over judgments;
+* **who voted**: judgments and items per judge, and which judges came by a link (``invite``) and
+  which typed a name (``serve --open``), so a name voting far more than the others stands out;
 * **inter-judge agreement**, two ways: Fleiss' kappa over the three answers (A, tie, B) on items
   with at least two judges (Fleiss 1971; with a varying number of judges per item each item's
   agreement is averaged, which is Fleiss' formula when every item has the same number), and raw
@@ -98,6 +100,24 @@ def summarize(votes: Sequence[Vote], questions: Iterable[str] = QUESTIONS) -> li
     return out
 
 
+@dataclass(frozen=True)
+class JudgeSummary:
+    judge: str
+    link: bool
+    """invited by link (a token); False: a typed name (``--open``)."""
+    items: int
+    judgments: int
+
+
+def per_judge(votes: Sequence[Vote], linked: Iterable[str] = ()) -> list[JudgeSummary]:
+    """Every judge with a link or a vote: link judges first (in order), then typed names."""
+    linked = list(linked)
+    judgments = Counter(v.judge for v in votes)
+    items = Counter(j for j, _ in {(v.judge, v.item) for v in votes})
+    names = linked + sorted(set(judgments) - set(linked))
+    return [JudgeSummary(j, j in set(linked), items[j], judgments[j]) for j in names]
+
+
 def _pct(k: int, n: int) -> str:
     return f"{k} ({100 * k / n:.1f}%)" if n else "0"
 
@@ -106,8 +126,9 @@ def _num(x: float | None, fmt: str) -> str:
     return "n/a" if x is None else format(x, fmt)
 
 
-def format_report(meta: dict[str, str], votes: Sequence[Vote]) -> str:
-    """The markdown table (one row per question) with a header line and a note on the statistics."""
+def format_report(meta: dict[str, str], votes: Sequence[Vote], linked: Sequence[str] = ()) -> str:
+    """The markdown table (one row per question) with a header line and a note on the statistics,
+    then one row per judge (``linked``: the judges invited by link)."""
     summaries = summarize(votes)
     judges = {v.judge for v in votes}
     items = {v.item for v in votes}
@@ -129,14 +150,25 @@ def format_report(meta: dict[str, str], votes: Sequence[Vote]) -> str:
         "Sign test: two-sided, exact binomial, over judgments, ties excluded. Agreement: Fleiss' kappa over "
         "A / tie / B on items with >= 2 judges, and the share of same-item judge pairs that agree.",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _judge_lines(votes, linked))
 
 
-def report_dict(meta: dict[str, str], votes: Sequence[Vote]) -> dict:
+def _judge_lines(votes: Sequence[Vote], linked: Sequence[str]) -> list[str]:
+    judges = per_judge(votes, linked)
+    used = sum(1 for j in judges if j.link and j.judgments)
+    lines = ["", f"{len(linked)} judge link(s) issued, {used} used; "
+                 f"{sum(1 for j in judges if not j.link)} typed name(s) (--open)", "",
+             "| Judge | By link | Items | Judgments |", "|---|---|---|---|"]
+    return lines + [f"| {j.judge} | {'yes' if j.link else 'no'} | {j.items} | {j.judgments} |" for j in judges]
+
+
+def report_dict(meta: dict[str, str], votes: Sequence[Vote], linked: Sequence[str] = ()) -> dict:
     """The same numbers as JSON-ready data (``dialogpt-human-eval report --json``)."""
     return {
         "a": meta.get("a_name"), "b": meta.get("b_name"), "items": int(meta.get("n_items", 0)),
         "judged_items": len({v.item for v in votes}), "judges": sorted({v.judge for v in votes}),
-        "judgments": len(votes), "choices": list(CHOICES),
+        "judgments": len(votes), "choices": list(CHOICES), "judge_links": len(linked),
+        "per_judge": {j.judge: {"link": j.link, "items": j.items, "judgments": j.judgments}
+                      for j in per_judge(votes, linked)},
         "questions": {s.question: {k: v for k, v in asdict(s).items() if k != "question"} for s in summarize(votes)},
     }

@@ -10,11 +10,19 @@ vote on it: a judge never sees an item twice.
 
 Which response is shown first is drawn once per judge x item and stored (``assignments``), so a page
 reload shows the same order and the page itself never learns which side is A.
+
+Judge links (schema 2): ``invite`` makes one secret token per judge and keeps only its SHA-256
+(``judges``), so a copied store file does not hand out working links; a token names exactly one
+judge, so whoever holds it votes as that judge and nobody else. A schema-1 store (typed names only)
+gains the table the first time it is opened for writing; its votes are untouched, and reading one
+(``report``) needs no write at all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+import secrets
 import sqlite3
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -22,7 +30,7 @@ from pathlib import Path
 
 from dialogpt.serve.human_eval_inputs import CHOICES, QUESTIONS, EvalInputs, HumanEvalInputError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,6 +45,9 @@ CREATE TABLE IF NOT EXISTS votes (
     created REAL NOT NULL DEFAULT (julianday('now')),
     UNIQUE (judge, item, question));
 CREATE INDEX IF NOT EXISTS assignments_by_item ON assignments (item);
+CREATE TABLE IF NOT EXISTS judges (
+    judge TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL DEFAULT (julianday('now')));
 """
 
 
@@ -85,9 +96,7 @@ class VoteStore:
         if not store.path.parent.is_dir():
             raise HumanEvalInputError(f"--store {store.path}: folder {store.path.parent} does not exist")
         try:
-            with store._connect() as db:
-                db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
-                db.executescript(_SCHEMA)
+            with store._writable() as db:
                 db.execute("BEGIN IMMEDIATE")
                 meta = dict(db.execute("SELECT key, value FROM meta"))
                 if not meta:
@@ -120,6 +129,16 @@ class VoteStore:
             db.execute("PRAGMA foreign_keys=ON")
             yield db
 
+    @contextmanager
+    def _writable(self):
+        """A connection to a store at the current schema: tables an older store lacks are added
+        (every CREATE is IF NOT EXISTS, so this is also how a new store starts)."""
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+            db.executescript(_SCHEMA)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+            yield db
+
     def _check_same(self, meta: dict, inputs: EvalInputs) -> None:
         if meta.get("fingerprint") == inputs.fingerprint:
             return
@@ -147,6 +166,43 @@ class VoteStore:
     def judged_items(self, judge: str) -> int:
         with self._connect() as db:
             return db.execute("SELECT COUNT(DISTINCT item) FROM votes WHERE judge = ?", (judge,)).fetchone()[0]
+
+    # ------------------------------------------------------------------ judge links
+    def invite(self, n: int) -> list[tuple[str, str]]:
+        """``n`` new judges, each ``(judge id, secret token)``; only the token's SHA-256 is stored,
+        so this is the one time a token is seen. Ids go on from the ones already used."""
+        if n < 1:
+            raise HumanEvalInputError(f"--judges must be >= 1, got {n}")
+        with self._writable() as db:
+            db.execute("BEGIN IMMEDIATE")
+            used = {r[0] for r in db.execute("SELECT judge FROM judges UNION SELECT judge FROM assignments")}
+            out, k = [], db.execute("SELECT COUNT(*) FROM judges").fetchone()[0]
+            while len(out) < n:
+                k += 1
+                judge = f"judge-{k:03d}"
+                if judge not in used:
+                    out.append((judge, secrets.token_urlsafe(24)))
+            db.executemany("INSERT INTO judges (judge, token_sha256) VALUES (?, ?)",
+                           [(j, token_digest(t)) for j, t in out])
+            db.execute("COMMIT")
+        return out
+
+    def judge_for_token(self, token: str) -> str | None:
+        """The judge a link's token names, or ``None`` for a token this store never issued."""
+        with self._connect() as db:
+            try:
+                row = db.execute("SELECT judge FROM judges WHERE token_sha256 = ?", (token_digest(token),)).fetchone()
+            except sqlite3.OperationalError:  # a schema-1 store: no links issued yet
+                return None
+        return row[0] if row else None
+
+    def linked_judges(self) -> list[str]:
+        """The judges invited by link, in order (empty for a store without links)."""
+        with self._connect() as db:
+            try:
+                return [r[0] for r in db.execute("SELECT judge FROM judges ORDER BY judge")]
+            except sqlite3.OperationalError:
+                return []
 
     # ------------------------------------------------------------------ judging
     def next_item(self, judge: str) -> Assignment | None:
@@ -214,6 +270,12 @@ class VoteStore:
                 db.execute("ROLLBACK")
                 raise AlreadyVotedError(f"judge {judge!r} already answered item {item}") from None
             db.execute("COMMIT")
+
+
+def token_digest(token: str) -> str:
+    """What the store keeps of a judge's token: its SHA-256 (hex). A token is 192 random bits, so
+    an unsalted fast hash is enough: nothing can be guessed back from it."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 def _unblind(shown: str, a_first: bool) -> str:

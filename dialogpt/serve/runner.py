@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 import threading
@@ -87,14 +88,25 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def make_server(app, config) -> _Server:
-    """A uvicorn server for ``app`` under ``config`` (a ``ServerConfig``)."""
+    """A uvicorn server for ``app`` under ``config`` (a ``ServerConfig``); HTTPS when its
+    ``security`` names a certificate (uvicorn loads the files)."""
     proto = type("DialoGPTH11Protocol", (DeadlineH11Protocol,), {"header_timeout": config.header_timeout})
-    return _Server(uvicorn.Config(
+    server = _Server(uvicorn.Config(
         app, http=proto, h11_max_incomplete_event_size=config.max_header_bytes,
         timeout_keep_alive=config.keep_alive_timeout, limit_concurrency=config.max_connections,
         backlog=2048, lifespan="on", log_level="warning", access_log=config.log_requests,
         timeout_graceful_shutdown=5,
+        ssl_keyfile=config.security.ssl_keyfile, ssl_certfile=config.security.ssl_certfile,
     ))
+    if config.log_requests:  # log_level above set the access logger to WARNING too: its lines are INFO
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    return server
+
+
+def base_url(sock: socket.socket, config) -> str:
+    """``http(s)://host:port`` of a listening socket under ``config``."""
+    host, port = sock.getsockname()[:2]
+    return f"{'https' if config.security.tls else 'http'}://{host}:{port}"
 
 
 def run_forever(app, config, sock: socket.socket) -> None:
@@ -116,7 +128,6 @@ def run_forever(app, config, sock: socket.socket) -> None:
 def serving_in_thread(app, config, timeout: float = 60.0) -> Iterator[str]:
     """Run ``app`` on a background thread (tests, benchmarks); yields its base URL."""
     sock = bind_socket(config.host, config.port)
-    host, port = sock.getsockname()[:2]
     server = make_server(app, config)
     t = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     t.start()
@@ -127,7 +138,7 @@ def serving_in_thread(app, config, timeout: float = 60.0) -> Iterator[str]:
             threading.Event().wait(0.01)
         if not server.started:
             raise RuntimeError("the server did not start")
-        yield f"http://{host}:{port}"
+        yield base_url(sock, config)
     finally:
         server.should_exit = True
         t.join(timeout=30)

@@ -1,20 +1,51 @@
-"""The web chat of the real server (``create_app(..., ServerConfig(ui=True))``, as ``dialogpt-serve --ui``) in a
-real headless chromium: type, read the reply from the page, keep the history, reset; the API answers beside it."""
+"""The web chat of the real server (``create_app(..., ServerConfig(ui=True))``, as ``dialogpt-serve --ui
+--api-key-file ...``) in a real headless chromium: no chat without the key, a sign-in with it; then type, read
+the reply from the page, keep the history, reset; the API answers beside it. Also the login's cookie over
+plain HTTP: HttpOnly, SameSite, accepted by the page and never by the API."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
+import httpx
 import pytest
 from browser_helpers import chromium, live_server, screenshot, wait_for
 
 from dialogpt.decode import GenerationOptions, Responder
 from dialogpt.serve.app import ServerConfig, create_app
+from dialogpt.serve.auth import COOKIE, SecurityConfig
 
 pytest.importorskip("gradio", reason="gradio not installed (pip install 'dialogpt-hf[ui]')")
 
 FIRST, SECOND = "Hello there, how are you?", "What do you do for fun?"
+KEY, WRONG = "sk-web-chat-0123456789", "sk-web-chat-0123456780"
+
+
+@pytest.fixture(scope="module")
+def responder(tiny_model_dir):
+    return Responder.from_pretrained(str(tiny_model_dir), device="cpu", options=GenerationOptions(max_new_tokens=10))
+
+
+@pytest.fixture(scope="module")
+def served(responder):
+    app = create_app(responder, ServerConfig(ui=True, model_name="tiny", security=SecurityConfig(api_keys=(KEY,))))
+    with live_server(app) as base:
+        yield app, base
+
+
+def test_the_web_chat_needs_the_login_and_its_cookie_only_opens_the_page(served):
+    _, base = served
+    with httpx.Client(base_url=base, timeout=60) as http:
+        page = http.get("/ui/", headers={"Accept": "text/html"})
+        assert page.status_code == 303 and page.headers["location"] == "/login"
+        assert http.get("/ui/config").status_code == 401  # what the page's script would fetch
+        assert http.get("/login").status_code == 200
+        assert http.post("/login", data={"key": WRONG}).status_code == 401 and COOKIE not in http.cookies
+        signed = http.post("/login", data={"key": KEY})
+        assert signed.status_code == 303 and signed.headers["location"] == "/ui/"
+        cookie = signed.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and KEY.lower() not in cookie
+        assert http.get("/ui/config").status_code == 200
+        assert http.get("/v1/models").status_code == 401  # the API takes the key, never the cookie
+        assert http.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
 
 
 def bot_texts(driver) -> list[str]:
@@ -36,10 +67,28 @@ def say(driver, text: str, replies_before: int) -> str:
     return bot_texts(driver)[-1]
 
 
+def sign_in(driver, base: str) -> None:
+    """Without the key the page is the login form (no chat box); a wrong key stays there; the key opens the chat."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+
+    driver.get(base + "/ui/")
+    assert driver.current_url == base + "/login" and not driver.find_elements(By.CSS_SELECTOR, "#message")
+    for key in (WRONG, KEY):
+        wait_for(driver, lambda d: d.find_element(By.ID, "api-key")).send_keys(key)
+        button = driver.find_element(By.ID, "sign-in")
+        button.click()
+        wait_for(driver, staleness_of(button))  # the form was posted: a new page, not the old one's elements
+        if key == WRONG:
+            wait_for(driver, lambda d: d.find_element(By.ID, "error").text == "That key is not valid.")
+            assert driver.current_url == base + "/login"
+    wait_for(driver, lambda d: d.current_url == base + "/ui/")
+
+
 def chat_in_browser(driver, base: str, tmp_path, expected: dict[str, str]) -> None:
     from selenium.webdriver.common.by import By
 
-    driver.get(base + "/ui/")
+    sign_in(driver, base)
     first = say(driver, FIRST, 0)
     assert first == expected["first"]
     second = say(driver, SECOND, 1)
@@ -54,8 +103,7 @@ def chat_in_browser(driver, base: str, tmp_path, expected: dict[str, str]) -> No
 
 
 @pytest.mark.slow
-def test_web_chat_in_a_browser(tiny_model, tokenizer, tmp_path):
-    responder = Responder(tiny_model, tokenizer, GenerationOptions(max_new_tokens=10))
+def test_web_chat_in_a_browser(responder, served, tmp_path):
     first = responder.respond([FIRST]).text
     expected = {
         "first": first,
@@ -63,10 +111,9 @@ def test_web_chat_in_a_browser(tiny_model, tokenizer, tmp_path):
         "second_alone": responder.respond([SECOND]).text,
     }
     assert expected["second_with_history"] != expected["second_alone"]  # else history would not show
-    app = create_app(responder, ServerConfig(ui=True, model_name="tiny"))
-    with live_server(app) as base, chromium() as driver:
+    app, base = served
+    before = app.state.scheduler.counters["requests"]
+    with chromium() as driver:
         chat_in_browser(driver, base, tmp_path, expected)
-        with urllib.request.urlopen(base + "/v1/models", timeout=30) as r:  # the API on the same server
-            assert [m["id"] for m in json.load(r)["data"]] == ["tiny"]
     # the page's three replies were decoded on the server's model thread (Scheduler.call), not beside it
-    assert app.state.scheduler.counters["requests"] == 3
+    assert app.state.scheduler.counters["requests"] - before == 3

@@ -1,4 +1,5 @@
-"""Two judges vote through the blind A/B page in a real headless chromium; the report matches their votes."""
+"""Two judges vote through the blind A/B page by their judge links in a real headless chromium (a third, typing a
+name on an --open server, finds nothing left; a made-up link is refused); the report matches their votes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from dialogpt.cli.human_eval import main
 from dialogpt.serve.human_eval_app import HumanEvalConfig, create_human_eval_app
 from dialogpt.serve.human_eval_inputs import QUESTIONS, load_inputs
 from dialogpt.serve.human_eval_store import VoteStore
+
+ANN, BOB = "judge-001", "judge-002"  # the first two links `invite` makes
 
 # Made-up conversations (the screenshot in docs/ shows the first one ann sees).
 CONTEXTS = [
@@ -36,19 +39,31 @@ def write_inputs(d):
 
 def plan(judge: str, item: int) -> dict[str, str]:
     """What each simulated judge thinks, in unblinded terms (A / tie / B)."""
-    if judge == "ann":
+    if judge == ANN:
         return {"relevance": "A", "informativeness": "B" if item % 2 else "A", "humanlike": "tie"}
     return {"relevance": "A" if item < 3 else "B", "informativeness": "B", "humanlike": "tie"}
 
 
-def judge_in_browser(driver, base: str, judge: str, inputs, tmp_path) -> list[int]:
+def open_page(driver, base: str, judge: str, token: str | None) -> None:
+    """A judge link (``/#token=...``), or the page with a typed name when there is no token."""
     from selenium.webdriver.common.by import By
 
+    if token is not None:
+        driver.get(f"{base}/#token={token}")
+        wait_for(driver, lambda d: d.find_element(By.ID, "judge-name").text == judge)
+        assert "token" not in driver.current_url  # off the address bar once read
+        return
     driver.get(base + "/")
-    name = wait_for(driver, lambda d: d.find_element(By.ID, "judge"))
+    name = wait_for(driver, lambda d: next((e for e in d.find_elements(By.ID, "judge") if e.is_displayed()), None))
     name.clear()
     name.send_keys(judge)
     driver.find_element(By.ID, "start").click()
+
+
+def judge_in_browser(driver, base: str, judge: str, inputs, tmp_path, token: str | None = None) -> list[int]:
+    from selenium.webdriver.common.by import By
+
+    open_page(driver, base, judge, token)
     seen = []
     while True:
         wait_for(driver, lambda d: d.find_element(By.ID, "done").is_displayed()
@@ -69,12 +84,12 @@ def judge_in_browser(driver, base: str, judge: str, inputs, tmp_path) -> list[in
                                                          else "second")
             driver.find_element(By.ID, f"q-{q}-{answers[q]}").click()
         wait_for(driver, lambda d: d.find_element(By.ID, "submit").is_enabled())
-        if judge == "ann" and not seen:
+        if judge == ANN and not seen:
             screenshot(driver, tmp_path, "human_eval.png")
             # The same judge answers this item in another tab first: this tab's submit is refused (409)
             # and the page moves on without an error; the vote is counted once.
-            other_tab = urllib.request.Request(base + "/api/vote", json.dumps(
-                {"judge": judge, "item": item, "answers": answers}).encode(), {"Content-Type": "application/json"})
+            other_tab = urllib.request.Request(base + "/api/vote", json.dumps({"item": item, "answers": answers}).encode(),
+                                               {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
             urllib.request.urlopen(other_tab, timeout=30).close()
         seen.append(item)
         submit.click()
@@ -85,18 +100,27 @@ def test_two_judges_vote_in_a_browser_and_the_report_matches(tmp_path, capsys):
     inputs = load_inputs(*write_inputs(tmp_path))
     path = tmp_path / "votes.sqlite"
     store = VoteStore.create_or_open(path, inputs, judges_per_item=2)
-    app = create_human_eval_app(store, HumanEvalConfig(title="Which response is better?"))
+    links = dict(store.invite(2))
+    app = create_human_eval_app(store, HumanEvalConfig(title="Which response is better?", open=True))
     with live_server(app) as base, chromium() as driver:
-        for judge in ("ann", "bob"):
-            seen = judge_in_browser(driver, base, judge, inputs, tmp_path)
+        from selenium.webdriver.common.by import By
+
+        driver.get(base + "/#token=made-up")
+        wait_for(driver, lambda d: "judge link is not valid" in d.find_element(By.ID, "error").text)
+        assert not driver.find_element(By.ID, "task").is_displayed()
+        for judge in (ANN, BOB):  # bob's link opened in the same tab after ann's: the page switches judge
+            seen = judge_in_browser(driver, base, judge, inputs, tmp_path, links[judge])
             assert sorted(seen) == list(range(N_ITEMS))  # every item once, none twice
-        # a third judge finds nothing left: every item already has its 2 judges
+        # a third judge (a fresh tab: no link kept) types a name and finds nothing left: every item has its 2 judges
+        driver.switch_to.new_window("tab")
         assert judge_in_browser(driver, base, "cy", inputs, tmp_path) == []
     assert main(["report", str(path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["judges"] == ["ann", "bob"] and report["judgments"] == 2 * N_ITEMS * len(QUESTIONS)
+    assert report["judges"] == [ANN, BOB] and report["judgments"] == 2 * N_ITEMS * len(QUESTIONS)
+    assert report["judge_links"] == 2 and report["per_judge"][BOB] == {"link": True, "items": N_ITEMS,
+                                                                      "judgments": N_ITEMS * len(QUESTIONS)}
     for q in QUESTIONS:
-        expected = Counter(plan(j, i)[q] for j in ("ann", "bob") for i in range(N_ITEMS))
+        expected = Counter(plan(j, i)[q] for j in (ANN, BOB) for i in range(N_ITEMS))
         got = report["questions"][q]
         assert (got["a_wins"], got["ties"], got["b_wins"]) == (expected["A"], expected["tie"], expected["B"]), q
     # relevance: the judges agree on items 0-2 and differ on item 3 -> 3 of 4 pairs agree

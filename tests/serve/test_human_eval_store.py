@@ -3,6 +3,7 @@ one row per judge x item x question, crash and concurrency safety)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -192,3 +193,32 @@ def test_open_rejects_files_that_are_no_store(tmp_path):
         VoteStore.open(junk)
     with pytest.raises(HumanEvalInputError, match="not a usable SQLite"):
         VoteStore.create_or_open(junk, load_inputs(*write_inputs(tmp_path)))
+
+
+def test_a_schema_1_store_still_reports_then_gains_judge_links(tmp_path, capsys):
+    from dialogpt.cli.human_eval import main
+
+    inputs = load_inputs(*write_inputs(tmp_path, n=3))
+    path = tmp_path / "old.sqlite"
+    store = VoteStore.create_or_open(path, inputs)
+    shown = store.next_item("ann")
+    store.record("ann", shown.item, all_first())
+    with sqlite3.connect(path) as db:  # what schema 1 wrote: no judges table
+        db.execute("DROP TABLE judges")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+
+    def schema() -> tuple[str, bool]:
+        with sqlite3.connect(path) as db:
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            return version, db.execute("SELECT 1 FROM sqlite_master WHERE name = 'judges'").fetchone() is not None
+
+    assert main(["report", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["judges"] == ["ann"] and report["judgments"] == len(QUESTIONS) and report["judge_links"] == 0
+    assert schema() == ("1", False)  # reading wrote nothing
+    assert VoteStore.open(path).judge_for_token("anything") is None
+    assert main(["invite", "--store", str(path), "--judges", "1"]) == 0
+    token = capsys.readouterr().out.split("#token=")[1].strip()
+    assert schema() == ("2", True)
+    again = VoteStore.create_or_open(path, inputs)
+    assert again.judge_for_token(token) == "judge-001" and len(again.votes()) == len(QUESTIONS)
