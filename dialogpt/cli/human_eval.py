@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from dialogpt.cli.conversation_args import add_conversation_args, options_from_args
 from dialogpt.serve.human_eval_app import HumanEvalConfig, serve_human_eval
 from dialogpt.serve.human_eval_inputs import HumanEvalInputError, load_inputs
 from dialogpt.serve.human_eval_report import format_report, report_dict
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the judges' web page")
     s.add_argument("--contexts", required=True, help="one context per line, turns joined by ' EOS ' "
-                   "(a test.refs.txt works: only its first column is read)")
+                   "(a test.refs.txt works: only its first column is read), or a dialogue file (.jsonl, .json, "
+                   ".csv, .parquet, .arrow; any layout dialogpt-train reads): one context per dialogue")
     s.add_argument("--a", required=True, help="system A's responses, one per context line")
     s.add_argument("--b", required=True, help="system B's responses, one per context line")
     s.add_argument("--store", required=True, help="SQLite vote file (created if missing; reusing it for "
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="interface to listen on (default loopback)")
     s.add_argument("--port", type=int, default=8001, help="port (default 8001)")
     s.add_argument("--title", default=HumanEvalConfig.title, help="heading shown to judges")
+    add_conversation_args(s, dataset_config=False)
     r = sub.add_parser("report", help="print the A wins / ties / B wins table of a vote store")
     r.add_argument("store", help="the SQLite vote file written by 'serve'")
     r.add_argument("--json", action="store_true", help="print the numbers as JSON instead of a table")
@@ -51,7 +54,13 @@ def _serve(args: argparse.Namespace) -> int:
         raise HumanEvalInputError(f"--judges-per-item must be >= 0, got {args.judges_per_item}")
     if not 0 < args.port < 65536:
         raise HumanEvalInputError(f"--port must be in 1..65535, got {args.port}")
-    inputs = load_inputs(args.contexts, args.a, args.b)
+    try:
+        options = options_from_args(args)
+    except ValueError as e:  # a bad --user_roles etc.: the options' own one-line message
+        raise HumanEvalInputError(str(e)) from None
+    inputs = load_inputs(args.contexts, args.a, args.b, options)
+    if inputs.contexts_note:
+        print(f"dialogpt-human-eval: {inputs.contexts_note}", file=sys.stderr)
     store = VoteStore.create_or_open(args.store, inputs, judges_per_item=args.judges_per_item or None)
     serve_human_eval(store, HumanEvalConfig(host=args.host, port=args.port, title=args.title))
     return 0
