@@ -54,10 +54,10 @@ def add_conversation_args(parser: argparse.ArgumentParser, *, dataset_config: bo
     names = (["dataset_config"] if dataset_config else []) + OPTION_FLAGS
     for name in names:
         if name == "strict":
-            g.add_argument(*_flags(name), dest=name, action=argparse.BooleanOptionalAction, default=None,
+            g.add_argument(*_flags(name), dest=name, action=argparse.BooleanOptionalAction,
                            help=CONVERSATION_HELP[name])
-        else:
-            g.add_argument(*_flags(name), dest=name, choices=CHOICES.get(name), default=None,
+        else:  # no default here: the parser's own (None, or SUPPRESS in dialogpt-train's) applies
+            g.add_argument(*_flags(name), dest=name, choices=CHOICES.get(name),
                            metavar=None if name in CHOICES else name.upper(), help=CONVERSATION_HELP[name])
     return g
 

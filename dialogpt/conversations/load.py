@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dialogpt.conversations.detect import JSON_CELL_COLUMNS, Layout, detect_layout, kinds_from_features, kinds_from_rows
+from dialogpt.conversations.fast_turns import turns_batch
 from dialogpt.conversations.normalize import (
     OUTPUT_COLUMNS,
     group_speaker_rows,
@@ -137,10 +138,12 @@ def _typed(ds, options: ConversationOptions, source: str, id_prefix: str, num_pr
         rows = ((f"{source} row {i}", r) for i, r in enumerate(_rows(view)))
         out = list(group_speaker_rows(rows, layout, options, id_prefix))
         return datasets.Dataset.from_list(out, features=output_features()), layout
-    out = view.map(normalize_batch, batched=True, with_indices=True, remove_columns=cols, features=output_features(),
+    # our turns layout (the Reddit build, at any size) has an Arrow shortcut; everything else maps in Python
+    fn, view = (turns_batch, view.with_format("arrow")) if layout.name == "turns" else (normalize_batch, view)
+    out = view.map(fn, batched=True, with_indices=True, remove_columns=cols, features=output_features(),
                    num_proc=num_proc, desc="reading dialogues",
                    fn_kwargs={"layout": layout, "options": options, "source": source, "id_prefix": id_prefix})
-    return out, layout
+    return out.with_format(None), layout
 
 
 def _typed_files(paths: list[Path], ftype: str, options, flag: str, cache_dir, num_proc):

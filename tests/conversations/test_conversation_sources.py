@@ -46,10 +46,42 @@ def test_the_reddit_build_loads_with_its_weights_and_ids(tmp_path):
     # the test split holds single-turn contexts: too few turns to train on, but readable with min_turns=1
     ds, rep = load_conversations(dataset=str(tmp_path / "rd"), split="test", options=ConversationOptions(min_turns=1))
     assert len(ds) == len(datasets.load_dataset(str(tmp_path / "rd"), split="test"))
+    # the Arrow shortcut took these batches, and gives what the Python rules give
+    _same_as_python_rules(raw.data.table, "id", expect_shortcut=True)
     # save_to_disk folders go through the same path
     datasets.DatasetDict({"train": raw}).save_to_disk(str(tmp_path / "saved"))
     ds2, _ = load_conversations(dataset=str(tmp_path / "saved"))
     assert list(ds2["dialogue_id"]) == list(raw["id"])
+
+
+def _same_as_python_rules(table, id_col, expect_shortcut: bool, min_turns: int = 2):
+    import pyarrow as pa
+
+    from dialogpt.conversations.detect import Layout
+    from dialogpt.conversations.fast_turns import _clean_turns, turns_batch
+    from dialogpt.conversations.normalize import normalize_batch, output_features
+
+    layout, opts = Layout("turns", dialogue_column="turns", id_column=id_col), ConversationOptions(min_turns=min_turns)
+    assert (_clean_turns(table, "turns", id_col, min_turns) is not None) == expect_shortcut
+    idx = list(range(5, 5 + len(table)))
+    fast = turns_batch(table, idx, layout, opts, "src", "p")
+    slow = normalize_batch(table.to_pydict(), idx, layout, opts, "src", "p")
+    assert fast.to_pydict() == pa.Table.from_pydict(slow, schema=output_features().arrow_schema).to_pydict()
+
+
+@pytest.mark.parametrize("texts, expect_shortcut", [
+    (["fine", "also fine"], True), (["fine", " padded"], False), (["fine", "\x1c"], False), (["fine", ""], False),
+    (["just one"], False), (["ok", "\u3000wide space"], False)])
+def test_the_arrow_shortcut_for_turns_equals_the_python_rules(texts, expect_shortcut):
+    import datasets
+
+    rows = [{"id": "a", "turns": [{"text": "x y", "weight": 0.0, "score": 1}, {"text": "z", "weight": 1.0, "score": 2},
+                                  {"text": "w", "weight": 0.5, "score": 3}]},
+            {"id": None, "turns": [{"text": t, "weight": None, "score": 1} for t in texts]},
+            {"id": "", "turns": [{"text": "b", "weight": 1.0, "score": 1}, {"text": "c", "weight": 1.0, "score": 1}]}]
+    table = datasets.Dataset.from_list(rows).data.table
+    _same_as_python_rules(table, "id", expect_shortcut)
+    _same_as_python_rules(table.drop_columns(["id"]), None, expect_shortcut)
 
 
 def test_a_hub_dataset_with_a_config_and_split(mock_hub, tmp_path):
