@@ -23,6 +23,7 @@ TEXT_COLUMNS = ("text", "line", "content", "utterance", "value", "message")
 PAIRS = {"prompt_completion": ("prompt", "completion"), "context_response": ("context", "response")}
 #: columns whose CSV cells holding a JSON array are decoded (a message list written into a CSV cell)
 JSON_CELL_COLUMNS = DIALOGUE_COLUMNS + ("prompt", "completion", "context")
+MAX_LISTED = 20  # columns named in the "not recognised" error (a JSON map of 7,000 ids is not a table)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def kinds_from_features(features: Mapping) -> dict[str, ColumnKind]:
     import datasets
 
     def kind(f) -> ColumnKind:
+        if isinstance(f, dict) and f and all(isinstance(v, datasets.List) for v in f.values()):
+            return ColumnKind("list_dict", tuple(f))  # datasets' legacy Sequence(dict): a dict of lists
         if isinstance(f, datasets.Value):
             return ColumnKind("str" if f.dtype in ("string", "large_string") else "other")
         inner = getattr(f, "feature", None)
@@ -213,7 +216,9 @@ def detect_layout(kinds: dict[str, ColumnKind], options: ConversationOptions, so
     layout = _pair_layout(kinds, options, source) or _table_layout(kinds, options, source)
     if layout is not None:
         return layout
-    cols = ", ".join(f"{c} ({k.kind})" for c, k in kinds.items())
+    cols = ", ".join(f"{c} ({k.kind})" for c, k in list(kinds.items())[:MAX_LISTED])
+    if len(kinds) > MAX_LISTED:
+        cols += f", ... {len(kinds) - MAX_LISTED} more"
     accepted = "; ".join(f"{n}: {LAYOUT_SHAPES[n]}" for n in LAYOUTS)
     raise ConversationError(f"{source}: no dialogue layout recognised in its columns [{cols}]; accepted layouts: "
                             f"{accepted}; name yours with --layout and the column flags")

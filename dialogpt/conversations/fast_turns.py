@@ -31,6 +31,8 @@ def _clean_turns(batch, col: str, id_col: str | None, min_turns: int):
     import pyarrow.compute as pc
 
     turns = batch.column(col).combine_chunks()
+    if not (pa.types.is_list(turns.type) or pa.types.is_large_list(turns.type)):
+        return None  # e.g. a legacy Sequence(dict), a struct of lists
     flat = turns.flatten()
     if turns.null_count or flat.null_count or not pa.types.is_struct(flat.type):
         return None

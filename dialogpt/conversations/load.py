@@ -252,7 +252,7 @@ def load_conversations(*, files: Sequence[str] | None = None, dataset: str | Non
         source = _source_name(paths)
     else:
         raw, layout, report_type = _dataset(dataset, dataset_config, split, options, flag, cache_dir, num_proc)
-        source = dataset if report_type == "hub" else f"{dataset} [{split}]"
+        source = f"{dataset}{f' ({dataset_config})' if dataset_config else ''} [{split}]"
     report = ConversationReport(source=source, file_type=report_type, layout=layout.name,
                                 columns_used=layout.columns_used())
     return _finish(raw, report, options, flag)

@@ -128,8 +128,16 @@ def _message_weight(m: Mapping) -> float:
     return 1.0
 
 
+def _rows_of(value):
+    """datasets' legacy ``Sequence(dict)`` gives a dict of lists: back to a list of dicts."""
+    if isinstance(value, Mapping) and value and all(isinstance(v, list) for v in value.values()):
+        return [dict(zip(value, vals)) for vals in zip(*value.values())]
+    return value
+
+
 def add_messages(d: Dialogue, msgs, role_key: str, content_key: str, weight: float | None = None,
                  name: str = "message") -> None:
+    msgs = _rows_of(msgs)
     if not isinstance(msgs, list):
         d.fail("not_a_dialogue", f"the dialogue is {type(msgs).__name__}, not a list of messages")
         return
@@ -153,6 +161,7 @@ def add_messages(d: Dialogue, msgs, role_key: str, content_key: str, weight: flo
 
 def add_texts(d: Dialogue, texts, weight: float, name: str) -> None:
     """Role-less turns: a list of strings (or our ``{text, weight}`` dicts, whose weight is kept)."""
+    texts = _rows_of(texts)
     if not isinstance(texts, list):
         d.fail("not_a_dialogue", f"the dialogue is {type(texts).__name__}, not a list")
         return

@@ -3,6 +3,8 @@ detection line says what was found; flags and LLaMA-Factory / axolotl mappings o
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conversation_helpers import as_tuples, expected, layout_rows, write_rows
 
@@ -179,3 +181,26 @@ def test_csv_cells_keep_na_and_none_as_text(tmp_path):
     path.write_text("conversation_id,speaker,text\n1,A,NA\n1,B,None\n", encoding="utf-8")
     ds, _ = load_conversations(files=[str(path)])
     assert [t["text"] for t in ds[0]["turns"]] == ["NA", "None"]
+
+
+def test_a_legacy_sequence_of_dicts_reads_as_a_list_of_messages(tmp_path):
+    import datasets
+
+    f = datasets.Features({"messages": datasets.Sequence({"role": datasets.Value("string"),
+                                                          "content": datasets.Value("string")}),
+                           "turns": datasets.Sequence({"text": datasets.Value("string"),
+                                                       "weight": datasets.Value("float32")})})
+    ds = datasets.Dataset.from_dict({"messages": [{"role": ["user", "assistant"], "content": ["a", "b"]}],
+                                     "turns": [{"text": ["c", "d"], "weight": [0.0, 1.0]}]}, features=f)
+    ds.to_parquet(str(tmp_path / "legacy.parquet"))
+    for opts, want in ((ConversationOptions(dialogue_column="messages"), [("a", 1.0, "user"), ("b", 1.0, "assistant")]),
+                       (ConversationOptions(), [("c", 0.0, "user"), ("d", 1.0, "assistant")])):
+        got, rep = load_conversations(files=[str(tmp_path / "legacy.parquet")], options=opts)
+        assert as_tuples(got)[0][1] == want
+
+
+def test_the_unrecognised_error_names_at_most_twenty_columns(tmp_path):
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps({f"uuid-{i}": {"messages": []} for i in range(500)}) + "\n")
+    with pytest.raises(ConversationError, match=r"uuid-19 \(other\), \.\.\. 480 more\]; accepted layouts"):
+        load_conversations(files=[str(path)])

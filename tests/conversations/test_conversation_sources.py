@@ -93,7 +93,7 @@ def test_a_hub_dataset_with_a_config_and_split(mock_hub, tmp_path):
         .push_to_hub(repo, config_name="support")
     ds, rep = load_conversations(dataset=repo, dataset_config="support", split="test", flag="--dataset",
                                  cache_dir=str(tmp_path / "cache"))
-    assert (rep.file_type, rep.layout, rep.source) == ("hub", "sharegpt", repo)
+    assert (rep.file_type, rep.layout, rep.source) == ("hub", "sharegpt", f"{repo} (support) [test]")
     assert [[t["text"] for t in r] for r in ds["turns"]] == [["what is up ?", "not much"]]
     with pytest.raises(ConversationError, match=rf"--dataset {repo}: cannot load it as a dataset"):
         load_conversations(dataset=repo, dataset_config="nope", flag="--dataset", cache_dir=str(tmp_path / "c2"))
