@@ -40,7 +40,8 @@ a turn with empty text or text that is not a string is dropped (``empty_turn``, 
 as is a content part that is not text (``non_text_part``) and a table row with an empty dialogue id
 (``missing_id``); a dialogue with a role that maps to no side (``unknown_role``), a cell that is not a
 dialogue (``not_a_dialogue``) or fewer than ``min_turns`` turns left (``too_few_turns``, system turns
-not counted) is dropped whole. Consecutive turns of one speaker stay separate turns.
+not counted) is dropped whole. Consecutive turns of one speaker stay separate turns. Texts keep their
+inner whitespace; outer whitespace is stripped.
 """
 
 from dialogpt.conversations.load import dialogue_contexts, load_conversations

@@ -13,7 +13,8 @@ Hub) and over the rows a JSON/CSV/TSV reader yields, so every source obeys the s
   (``too_few_turns``);
 * system messages are dropped and counted (``system_messages="drop"``) or kept as a weight-0 turn
   with role ``system`` where they stood (``"context"``);
-* consecutive turns of the same speaker stay separate turns (DialoGPT's format has no speakers).
+* consecutive turns of the same speaker stay separate turns (DialoGPT's format has no speakers);
+* a kept turn's text loses its outer whitespace (what is inside stays as written).
 
 Roles: ``user`` / ``assistant`` from the role map where a layout carries roles; for role-less turns
 (string lists, our ``turns``, a context string) they alternate counted back from the last turn, which
