@@ -20,18 +20,22 @@ def _is_saved_to_disk(path: Path) -> bool:
     return path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists())
 
 
-def load_dialog_data(source: str, *, flag: str = "--dataset", cache_dir: str | None = None):
-    """All splits of ``source`` as a ``DatasetDict`` (a single saved ``Dataset`` becomes ``{"train": ...}``)."""
+def load_dialog_data(source: str, *, flag: str = "--dataset", cache_dir: str | None = None,
+                     name: str | None = None):
+    """All splits of ``source`` as a ``DatasetDict`` (a single saved ``Dataset`` becomes ``{"train": ...}``);
+    ``name`` is the dataset's config (``--dataset_config``, as ``load_dataset(source, name)``)."""
     import datasets
 
     path = Path(source)
     if not path.exists() and (source.startswith((".", "/", "~")) or path.suffix):
         raise DialogDataError(f"{flag} {source}: no such file or dataset directory")
+    if name is not None and _is_saved_to_disk(path):
+        raise DialogDataError(f"{flag} {source}: a save_to_disk folder has no configs (drop --dataset_config {name})")
     try:
         if _is_saved_to_disk(path):
             data = datasets.load_from_disk(str(path))
         else:
-            data = datasets.load_dataset(source, cache_dir=cache_dir)
+            data = datasets.load_dataset(source, name, cache_dir=cache_dir)
     except Exception as e:  # not found, offline, unreachable hub, a folder of unrelated files
         cause = e.__cause__ if isinstance(e, datasets.exceptions.DatasetGenerationError) and e.__cause__ else e
         if "corresponds to no data" in str(e):  # datasets' words for an empty folder
@@ -43,10 +47,10 @@ def load_dialog_data(source: str, *, flag: str = "--dataset", cache_dir: str | N
 
 
 def load_dialog_split(source: str, split: str, *, flag: str = "--dataset", cache_dir: str | None = None,
-                      column: str | None = "turns"):
+                      column: str | None = "turns", name: str | None = None):
     """One split of ``source``, which must have ``column`` (None: any columns); a split it lacks is an
     error listing the splits it has."""
-    data = load_dialog_data(source, flag=flag, cache_dir=cache_dir)
+    data = load_dialog_data(source, flag=flag, cache_dir=cache_dir, name=name)
     if split not in data:
         raise DialogDataError(f"{flag} {source}: no split {split!r} (has {', '.join(data)})")
     ds = data[split]

@@ -10,8 +10,11 @@ Three modes, one Responder:
 * batch (``--input CONTEXTS --output hyp.txt``): one hypothesis per line for a test set, ready
   for ``scripts/evaluate_multiref.py``. CONTEXTS is the seed's multi-reference file
   (``test.refs.txt``), a plain text file (one context per line, turns separated by `` EOS `` or a
-  TAB) or a built dataset (directory or hub id) with ``--split``. Hypotheses are written batch by
-  batch; ``--resume`` keeps those of an interrupted run and generates the rest.
+  TAB), a dialogue file in any layout ``dialogpt-train`` reads (``.jsonl``, ``.json``, ``.csv``,
+  ``.parquet``, ``.arrow``: each dialogue is one context, all its turns; for ``prompt_completion`` and
+  ``context_response`` the prompt/context only) or a built dataset (directory or hub id) with
+  ``--split``. Any skip is an error there (one hypothesis line per context, always). Hypotheses are
+  written batch by batch; ``--resume`` keeps those of an interrupted run and generates the rest.
 
 ``--self-play N`` lets the model talk to itself for N turns from ``--prompt``.
 """
@@ -23,12 +26,14 @@ import contextlib
 import re
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from dialogpt.chat_format import Turn
+from dialogpt.cli.conversation_args import add_conversation_args, options_from_args
 from dialogpt.cli.responder_args import add_responder_args, quiet_transformers, spec_from_args
+from dialogpt.conversations import ConversationOptions, dialogue_contexts, file_type, load_conversations
 from dialogpt.decode import build_responder, save_generation_defaults
-from dialogpt.dialog_data import load_dialog_split
 from dialogpt.legacy_tsv import TURN_SEPARATOR, read_refs
 
 _REF_COL = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?\|")
@@ -41,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_responder_args(p)
     m = p.add_argument_group("modes")
-    m.add_argument("--input", help="batch mode: refs file, text file of contexts, or dataset dir/hub id")
+    m.add_argument("--input", help="batch mode: refs file, text file of contexts, dialogue file (jsonl, json, csv, "
+                                   "parquet, arrow; any layout), or dataset dir/hub id")
     m.add_argument("--output", help="batch mode: hypothesis file, one line per context")
     m.add_argument("--split", default="test", help="dataset split for a dataset --input (default: test)")
     m.add_argument("--limit", type=int, help="batch mode: only the first N contexts")
@@ -54,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the decoding options given here (--decoding-config and the flags) into the local "
                         "MODEL dir's generation_config.json, so dialogpt-chat, dialogpt-serve and "
                         "Responder.from_pretrained use them by default; then exit")
+    add_conversation_args(p)
     return p
 
 
@@ -68,9 +75,12 @@ def _looks_like_refs(line: str) -> bool:
     return len(cols) >= 2 and all(_REF_COL.match(c) for c in cols[1:])
 
 
-def read_contexts(source: str, split: str = "test") -> list[list[str]]:
-    """Contexts (lists of turn texts) from a refs file, a plain text file or a dataset split."""
+def read_contexts(source: str, split: str = "test", options: ConversationOptions | None = None,
+                  dataset_config: str | None = None) -> list[list[str]]:
+    """Contexts (lists of turn texts) from a refs file, a plain text file, a dialogue file or a dataset split."""
     path = Path(source)
+    if path.is_file() and file_type(path) not in (None, "tsv"):
+        return _dialogue_contexts(source, split, options, dataset_config)
     if path.is_file():
         try:
             with open(path, encoding="utf-8") as f:
@@ -91,23 +101,23 @@ def read_contexts(source: str, split: str = "test") -> list[list[str]]:
                 raise ValueError(f"{path}:{no}: empty context")
             contexts.append(turns)
         return contexts
-    return _dataset_contexts(source, split)
+    return _dialogue_contexts(source, split, options, dataset_config)
 
 
-def _dataset_contexts(source: str, split: str) -> list[list[str]]:
-    ds = load_dialog_split(source, split, flag="--input")
-    out = []
-    for i, row in enumerate(ds):
-        turns = [t["text"] if isinstance(t, dict) else str(t) for t in row["turns"]]
-        if not turns:
-            raise ValueError(f"--input {source} split {split!r} row {i}: empty 'turns'")
-        out.append(turns)
-    return out
+def _dialogue_contexts(source: str, split: str, options: ConversationOptions | None,
+                       dataset_config: str | None) -> list[list[str]]:
+    """Each dialogue is one context; strict, since a skipped one would shift every later hypothesis line."""
+    opts = replace(options or ConversationOptions(), min_turns=1, strict=True)
+    ds, report = load_conversations(dataset=source, dataset_config=dataset_config, split=split, options=opts,
+                                    flag="--input")
+    print(report.describe(), file=sys.stderr)
+    return dialogue_contexts(ds, report.layout)
 
 
 # ---------------------------------------------------------------------- modes
-def run_batch(responder, args) -> int:
-    contexts = read_contexts(args.input, args.split)
+def run_batch(responder, args, contexts: list[list[str]] | None = None) -> int:
+    if contexts is None:
+        contexts = read_contexts(args.input, args.split, options_from_args(args), args.dataset_config)
     if args.limit is not None:
         contexts = contexts[: args.limit]
     out = Path(args.output)
@@ -313,17 +323,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if args.seed is not None:
                 transformers.set_seed(args.seed)
+            contexts = None
             if args.input is not None:
                 # Fail on a bad --input before spending time on loading the model.
                 if not Path(args.input).exists() and Path(args.input).suffix:
                     raise FileNotFoundError(f"--input {args.input}: no such file")
+                if not args.save_decoding_defaults:
+                    contexts = read_contexts(args.input, args.split, options_from_args(args), args.dataset_config)
             responder = make_responder(args)
             if args.save_decoding_defaults:
                 path = save_generation_defaults(args.model, responder.options, responder.tokenizer.eos_token_id)
                 print(f"wrote decoding defaults to {path}: {responder.options}", file=sys.stderr)
                 return 0
             if args.input is not None:
-                return run_batch(responder, args)
+                return run_batch(responder, args, contexts)
             if args.self_play is not None:
                 return run_self_play(responder, args)
             with _lenient_stdin():

@@ -5,6 +5,7 @@
     dialogpt-eval --hyp hyp.txt --refs refs.tsv                     # TAB-separated references per line
     dialogpt-eval --hyp hyp.txt --refs ./reddit-dialog --split test  # a dataset with a `references` column
     dialogpt-eval --model runs/medium --dataset ./reddit-dialog --split validation   # perplexity
+    dialogpt-eval --model runs/medium --dataset chats.jsonl          # perplexity on your own dialogues
 
 Prints the seed's table row (NIST2 NIST4 BLEU2 BLEU4 METEOR ENT-4 DIST-1 DIST-2 Avg.Len) as
 markdown; ``--output-json`` writes the raw fractions. Reference selection follows ``dstc.py``:
@@ -20,10 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialogpt.chat_format import install_chat_template
+from dialogpt.cli.conversation_args import add_conversation_args, conversation_args_names, options_from_args
+from dialogpt.conversations import ConversationOptions, load_conversations
 from dialogpt.dialog_data import load_dialog_split
 from dialogpt.errors import first_line
 from dialogpt.scoring import METRIC_KEYS, prepare, score_all
@@ -64,7 +67,9 @@ class EvalConfig:
     output_json: str | None = None
     name: str | None = None           # first column of the table row
     model: str | None = None          # causal LM for perplexity
-    dataset: str | None = None        # dataset for perplexity (default: --refs when it is a dataset)
+    dataset: str | None = None        # dialogues for perplexity: a file, folder or Hub id (default: --refs when a dataset)
+    dataset_config: str | None = None  # Hub config of --dataset
+    conversation: ConversationOptions = field(default_factory=ConversationOptions)  # how to read --dataset
     max_seq_length: int = 128
     batch_size: int = 8
 
@@ -188,7 +193,10 @@ def model_perplexity(cfg: EvalConfig) -> dict:
 
     from dialogpt.scoring.perplexity import perplexity  # deferred: torch, 2 s that metric-only runs skip
 
-    ds = load_dialog_split(cfg.dataset, cfg.split, flag="--dataset")
+    # the same reader as training: any layout, one line saying what was read (printed once the model loads,
+    # so a bad --model still gives one line); single-turn dialogues have nothing to score
+    ds, report = load_conversations(dataset=cfg.dataset, dataset_config=cfg.dataset_config, split=cfg.split,
+                                    options=cfg.conversation, flag="--dataset")
     p = Path(cfg.model)
     if not p.is_dir() and (p.exists() or cfg.model.startswith((".", "/", "~"))):
         raise InputError(f"--model {cfg.model}: no such model directory")
@@ -198,6 +206,7 @@ def model_perplexity(cfg: EvalConfig) -> dict:
         model = AutoModelForCausalLM.from_pretrained(cfg.model)
     except (OSError, ValueError) as e:
         raise InputError(f"--model {cfg.model}: cannot load a tokenizer and causal LM ({first_line(e)})") from None
+    print(f"dialogpt-eval: {report.describe()}", file=sys.stderr)
     res = perplexity(model, tok, ds["turns"], max_seq_length=cfg.max_seq_length, batch_size=cfg.batch_size,
                      progress=True)
     return {"perplexity": res.ppl, "eval_loss": res.loss, "eval_tokens": res.tokens}
@@ -260,10 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-json", help="write the raw scores (fractions) to this JSON file")
     p.add_argument("--name", help="name in the table row (default: the --hyp file name)")
     p.add_argument("--model", help="causal LM (dir or Hub id): report its perplexity on --dataset/--split")
-    p.add_argument("--dataset", help="dataset (dir or Hub id) with a 'turns' column for --model")
+    p.add_argument("--dataset", help="dialogues for --model's perplexity: a file (jsonl, json, csv, parquet, arrow, "
+                                     "tsv), a folder or a Hub id, in any layout dialogpt-train reads")
     p.add_argument("--max-seq-length", type=int, default=128,
                    help="perplexity: sessions are truncated from the left to this many tokens, as in training")
     p.add_argument("--batch-size", type=int, default=8, help="perplexity: sessions per forward pass")
+    add_conversation_args(p)
     return p
 
 
@@ -276,7 +287,8 @@ def _one_line(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg = EvalConfig(**vars(args))
+        own = {k: v for k, v in vars(args).items() if k not in conversation_args_names() or k == "dataset_config"}
+        cfg = EvalConfig(**own, conversation=options_from_args(args))
         scores = run(cfg)
     except (InputError, MeteorError, ValueError, FileNotFoundError, OSError) as e:
         print(f"dialogpt-eval: error: {_one_line(e)}", file=sys.stderr)

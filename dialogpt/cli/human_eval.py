@@ -23,6 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dialogpt.cli.conversation_args import add_conversation_args, options_from_args
 from dialogpt.serve.hosts import is_loopback
 from dialogpt.serve.human_eval_app import HumanEvalConfig, serve_human_eval
 from dialogpt.serve.human_eval_inputs import HumanEvalInputError, load_inputs
@@ -33,11 +34,13 @@ from dialogpt.serve.human_eval_store import VoteStore
 def _add_inputs(p: argparse.ArgumentParser, required: bool) -> None:
     when = "" if required else " (optional here: creates a missing --store, or is checked against it)"
     p.add_argument("--contexts", required=required, help="one context per line, turns joined by ' EOS ' "
-                   "(a test.refs.txt works: only its first column is read)" + when)
+                   "(a test.refs.txt works: only its first column is read), or a dialogue file (.jsonl, .json, "
+                   ".csv, .parquet, .arrow; any layout dialogpt-train reads): one context per dialogue" + when)
     p.add_argument("--a", required=required, help="system A's responses, one per context line" + when)
     p.add_argument("--b", required=required, help="system B's responses, one per context line" + when)
     p.add_argument("--store", required=True, help="SQLite vote file (created if missing; reusing it for "
                    "other inputs is refused)")
+    add_conversation_args(p, dataset_config=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,13 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _inputs(args: argparse.Namespace):
+    """--contexts/--a/--b read with the dialogue-file flags (a bad --user_roles etc. is the options' own line)."""
+    try:
+        options = options_from_args(args)
+    except ValueError as e:
+        raise HumanEvalInputError(str(e)) from None
+    inputs = load_inputs(args.contexts, args.a, args.b, options)
+    if inputs.contexts_note:
+        print(f"dialogpt-human-eval: {inputs.contexts_note}", file=sys.stderr)
+    return inputs
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.judges_per_item < 0:
         raise HumanEvalInputError(f"--judges-per-item must be >= 0, got {args.judges_per_item}")
     if not 0 < args.port < 65536:
         raise HumanEvalInputError(f"--port must be in 1..65535, got {args.port}")
-    inputs = load_inputs(args.contexts, args.a, args.b)
-    store = VoteStore.create_or_open(args.store, inputs, judges_per_item=args.judges_per_item or None)
+    store = VoteStore.create_or_open(args.store, _inputs(args), judges_per_item=args.judges_per_item or None)
     if not args.open and not store.linked_judges():
         raise HumanEvalInputError(f"--store {args.store} has no judge links: run 'dialogpt-human-eval invite "
                                   f"--store {args.store} --judges N' first, or pass --open to let judges type a name")
@@ -89,7 +103,7 @@ def _invite(args: argparse.Namespace) -> int:
     if not given and not Path(args.store).is_file():
         raise HumanEvalInputError(f"--store {args.store}: no such vote store; give --contexts, --a and --b to "
                                   f"create it")
-    store = (VoteStore.create_or_open(args.store, load_inputs(*given)) if given else VoteStore.open(args.store))
+    store = VoteStore.create_or_open(args.store, _inputs(args)) if given else VoteStore.open(args.store)
     base = args.base_url.rstrip("/")
     for judge, token in store.invite(args.judges):
         print(f"{judge}\t{base}/#token={token}")
