@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="dialogues for --model's perplexity: a file (jsonl, json, csv, parquet, arrow, "
                                      "tsv), a folder or a Hub id, in any layout dialogpt-train reads")
     p.add_argument("--max-seq-length", type=int, default=128,
-                   help="perplexity: sessions are truncated from the left to this many tokens, as in training")
+                   help="perplexity: a longer session becomes several windows of this many tokens, as in training")
     p.add_argument("--batch-size", type=int, default=8, help="perplexity: sessions per forward pass")
     add_conversation_args(p)
     return p

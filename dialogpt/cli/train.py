@@ -20,6 +20,8 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
+from dialogpt.cli.conversation_args import CHOICES as CONVERSATION_CHOICES
+from dialogpt.cli.conversation_args import CONVERSATION_HELP
 from dialogpt.errors import first_line
 from dialogpt.train.attention import ATTN_IMPLEMENTATIONS
 from dialogpt.train.config import MIXED_PRECISION, REPORT_TO, TrainConfig, TrainingError
@@ -28,16 +30,16 @@ from dialogpt.train.plot import PLOT_FILE, plot_run
 
 HELP = {
     "output_dir": "where logs, checkpoints/step-NNNNNN/ and the final model go",
-    "dataset": "built dialogue dataset: directory or hub id (datasets.load_dataset); rows have `turns`",
-    "train_file": "the seed's train.tsv instead of --dataset (alias --train_input_file)",
-    "eval_file": "train.tsv-format validation file (alias --eval_input_file)",
-    "dataset_config": "configuration name of --dataset (load_dataset's second argument)",
+    "dataset": "dialogues in a directory or Hub id: a built Reddit dataset, or files of any layout below",
+    "train_file": "a dialogue file instead of --dataset: .jsonl/.json/.csv/.parquet/.arrow in any layout (messages, "
+                  "ShareGPT conversations, turns, string lists, prompt/completion, context/response, speaker "
+                  "tables; detected, one line says what), or the seed's train.tsv (alias --train_input_file)",
+    "eval_file": "validation file of the same kinds (alias --eval_input_file)",
     "train_split": "split of --dataset to train on",
     "eval_split": "split of --dataset to validate on ('' for none)",
     "validation_split_percentage": "with no eval file or split: hold out this percent of the dialogues (whole "
                                    "dialogues, never windows of a trained one) for validation",
     "train_on": "all (every turn after the first, DialoGPT), assistant, or a speaker name (only their turns)",
-    "strict": "make every counted skip of the input (empty turn, unknown role, ...) an error",
     "reverse": "train the MMI backward model (response -> source)",
     "max_seq_length": "tokens per example; a longer dialogue becomes several windows, each reply trained once",
     "preprocessing_num_workers": "num_proc of the tokenising datasets.map",
@@ -89,9 +91,11 @@ HELP = {
     "hub_token_file": "file whose first line is the Hub token (default: HF_TOKEN / the saved login)",
     "allow_inexact_resume": "resume from a checkpoint without RNG state (losses differ from an uninterrupted run)",
 }
+HELP.update({k: v for k, v in CONVERSATION_HELP.items() if k not in HELP})
 TOKEN_WARNING = ("warning: --hub_token on the command line is visible to other users of this machine (ps, "
                  "/proc/<pid>/cmdline) for the whole run; use HF_TOKEN, `huggingface-cli login` or --hub_token_file")
-CHOICES = {"mixed_precision": MIXED_PRECISION, "report_to": REPORT_TO, "attn_implementation": ATTN_IMPLEMENTATIONS}
+CHOICES = {"mixed_precision": MIXED_PRECISION, "report_to": REPORT_TO, "attn_implementation": ATTN_IMPLEMENTATIONS,
+           **CONVERSATION_CHOICES}
 ALIASES = {"train_file": ["--train_input_file"], "eval_file": ["--eval_input_file"], "eval_steps": ["--valid_step"]}
 
 

@@ -1,9 +1,10 @@
 """Perplexity of a causal LM on dialogue sessions, with the labels training uses.
 
-Each session goes through :func:`dialogpt.chat_format.encode_session` (first turn and weight-0
-turns masked, each trained turn's closing EOS kept as a label, left truncation to
-``max_seq_length``), so this is the number ``eval_log.txt`` reports: token-weighted mean negative
-log-likelihood over all label positions, and its exponential.
+Each session goes through :func:`dialogpt.windowing.encode_windows`, as training's data does (first
+turn and weight-0 turns masked, each trained turn's closing EOS kept as a label; a session longer than
+``max_seq_length`` becomes several windows, each turn scored in exactly one), so this is the number
+``eval_log.txt`` reports: token-weighted mean negative log-likelihood over all label positions, and its
+exponential.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dialogpt.chat_format import DEFAULT_MAX_SEQ_LENGTH, TurnLike, encode_session
+from dialogpt.chat_format import DEFAULT_MAX_SEQ_LENGTH, EncodedDialogue, TurnLike, as_turns
 from dialogpt.tensors import pad_right, token_nll
+from dialogpt.windowing import encode_windows
 
 
 @dataclass
@@ -21,12 +23,28 @@ class PerplexityResult:
     loss: float      # mean NLL per label token (nats)
     ppl: float
     tokens: int      # label tokens scored
-    sessions: int    # sessions that had at least one label token
+    sessions: int    # examples scored: windows of the sessions that had at least one label token
     skipped: int     # sessions without any label token (e.g. a single turn)
 
     def as_dict(self) -> dict:
         return {"loss": self.loss, "ppl": self.ppl, "tokens": self.tokens, "sessions": self.sessions,
                 "skipped": self.skipped}
+
+
+def _encode(tokenizer, sessions: Iterable[Iterable[TurnLike]],
+            max_seq_length: int | None) -> tuple[list[EncodedDialogue], int]:
+    """Every session's windows with a label token, and the count of sessions that had none."""
+    encoded: list[EncodedDialogue] = []
+    skipped = 0
+    eos = tokenizer.eos_token_id
+    for s in sessions:
+        turns = as_turns(s)
+        ids = tokenizer([t.text for t in turns], add_special_tokens=False)["input_ids"] if turns else []
+        windows = [w.encoded for w in encode_windows(ids, [t.weight for t in turns], eos,
+                                                     max_seq_length or 10**9) if w.encoded.num_label_tokens]
+        skipped += not windows
+        encoded.extend(windows)
+    return encoded, skipped
 
 
 def perplexity(model, tokenizer, sessions: Iterable[Iterable[TurnLike]], *,
@@ -36,14 +54,7 @@ def perplexity(model, tokenizer, sessions: Iterable[Iterable[TurnLike]], *,
     import torch
     from tqdm.auto import tqdm
 
-    encoded = []
-    skipped = 0
-    for s in sessions:
-        enc = encode_session(tokenizer, s, max_seq_length)
-        if enc.num_label_tokens == 0:
-            skipped += 1
-            continue
-        encoded.append(enc)
+    encoded, skipped = _encode(tokenizer, sessions, max_seq_length)
     if not encoded:
         raise ValueError("no session has a trained turn to score (need >= 2 turns with a non-zero weight after the first)")
     device = next(model.parameters()).device

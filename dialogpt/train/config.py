@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dialogpt.conversations import ConversationError, ConversationOptions
 from dialogpt.train.attention import check_attn_name
 from dialogpt.train.schedules import SCHEDULES, lr_lambda
 
@@ -30,11 +31,13 @@ class TrainConfig:
     output_dir: str = "runs/dialogpt"
     # --- data ---
     dataset: str | None = None
-    """A built dialogue dataset: a directory or hub id read with ``datasets.load_dataset``."""
+    """Dialogues in a directory or Hub id: a built Reddit dataset, or files of any layout dialogpt.conversations reads."""
     train_file: str | None = None
-    """The seed's ``train.tsv`` (``0.0 turn EOS 1.0 turn\\t1.0 response``), instead of --dataset."""
+    """A dialogue file instead of --dataset: .jsonl/.json/.csv/.parquet/.arrow in any layout dialogpt.conversations
+    reads (messages, ShareGPT, turns, string lists, prompt/completion, context/response, speaker tables), or the
+    seed's ``train.tsv`` (``0.0 turn EOS 1.0 turn\\t1.0 response``)."""
     eval_file: str | None = None
-    """A ``train.tsv``-format validation file (else the dataset's --eval_split, if it has one)."""
+    """A validation file of the same kinds (else the dataset's --eval_split, or --validation_split_percentage)."""
     dataset_config: str | None = None
     """The --dataset's configuration name (``load_dataset(dataset, dataset_config)``), as run_clm.py's."""
     train_split: str = "train"
@@ -47,6 +50,24 @@ class TrainConfig:
     (a character of a script: only their lines are trained, the rest is context)."""
     strict: bool = False
     """Any counted skip while reading the dialogues (empty turn, unknown role, ...) is an error instead."""
+    # --- how to read the dialogues (dialogpt.conversations.ConversationOptions; None = detect) ---
+    layout: str | None = None
+    dialogue_column: str | None = None
+    role_key: str | None = None
+    content_key: str | None = None
+    user_roles: str | None = None
+    """Comma-separated role values of the user side (LLaMA-Factory's user_tag, axolotl's roles.user)."""
+    assistant_roles: str | None = None
+    system_roles: str | None = None
+    system_messages: str | None = None
+    """drop (counted; the default) or context (a context-only turn where it stood): DialoGPT has no system role."""
+    id_column: str | None = None
+    speaker_column: str | None = None
+    text_column: str | None = None
+    prompt_column: str | None = None
+    completion_column: str | None = None
+    context_column: str | None = None
+    response_column: str | None = None
     reverse: bool = False
     """Train the MMI backward model: response -> source (``chat_format.encode_reverse``)."""
     max_seq_length: int = 128
@@ -133,6 +154,12 @@ class TrainConfig:
             msg = check(self)
             if msg:
                 raise TrainingError(msg)
+
+    def conversation_options(self) -> ConversationOptions:
+        """How to read the dialogues: the reading fields that are set (the others are detected)."""
+        given = {n: getattr(self, n) for n in ConversationOptions.field_names()
+                 if hasattr(self, n) and getattr(self, n) is not None}
+        return ConversationOptions(**given)
 
     @property
     def micro_batch_size(self) -> int:
@@ -249,6 +276,15 @@ def _check_hub(c: TrainConfig) -> str | None:
     return None
 
 
+def _check_conversation(c: TrainConfig) -> str | None:
+    """The dialogue-reading options (a bad --layout, a role value given to two sides, ...)."""
+    try:
+        c.conversation_options()
+    except ConversationError as e:
+        return str(e)
+    return None
+
+
 def _check_schedule(c: TrainConfig) -> str | None:
     """The schedule's own parameter checks (warmup_steps >= 1, warmup_proportion in (0, 1))."""
     try:
@@ -261,7 +297,7 @@ def _check_schedule(c: TrainConfig) -> str | None:
 
 _CHECKS: tuple[Callable[[TrainConfig], str | None], ...] = (
     _check_choices, _check_sources, _check_counts, _check_values, _check_start_clashes, _check_hub,
-    _check_schedule, _check_speed,
+    _check_schedule, _check_speed, _check_conversation,
 )
 
 

@@ -11,9 +11,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from dialogpt.dialog_data import load_dialog_data
+from dialogpt.conversations import (
+    ConversationError,
+    ConversationOptions,
+    ConversationReport,
+    load_conversations,
+    split_dialogues,
+)
 from dialogpt.errors import first_line
-from dialogpt.legacy_tsv import read_train_tsv
 from dialogpt.train.config import TrainConfig, TrainingError
 from dialogpt.train.data import TokenizeStats, tokenize_sessions
 
@@ -63,54 +68,31 @@ class TrainingData:
 
 def load_session_splits(dataset: str | None = None, train_file: str | None = None,
                         eval_file: str | None = None, train_split: str = "train",
-                        eval_split: str | None = "validation", cache_dir: str | None = None):
-    """Return ``(train, eval_or_None)`` ``datasets.Dataset`` objects with a ``turns`` column.
-
-    ``dataset`` is a built dialogue dataset (a directory, a ``save_to_disk`` folder or a Hub id), read
-    by the one shared loader (:func:`dialogpt.dialog_data.load_dialog_data`, one-line errors naming
-    ``--dataset``); ``train_file``/``eval_file`` are the seed's ``train.tsv`` files.
-    """
+                        eval_split: str | None = "validation", cache_dir: str | None = None,
+                        options: ConversationOptions | None = None, dataset_config: str | None = None,
+                        num_proc: int | None = None):
+    """``(train, eval_or_None, report)``: dialogues (``dialogue_id``, ``turns``) through the one reader,
+    :func:`dialogpt.conversations.load_conversations` (every layout and file type it knows; the report
+    says what it detected and skipped). ``eval_split`` that ``dataset`` lacks means no validation."""
+    kw = dict(options=options, cache_dir=cache_dir, num_proc=num_proc)
+    if (dataset is None) == (train_file is None):
+        raise ConversationError("give --dataset DIR_OR_ID or --train_file FILE")
     if dataset is not None:
-        dd = load_dialog_data(dataset, flag="--dataset", cache_dir=cache_dir)
-        if train_split not in dd:
-            raise ValueError(f"--dataset {dataset}: no split {train_split!r} (has {', '.join(dd)}); "
-                             "choose one with --train_split")
-        train = dd[train_split]
-        ev = None
-        if eval_file is not None:
-            ev = _tsv_dataset(eval_file)
-        elif eval_split and eval_split in dd:
-            ev = dd[eval_split]
+        train, report = load_conversations(dataset=dataset, dataset_config=dataset_config, split=train_split,
+                                           flag="--dataset", **kw)
     else:
-        if train_file is None:
-            raise ValueError("give --dataset DIR_OR_ID or --train_file train.tsv")
-        train = _tsv_dataset(train_file)
-        ev = _tsv_dataset(eval_file) if eval_file else None
-    for name, ds in (("train", train), ("eval", ev)):
-        if ds is not None and "turns" not in ds.column_names:
-            raise ValueError(f"{name} data has no 'turns' column (columns: {', '.join(ds.column_names)})")
-    return train, ev
-
-
-def _tsv_dataset(path: str):
-    """The seed's train.tsv as a Dataset of sessions (each turn ``{text, weight}``)."""
-    import datasets
-
-    rows = [{"turns": [{"text": t.text, "weight": float(t.weight)} for t in s]} for s in read_train_tsv(path)]
-    if not rows:
-        raise ValueError(f"{path}: no training instances in the file")
-    return datasets.Dataset.from_list(rows)
-
-
-def hold_out_dialogues(ds, percentage: float, seed: int):
-    """``(train, validation)``: ``percentage`` percent of the DIALOGUES, seeded. Rows are dialogues and windows
-    are made later, so no dialogue has windows on both sides."""
-    n_val = int(round(len(ds) * percentage / 100))
-    if n_val < 1 or n_val >= len(ds):
-        raise TrainingError(f"--validation_split_percentage {percentage:g} of {len(ds)} dialogues leaves "
-                            f"{n_val} for validation: give more data or another percentage")
-    parts = ds.train_test_split(test_size=n_val, seed=seed, shuffle=True)
-    return parts["train"], parts["test"]
+        train, report = load_conversations(files=[train_file], flag="--train_file", **kw)
+    ev = None
+    if eval_file is not None:
+        ev, _ = load_conversations(files=[eval_file], flag="--eval_file", **kw)
+    elif dataset is not None and eval_split:
+        try:
+            ev, _ = load_conversations(dataset=dataset, dataset_config=dataset_config, split=eval_split,
+                                       flag="--dataset", **kw)
+        except ConversationError as e:
+            if f"no split {eval_split!r}" not in str(e):
+                raise
+    return train, ev, report
 
 
 def _turn_count(ds) -> int:
@@ -123,31 +105,34 @@ def _turn_count(ds) -> int:
 # a run's data, from its config
 # ----------------------------------------------------------------------------------------------
 
-def _read(config: TrainConfig):
+def _read(config: TrainConfig, is_main: bool):
+    """The run's dialogues: train, eval (held out from train when asked) and the reader's report."""
     try:
-        train_raw, eval_raw = load_session_splits(config.dataset, config.train_file, config.eval_file,
-                                                  config.train_split, config.eval_split)
-    except (OSError, ValueError) as e:
+        train_raw, eval_raw, report = load_session_splits(
+            config.dataset, config.train_file, config.eval_file, config.train_split, config.eval_split,
+            options=config.conversation_options(), dataset_config=config.dataset_config,
+            num_proc=config.preprocessing_num_workers)
+        if eval_raw is None and config.validation_split_percentage:
+            train_raw, eval_raw = split_dialogues(train_raw, config.validation_split_percentage, config.seed)
+    except (OSError, ValueError) as e:  # ConversationError included: its message names the input
         raise TrainingError((str(e).strip().splitlines() or [first_line(e)])[0]) from None
-    if len(train_raw) == 0:
-        raise TrainingError(f"the training data ({config.dataset or config.train_file}) is empty")
-    if eval_raw is None and config.validation_split_percentage:
-        train_raw, eval_raw = hold_out_dialogues(train_raw, config.validation_split_percentage, config.seed)
-    return train_raw, eval_raw, "tsv" if config.train_file else "turns", {}
+    if is_main:
+        print(report.describe(), flush=True)
+    return train_raw, eval_raw, report
 
 
-def _coverage(config: TrainConfig, train_raw, stats: TokenizeStats, source_format: str,
-              skipped: dict[str, int], n_eval: int) -> DataCoverage:
+def _coverage(config: TrainConfig, train_raw, stats: TokenizeStats, report: ConversationReport,
+              n_eval: int) -> DataCoverage:
     return DataCoverage(
-        source_format=source_format, dialogues=len(train_raw), turns=_turn_count(train_raw),
+        source_format=report.layout, dialogues=len(train_raw), turns=_turn_count(train_raw),
         trained_turns=stats.trained_turns, truncated_turns=stats.truncated_turns, windows=stats.kept,
         train_on=config.train_on, max_seq_length=config.max_seq_length, validation_dialogues=n_eval,
-        skipped={**skipped, "no_trained_turn": stats.dropped_no_labels})
+        skipped={**report.skipped, "no_trained_turn": stats.dropped_no_labels})
 
 
 def load_training_data(config: TrainConfig, accelerator, tokenizer) -> TrainingData:
     """Dialogues -> tokenised train (and eval) windows, and the training side's coverage."""
-    train_raw, eval_raw, source_format, skipped = _read(config)
+    train_raw, eval_raw, report = _read(config, accelerator.is_main_process)
     n_eval = len(eval_raw) if eval_raw is not None else 0
     if config.max_eval_examples and eval_raw is not None:
         eval_raw = eval_raw.select(range(min(len(eval_raw), config.max_eval_examples)))
@@ -161,5 +146,5 @@ def load_training_data(config: TrainConfig, accelerator, tokenizer) -> TrainingD
     if len(train_tok) == 0:
         raise TrainingError(f"no training dialogue has a turn to train (--train_on {config.train_on}) after "
                             f"tokenising ({stats.dropped_no_labels} dropped): check the weights, roles or speakers")
-    coverage = _coverage(config, train_raw, stats, source_format, skipped, n_eval)
+    coverage = _coverage(config, train_raw, stats, report, n_eval)
     return TrainingData(train_tok, eval_tok if eval_tok is not None and len(eval_tok) else None, coverage)

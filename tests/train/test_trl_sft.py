@@ -57,3 +57,41 @@ def test_sft_trainer_assistant_only_loss_equals_chat_format_labels(tmp_path, tok
     # 3. it trains
     out = trainer.train()
     assert out.global_step == 3 and torch.isfinite(torch.tensor(out.training_loss))
+
+
+@pytest.mark.slow
+def test_sft_trainer_on_a_users_messages_jsonl_gets_the_labels_dialogpt_train_gives(tmp_path, tokenizer_dir,
+                                                                                     tiny_model_dir):
+    """Stock-tool parity for issue 23: the same messages JSONL through TRL and through our reader + windows."""
+    trl = pytest.importorskip("trl", reason="trl is not installed (pip install -e '.[dev]')")
+    import json
+
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dialogpt.conversations import load_conversations
+    from dialogpt.train.data import tokenize_sessions
+
+    words = "so what did you think of the film last night it was long but the music was great".split()
+    rows = [{"messages": [{"role": "user" if (5 - k) % 2 else "assistant",
+                           "content": " ".join(words[(i + k * 3 + j) % len(words)] for j in range(2 + (i + k) % 6))}
+                          for k in range(2 + i % 5)]} for i in range(16)]
+    path = tmp_path / "chats.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    ours, _ = tokenize_sessions(load_conversations(files=[str(path)])[0], tok, max_seq_length=MAX_LENGTH)
+    assert len(ours) == len(rows)   # every chat fits: one window each, in file order
+    config = trl.SFTConfig(
+        output_dir=str(tmp_path / "sft"), assistant_only_loss=True, max_length=MAX_LENGTH, max_steps=2,
+        per_device_train_batch_size=4, learning_rate=1e-3, logging_steps=1, save_strategy="no",
+        report_to="none", use_cpu=True, dataloader_num_workers=0, seed=0, bf16=False, fp16=False)
+    trainer = trl.SFTTrainer(model=AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)), args=config,
+                             train_dataset=datasets.load_dataset("json", data_files=str(path), split="train"),
+                             processing_class=tok)
+    for theirs, mine in zip(trainer.train_dataset, ours):
+        assert theirs["input_ids"] == mine["input_ids"]
+        want = mine["labels"]
+        got = theirs["labels"] if "labels" in theirs else [
+            x if m else IGNORE_INDEX for x, m in zip(theirs["input_ids"], theirs["assistant_masks"])]
+        assert got == want
+    assert trainer.train().global_step == 2
