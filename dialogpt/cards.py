@@ -172,6 +172,8 @@ def card_info_from_run(config, result, model_config) -> ModelCardInfo:
             "training tokens/s": round(result.tokens_per_sec, 1),
             "padding efficiency (real/padded tokens)": round(result.padding_efficiency, 4),
             "training time (s)": round(result.train_runtime, 1),
+            "validation perplexity before training (--eval_on_start)":
+                None if getattr(result, "initial_eval_ppl", None) is None else round(result.initial_eval_ppl, 3),
         },
         metrics=metrics,
         eval_split=config.eval_split or "validation",

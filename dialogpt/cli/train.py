@@ -76,6 +76,7 @@ HELP = {
     "logging_steps": "write a step line (stdout, trackers) every N optimizer steps",
     "eval_steps": "validate every N optimizer steps (alias --valid_step); 0 = at the end only",
     "max_eval_examples": "cap the validation set",
+    "eval_on_start": "validate once before the first step: a fine-tune's starting perplexity (eval_log.txt step 0)",
     "save_steps": "checkpoint every N optimizer steps; 0 = none",
     "save_total_limit": "keep only the newest N checkpoints",
     "resume_from_checkpoint": "latest | auto | PATH to a checkpoints/step-NNNNNN folder",

@@ -46,6 +46,9 @@ class TrainState:
     tokens_total: int = 0
     last_eval_loss: float | None = None
     last_eval_ppl: float | None = None
+    #: the validation figures before the first step (--eval_on_start)
+    initial_eval_loss: float | None = None
+    initial_eval_ppl: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)

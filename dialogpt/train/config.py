@@ -122,6 +122,9 @@ class TrainConfig:
     eval_steps: int = 10000
     """Validation every N optimizer steps (the seed's --valid_step); 0 = only at the end."""
     max_eval_examples: int | None = None
+    eval_on_start: bool = False
+    """Validate once before the first step (transformers' ``eval_on_start``): a fine-tune's starting
+    perplexity, at step 0 in eval_log.txt and as initial_eval_ppl in train_results.json and the card."""
     save_steps: int = 10000
     """Checkpoint every N optimizer steps; 0 = none."""
     save_total_limit: int | None = None
@@ -320,6 +323,8 @@ class TrainResult:
     loss_history: list[float] = field(default_factory=list)
     checkpoint_dir: str | None = None
     hub_url: str | None = None
+    initial_eval_loss: float | None = None
+    initial_eval_ppl: float | None = None
     #: how much of the data was trained (dialogpt.train.sources.DataCoverage.as_dict())
     data_coverage: dict = field(default_factory=dict)
 

@@ -223,6 +223,9 @@ def restore(accelerator, resume_path: Path, out_dir: Path) -> TrainState:
 def train_epochs(run: Run, log: RunLog, step_callback: StepCallback | None) -> None:
     """Epochs until ``num_optim_steps`` (or ``num_epochs``); a resumed epoch skips the batches it trained."""
     config, state = run.config, run.state
+    if config.eval_on_start and run.eval_dl is not None and state.global_step == 0:
+        run_eval(run, log)
+        state.initial_eval_loss, state.initial_eval_ppl = state.last_eval_loss, state.last_eval_ppl
     run.model.train()
     done = state.global_step >= config.num_optim_steps
     while not done:
@@ -341,6 +344,7 @@ def finish(run: Run, log: RunLog) -> TrainResult:
         num_processes=run.accelerator.num_processes, num_train_examples=run.num_train,
         num_parameters=run.n_params, loss_history=log.loss_history,
         checkpoint_dir=str(run.last_ckpt) if run.last_ckpt else None, data_coverage=run.coverage.as_dict(),
+        initial_eval_loss=state.initial_eval_loss, initial_eval_ppl=state.initial_eval_ppl,
     )
     save_final(run.accelerator, run.model, run.tokenizer, config, result)
     if config.push_to_hub:

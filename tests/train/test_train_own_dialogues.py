@@ -204,7 +204,10 @@ def test_bad_input_is_one_line_or_a_counted_skip(tmp_path, tiny_model_dir, capsy
 def test_validation_split_percentage_holds_out_whole_dialogues(tmp_path, tiny_model_dir):
     path = _layout_file("messages", tmp_path)
     result = train(_config(tmp_path, tiny_model_dir, train_file=str(path), validation_split_percentage=25,
-                           num_optim_steps=1))
+                           num_optim_steps=3, eval_on_start=True))
     cov = result.data_coverage
     assert cov["validation_dialogues"] == 3 and cov["dialogues"] == 9 and cov["trained_turns"] == 27
-    assert result.eval_loss is not None
+    assert result.initial_eval_loss > result.eval_loss   # --eval_on_start: the fine-tune's starting point
+    steps = [ln.split(",")[1] for ln in (tmp_path / "run" / "eval_log.txt").read_text().splitlines()[1:]]
+    assert steps == ["0", "3"]
+    assert "validation perplexity before training" in (tmp_path / "run" / "README.md").read_text()
