@@ -53,6 +53,18 @@ def test_bad_requests_get_clean_4xx(client):
     assert client.post("/api/vote", content=b"[" * 100_000, headers={"content-type": "application/json"}).status_code < 500
 
 
+@pytest.mark.parametrize("body, status, needle", [
+    (b'{"judge": "ann", "item": ' + b"9" * 5000 + b', "answers": {}}', 400, "'item' is a number of 5000 digits"),
+    (b'{"judge": "ann", "item": NaN, "answers": {}}', 400, "'item' is NaN"),
+    (b'{"judge": "ann", "item": 0, "answers": {"x": "\\ud800"}}', 400, "'answers.x' is not valid Unicode"),
+    (b'{"judge": "ann", "item": 0, "answers": {}, "pad": "' + b"x" * 70_000 + b'"}', 413, "at most 65536"),
+    (b"[1]", 400, "body must be"),
+])
+def test_vote_bodies_take_the_api_servers_checks(client, body, status, needle):
+    r = client.post("/api/vote", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status and needle in r.json()["detail"], r.text
+
+
 def _get(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.load(r)
