@@ -6,7 +6,9 @@ thread, 4 new tokens per reply). Against each one, one after another:
 
 * ``scaling``: one body of N empty user messages (N = 5k, 10k, 20k, 30k; 30k is ~1 MB, under the
   default ``--max-body-bytes``), alone: status and seconds, so growth with N shows;
-* ``fairness``: a normal "hello" sent 1 s after one 30k body, and 1 s after three in parallel:
+* ``fairness``: a normal "hello" sent 1 s after one 30k body, 1 s after three in parallel (the
+  issue's probes), 0.1 s after three (so it overlaps them even where they take well under 1 s), and
+  0.1 s after three bodies of ONE ~1 MB message each (tokenising it is the heavy part there):
   the hello's latency beside its latency on the idle server (``idle_hello_s``), and each heavy
   body's status and seconds;
 * ``bad_inputs``: the bodies that were 500s (``max_tokens`` of 5,000 digits, a lone surrogate in
@@ -62,6 +64,11 @@ def heavy_body(n: int) -> bytes:
     return json.dumps({"messages": [{"role": "user", "content": ""}] * n, "max_tokens": 4}).encode()
 
 
+def long_message_body(size: int = 1_000_000) -> bytes:
+    words = " ".join(f"w{i % 997}" for i in range(size // 5))[:size]
+    return json.dumps({"messages": [{"role": "user", "content": words}], "max_tokens": 4}).encode()
+
+
 def _post(url: str, body: bytes, path: str = "/v1/chat/completions") -> tuple[int, float, dict]:
     """(status, seconds, the JSON error object or {}) of one request on its own connection."""
     t0 = time.perf_counter()
@@ -87,10 +94,9 @@ def scaling(url: str) -> dict:
     return out
 
 
-def hello_during(url: str, heavy: int, n: int = 30000, delay: float = 1.0) -> dict:
-    """A hello sent ``delay`` s after ``heavy`` parallel bodies of ``n`` empty messages."""
+def hello_during(url: str, heavy: int, body: bytes, delay: float = 1.0) -> dict:
+    """A hello sent ``delay`` s after ``heavy`` parallel copies of ``body``."""
     results: list = [None] * heavy
-    body = heavy_body(n)
 
     def send(i: int) -> None:
         status, sec, _ = _post(url, body)
@@ -104,7 +110,7 @@ def hello_during(url: str, heavy: int, n: int = 30000, delay: float = 1.0) -> di
     hello_done = time.perf_counter()
     for t in threads:
         t.join()
-    return {"heavy_bodies": heavy, "messages_each": n, "hello_sent_after_s": delay, "hello_status": status,
+    return {"heavy_bodies": heavy, "body_bytes": len(body), "hello_sent_after_s": delay, "hello_status": status,
             "hello_s": sec, "heavy": [{"status": r["status"], "seconds": r["seconds"]} for r in results],
             "hello_finished_before_all_heavy": all(hello_done < r["finished_at"] for r in results)}
 
@@ -123,21 +129,24 @@ def measure(srv: Server) -> dict:
     t0 = time.perf_counter()
     entry: dict = {"idle_hello_s": idle_hello(srv.url)}
     entry["scaling"] = scaling(srv.url)
-    entry["fairness"] = {"one": hello_during(srv.url, 1), "three": hello_during(srv.url, 3)}
+    empty = heavy_body(30000)
+    entry["fairness"] = {"one": hello_during(srv.url, 1, empty), "three": hello_during(srv.url, 3, empty),
+                         "three_hello_at_0.1s": hello_during(srv.url, 3, empty, delay=0.1),
+                         "three_1mb_messages_hello_at_0.1s": hello_during(srv.url, 3, long_message_body(), 0.1)}
     entry["idle_hello_after_s"] = idle_hello(srv.url)
     entry["bad_inputs"] = bad_inputs(srv.url)
     entry["wall_s"] = round(time.perf_counter() - t0, 2)
     entry["server_cpu_s"] = round(srv.cpu_seconds() - cpu0, 2)
     entry["loadavg_start"], entry["loadavg_end"] = [round(x, 2) for x in load0], [round(x, 2) for x in
                                                                                   os.getloadavg()]
-    for k in ("one", "three"):
-        f = entry["fairness"][k]
+    for f in entry["fairness"].values():
         f["hello_delay_s"] = round(f["hello_s"] - entry["idle_hello_s"], 3)
     return entry
 
 
 def _servers(model: str, before: str | None, tmp: Path) -> dict:
-    cmd = [sys.executable, "-m", "dialogpt.cli.serve", model, "--port", "0", "--device", "cpu", "--threads", "1",
+    # -P: the server imports dialogpt from PYTHONPATH (this tree, or the --before one), never from the cwd
+    cmd = [sys.executable, "-P", "-m", "dialogpt.cli.serve", model, "--port", "0", "--device", "cpu", "--threads", "1",
            "--blocklist", "none", "--served-model-name", "bench", "--max-new-tokens", "4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
