@@ -149,7 +149,6 @@ class _HeldPrompts:
         return self.inner.prompt(history, options)
 
 
-@pytest.mark.slow
 def test_a_normal_request_finishes_while_heavy_bodies_are_in_flight(responder):
     held = _HeldPrompts(responder)
     cfg = ServerConfig(host="127.0.0.1", port=0, model_name="tiny", max_messages=50_000)
