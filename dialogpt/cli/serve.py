@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-header-bytes", type=int, default=d.max_header_bytes)
     s.add_argument("--max-tokens-limit", type=int, default=d.max_tokens_limit)
     s.add_argument("--max-n", type=int, default=d.max_n)
+    s.add_argument("--max-messages", type=int, default=d.max_messages,
+                   help="messages (or prompt turns) one request may carry; more are a 400 (default %(default)s)")
     s.add_argument("--request-timeout", type=float, default=d.request_timeout)
     s.add_argument("--header-timeout", type=float, default=d.header_timeout,
                    help="seconds to send request line + headers (bytes arriving do not extend it)")
@@ -91,7 +93,8 @@ def _config(args: argparse.Namespace, security: SecurityConfig) -> ServerConfig:
         model_name=args.served_model_name or Path(args.model.rstrip("/")).name or args.model,
         max_queue=args.max_queue, max_batch=args.max_batch, max_connections=args.max_connections,
         max_body_bytes=args.max_body_bytes, max_header_bytes=args.max_header_bytes,
-        max_tokens_limit=args.max_tokens_limit, max_n=args.max_n, request_timeout=args.request_timeout,
+        max_tokens_limit=args.max_tokens_limit, max_n=args.max_n, max_messages=args.max_messages,
+        request_timeout=args.request_timeout,
         header_timeout=args.header_timeout, body_timeout=args.body_timeout, ui=args.ui,
         log_requests=args.log_requests, security=security,
     )

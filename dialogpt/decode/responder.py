@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dialogpt.chat_format import Turn, TurnLike, as_turns, build_prompt_ids, install_chat_template
+from dialogpt.chat_format import Turn, TurnLike, as_turns, fit_prompt_ids, install_chat_template
 from dialogpt.decode.options import GenerationOptions
 from dialogpt.decode.processors import response_processors
 from dialogpt.decode.rerank import (
@@ -185,13 +185,28 @@ class Responder:
             budget = min(budget, options.max_prompt_tokens)
         return budget
 
-    def prompt_ids(self, history: Iterable[TurnLike], options: GenerationOptions | None = None) -> list[int]:
-        """The prompt for ``history``: last ``max_history_turns`` turns, within the token budget."""
+    def max_context_turns(self, options: GenerationOptions | None = None) -> int:
+        """The most trailing turns of a history that can reach the model: ``max_history_turns``, and
+        never more than the context window has positions, since every turn costs at least one token
+        (its EOS) in every encoding (prompt, MMI's reverse input, DialogRPT's input; DialoGPT's
+        reverse and ranker models share GPT-2's window). Older turns can be dropped unread."""
+        opts = options or self.options
+        return min(self.max_positions, opts.max_history_turns or self.max_positions)
+
+    def prompt(self, history: Iterable[TurnLike], options: GenerationOptions | None = None) -> tuple[list[int], bool]:
+        """The prompt for ``history`` (last ``max_history_turns`` turns, within the token budget) and
+        whether it lost turns or tokens to fit."""
         opts = options or self.options
         ts = as_turns(history)
-        if opts.max_history_turns is not None:
+        cut = opts.max_history_turns is not None and len(ts) > opts.max_history_turns
+        if cut:
             ts = ts[-opts.max_history_turns:]
-        return build_prompt_ids(self.tokenizer, ts, self.prompt_budget(opts))
+        ids, truncated = fit_prompt_ids(self.tokenizer, ts, self.prompt_budget(opts))
+        return ids, truncated or cut
+
+    def prompt_ids(self, history: Iterable[TurnLike], options: GenerationOptions | None = None) -> list[int]:
+        """The prompt for ``history``: last ``max_history_turns`` turns, within the token budget."""
+        return self.prompt(history, options)[0]
 
     @torch.no_grad()
     def generate_candidates(
@@ -202,10 +217,9 @@ class Responder:
         eos = int(self.tokenizer.eos_token_id)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
         histories = [as_turns(h) for h in histories]
-        prompts = [self.prompt_ids(h, opts) for h in histories]
-        for h, p in zip(histories, prompts):
-            if len(p) < len(build_prompt_ids(self.tokenizer, h)):
-                self.stats["truncated_prompts"] += 1
+        fitted = [self.prompt(h, opts) for h in histories]
+        prompts = [ids for ids, _ in fitted]
+        self.stats["truncated_prompts"] += sum(truncated for _, truncated in fitted)
         gc = opts.to_generation_config(eos, pad)
         device = next(self.model.parameters()).device
         out: list[list[Candidate]] = [[] for _ in prompts]

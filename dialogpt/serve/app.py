@@ -5,8 +5,11 @@ Why it stays up under load: generation work goes through one bounded waiting lin
 model thread with continuous batching (:mod:`dialogpt.serve.batching`); a full line is a 503 with
 ``Retry-After``, sent after the request was read, so the client sees the answer and never a reset.
 Bodies are read under a size cap (413) and a deadline (408); malformed JSON (including JSON nested
-too deeply to parse) and bad fields are 400s naming the field (:mod:`dialogpt.serve.schemas`); any
-unexpected exception is a 500 JSON error, never a dead server.
+too deeply to parse), invalid strings and numbers (:mod:`dialogpt.serve.request_body`) and bad fields
+(:mod:`dialogpt.serve.schemas`) are 400s naming the field; any unexpected exception is a 500 JSON
+error, never a dead server. A request is parsed, validated and tokenised in a worker thread
+(:mod:`dialogpt.serve.prepare`), never on the event loop or the model thread, so a heavy body
+cannot hold up the others.
 
 Streaming: a request for one candidate without beam search streams token by token as it is decoded
 (header ``X-DialoGPT-Stream: tokens``); the safety filter checks the words as they come and a
@@ -18,7 +21,6 @@ reply streams after choosing (``X-DialoGPT-Stream: after-choosing``).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -29,12 +31,15 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dialogpt.errors import first_line
 from dialogpt.serve.auth import SecurityConfig, install_security
 from dialogpt.serve.batching import Busy, Job, Result, Scheduler
-from dialogpt.serve.schemas import ApiError, GenRequest, parse_chat, parse_completion
+from dialogpt.serve.prepare import RequestLimits, prepare_request
+from dialogpt.serve.request_body import ApiError, read_body
+from dialogpt.serve.schemas import MAX_MESSAGES, GenRequest, parse_chat, parse_completion
 from dialogpt.serve.streaming import cut_at_stop, sse
 from dialogpt.serve.ui import mount_chat_ui
 
@@ -61,6 +66,8 @@ class ServerConfig:
     """largest ``max_tokens`` a request may ask for."""
     max_n: int = 8
     """largest ``n`` a request may ask for."""
+    max_messages: int = MAX_MESSAGES
+    """messages (or ``prompt`` turns) a request may carry; more are a 400."""
     request_timeout: float = 300.0
     """seconds a request waits for its reply before a 504."""
     header_timeout: float = 10.0
@@ -76,7 +83,7 @@ class ServerConfig:
 
     def __post_init__(self):
         for name in ("max_queue", "max_connections", "max_batch", "max_body_bytes", "max_header_bytes",
-                     "max_tokens_limit", "max_n"):
+                     "max_tokens_limit", "max_n", "max_messages"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         for name in ("request_timeout", "header_timeout", "body_timeout", "keep_alive_timeout"):
@@ -88,43 +95,6 @@ class ServerConfig:
 
 def _error(e: ApiError) -> JSONResponse:
     return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
-
-
-# ---------------------------------------------------------------------- reading the body
-async def _read_body(request: Request, cfg: ServerConfig) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit()):
-        raise ApiError(400, f"bad Content-Length {length!r}", headers={"Connection": "close"})
-    chunks, size = [], 0
-    too_big = length is not None and int(length) > cfg.max_body_bytes
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cfg.max_body_bytes:
-            too_big = True
-        if size > 16 * cfg.max_body_bytes:
-            break  # not worth draining: the connection closes
-        if not too_big:
-            chunks.append(chunk)
-    if too_big:
-        # The rest was read (and dropped) above, so the client sees this answer, not a reset.
-        raise ApiError(413, f"the body is {length or size} bytes; this server accepts at most "
-                            f"{cfg.max_body_bytes}", code="request_too_large", headers={"Connection": "close"})
-    return b"".join(chunks)
-
-
-async def read_json(request: Request, cfg: ServerConfig) -> object:
-    """The request's JSON body, read under ``max_body_bytes`` and ``body_timeout``."""
-    try:
-        raw = await asyncio.wait_for(_read_body(request, cfg), cfg.body_timeout)
-    except asyncio.TimeoutError:
-        raise ApiError(408, f"the body did not arrive within {cfg.body_timeout:g} s", code="timeout",
-                       headers={"Connection": "close"}) from None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ApiError(400, f"the body is not valid JSON: {e}", code="invalid_json") from None
-    except RecursionError:
-        raise ApiError(400, "the body is not valid JSON: nested too deeply", code="invalid_json") from None
 
 
 # ---------------------------------------------------------------------- answers
@@ -250,14 +220,11 @@ def _add_info_routes(app: FastAPI, cfg: ServerConfig, scheduler: Scheduler, resp
 
 def _add_generation_routes(app: FastAPI, cfg: ServerConfig, scheduler: Scheduler, responder) -> None:
     fallback = responder.safety.fallback if responder.safety is not None else ""
+    limits = RequestLimits(cfg.model_name, cfg.max_n, cfg.max_tokens_limit, cfg.max_messages)
 
     async def handle(request: Request, parse: Callable, kind: _Kind):
-        body = await read_json(request, cfg)
-        req = parse(body, responder.options, cfg.model_name, cfg.max_n, cfg.max_tokens_limit)
-        try:
-            responder.prompt_budget(req.options)  # max_tokens must leave room for a prompt
-        except ValueError as e:
-            raise ApiError(400, str(e).replace("--max-new-tokens", "max_tokens"), "max_tokens") from None
+        raw = await read_body(request, cfg.max_body_bytes, cfg.body_timeout)
+        req = await run_in_threadpool(prepare_request, raw, parse, responder, limits)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
         job = Job(req, lambda k, p: loop.call_soon_threadsafe(events.put_nowait, (k, p)))

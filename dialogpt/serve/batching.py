@@ -39,7 +39,6 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from dialogpt.chat_format import build_prompt_ids
 from dialogpt.decode.processors import response_processors
 from dialogpt.decode.responder import left_pad
 from dialogpt.serve import kv_cache
@@ -246,9 +245,9 @@ class Scheduler:
     # ------------------------------------------------------------------ rows
     def _new_row(self, job: Job) -> _Row:
         r, opts = self.responder, job.request.options
-        prompt = r.prompt_ids(job.request.turns, opts)
-        if len(prompt) < len(build_prompt_ids(r.tokenizer, job.request.turns)):
-            r.stats["truncated_prompts"] += 1
+        # the app builds the prompt in a worker thread (dialogpt.serve.prepare): none of it here
+        prompt, truncated = job.request.prepared or r.prompt(job.request.turns, opts)
+        r.stats["truncated_prompts"] += truncated
         procs = LogitsProcessorList()  # min_new_tokens is applied to the whole batch in _advance
         if opts.no_repeat_ngram_size > 0:
             procs.append(NoRepeatNGramLogitsProcessor(opts.no_repeat_ngram_size))

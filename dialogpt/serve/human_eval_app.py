@@ -25,12 +25,16 @@ from typing import TYPE_CHECKING
 
 from dialogpt.serve.human_eval_inputs import QUESTIONS, HumanEvalInputError
 from dialogpt.serve.human_eval_store import AlreadyVotedError, NotAssignedError, VoteStore
+from dialogpt.serve.request_body import ApiError, load_json, read_body
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 #: A judge name: what a person types (letters, digits, space, . _ @ -), at most 64 characters.
 JUDGE_RE = re.compile(r"^[\w .@-]{1,64}$")
+
+#: a vote is {judge, item, answers} (well under 1 KB): a larger body is a 413, read no further
+MAX_VOTE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -67,7 +71,7 @@ def create_human_eval_app(store: VoteStore, config: HumanEvalConfig | None = Non
     """The FastAPI app judges use; every store call runs in a worker thread (SQLite blocks)."""
     fastapi, _ = _web_stack()
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import HTMLResponse
+    from fastapi.responses import HTMLResponse, JSONResponse
 
     cfg = config or HumanEvalConfig()
     app = fastapi.FastAPI(title="DialoGPT blind pairwise evaluation", docs_url=None, redoc_url=None)
@@ -91,8 +95,13 @@ def create_human_eval_app(store: VoteStore, config: HumanEvalConfig | None = Non
             return {"done": True, "judged": await run_in_threadpool(store.judged_items, name)}
         return {"done": False, **asdict(a)}
 
-    @app.post("/api/vote")
-    async def vote(body: dict = fastapi.Body(...), authorization: str | None = fastapi.Header(None)) -> dict:
+    async def vote(request) -> JSONResponse:
+        try:  # the API server's body checks: size, time, JSON, strings and numbers (request_body)
+            body = load_json(await read_body(request, MAX_VOTE_BYTES, 30.0))
+        except ApiError as e:
+            raise fastapi.HTTPException(e.status, e.message) from None
+        body = body if isinstance(body, dict) else {}
+        authorization = request.headers.get("authorization")
         judge, item, answers = body.get("judge"), body.get("item"), body.get("answers")
         if (judge is not None and not isinstance(judge, str)) or type(item) is not int or not isinstance(answers, dict):
             raise fastapi.HTTPException(400, "body must be {item: int, answers: {question: choice}, judge: str "
@@ -104,8 +113,10 @@ def create_human_eval_app(store: VoteStore, config: HumanEvalConfig | None = Non
             raise fastapi.HTTPException(409, str(e)) from None
         except ValueError as e:
             raise fastapi.HTTPException(400, str(e)) from None
-        return {"ok": True}
+        return JSONResponse({"ok": True})
 
+    # a plain route (the raw request, read under a cap), not a FastAPI body parameter
+    app.add_route("/api/vote", vote, methods=["POST"])
     return app
 
 

@@ -1,14 +1,23 @@
 """OpenAI request bodies as pydantic models, and their mapping onto decoding options.
 
 Every check the stdlib server had is kept (its tests are ported): wrong types, out-of-range values,
-unknown roles, lone surrogates, unsupported OpenAI features (tools, logprobs, JSON output) and
-``stream_options`` without ``stream`` are 400s whose ``param`` and message name the field; an
-unknown ``model`` is a 404. Fields a DialoGPT model has no use for (``user``, ``logit_bias``,
-``metadata``, ...) are accepted and ignored, as OpenAI clients send them freely.
+unknown roles, unsupported OpenAI features (tools, logprobs, JSON output) and ``stream_options``
+without ``stream`` are 400s whose ``param`` and message name the field; an unknown ``model`` is a
+404. Strings and numbers the body carries were already checked where it was parsed
+(:func:`dialogpt.serve.request_body.load_json`: lone surrogates, numbers of thousands of digits, NaN),
+once for every field. Fields a DialoGPT model has no use for (``user``, ``logit_bias``,
+``metadata``, ...) are accepted (``user`` and a message's ``name`` must be strings) and ignored, as
+OpenAI clients send them freely.
+
+Bounded work: more than ``max_messages`` messages (or ``<|endoftext|>``-separated turns of a
+``prompt``) is a 400 before anything is validated; of the rest, only the last ones that can reach
+the model (``context_turns``: ``max_history_turns``, at most the context window) are validated and
+become turns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -16,19 +25,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from dialogpt.chat_format import EOS_TOKEN, Turn, messages_to_turns
 from dialogpt.decode import GenerationOptions
+from dialogpt.serve.request_body import ApiError
 
+__all__ = ["ApiError", "GenRequest", "parse_chat", "parse_completion", "MAX_MESSAGES"]
 
-class ApiError(Exception):
-    """A client mistake (or an overload): becomes an OpenAI-style JSON error with this status."""
-
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 etype: str = "invalid_request_error", headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.etype = status, message, param, code, etype
-        self.headers = headers or {}
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.etype, "param": self.param, "code": self.code}}
+#: default cap on a request's messages: a GPT-2 window (1,024 positions) holds at most 1,024 turns
+#: (each costs its EOS), so ten times that lets a client send a whole long chat log unedited, while
+#: the 1 MB default body (up to ~36,000 empty messages) cannot make the server validate more.
+MAX_MESSAGES = 10_000
 
 
 def _strict_number(v: Any) -> Any:
@@ -44,22 +48,17 @@ def _strict_int(v: Any) -> Any:
     return v
 
 
-def _unicode(text: str) -> str:
-    # JSON can carry lone surrogates ("\ud800"); the tokenizer cannot, and the failure would take
-    # down every request batched with this one.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("is not valid Unicode (a lone surrogate)") from None
-    return text
-
-
 Number = Annotated[float | None, BeforeValidator(_strict_number)]
 Integer = Annotated[int | None, BeforeValidator(_strict_int)]
 
 #: OpenAI fields a DialoGPT model cannot honour: asking for them is a 400, not a silent no-op.
 _UNSUPPORTED = ("tools", "functions", "audio", "modalities", "prediction", "top_logprobs", "logprobs", "echo",
                 "suffix", "best_of")
+
+
+#: a ``temperature`` below this decodes greedily, as 0 does (vLLM's ``_SAMPLING_EPS``): dividing the
+#: logits by 5e-324 makes them infinite, and sampling from NaN probabilities fails the request.
+GREEDY_BELOW = 1e-5
 
 
 class TextPart(BaseModel):
@@ -70,13 +69,7 @@ class TextPart(BaseModel):
 class Message(BaseModel):
     role: Literal["system", "user", "assistant", "developer"]
     content: str | list[TextPart]
-
-    @field_validator("content", mode="before")
-    @classmethod
-    def _content(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return _unicode(v)
-        return v
+    name: str | None = None
 
     def text(self) -> str:
         return self.content if isinstance(self.content, str) else " ".join(p.text for p in self.content)
@@ -88,6 +81,7 @@ class _Sampling(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str | None = None
+    user: str | None = None
     temperature: Number = Field(None, ge=0, le=2)
     top_p: Number = Field(None, ge=0, le=1)
     max_tokens: Integer = Field(None, ge=1)
@@ -105,7 +99,7 @@ class _Sampling(BaseModel):
     def _stop(cls, v: Any) -> Any:
         items = [v] if isinstance(v, str) else v
         if v is not None and (not isinstance(items, list) or len(items) > 4 or not all(
-                isinstance(x, str) and x and _unicode(x) for x in items)):
+                isinstance(x, str) and x for x in items)):
             raise ValueError("'stop' must be a non-empty string or a list of up to 4 of them")
         return v
 
@@ -124,9 +118,6 @@ class CompletionRequest(_Sampling):
     def _prompt(cls, v: Any) -> Any:
         if isinstance(v, list) and len(v) != 1:
             raise ValueError("'prompt' must be a string (or a list of exactly one)")
-        for s in [v] if isinstance(v, str) else (v if isinstance(v, list) else []):
-            if isinstance(s, str):
-                _unicode(s)
         return v
 
 
@@ -141,6 +132,8 @@ class GenRequest:
     include_usage: bool = False
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    prepared: tuple[list[int], bool] | None = None
+    """the prompt ids and whether they were truncated, when the app built them off the model thread."""
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list"}
@@ -157,8 +150,10 @@ def _param(loc: tuple) -> str:
     return out
 
 
-def validate(model: type[BaseModel], body: Any) -> Any:
-    """``model.model_validate(body)`` with the first problem as an :class:`ApiError` naming the field."""
+def validate(model: type[BaseModel], body: Any, messages_from: int = 0) -> Any:
+    """``model.model_validate(body)`` with the first problem as an :class:`ApiError` naming the field
+    (``messages_from``: the index in the client's list of ``body["messages"][0]``, when only a tail
+    of them is validated)."""
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     for name in _UNSUPPORTED:
@@ -168,7 +163,10 @@ def validate(model: type[BaseModel], body: Any) -> Any:
         return model.model_validate(body)
     except ValidationError as e:
         err = e.errors(include_url=False, include_input=False)[0]
-        param = _param(err["loc"])
+        loc = err["loc"]
+        if messages_from and loc[:1] == ("messages",) and len(loc) > 1 and isinstance(loc[1], int):
+            loc = ("messages", loc[1] + messages_from, *loc[2:])
+        param = _param(loc)
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "missing":
             msg = "is required"
@@ -195,7 +193,7 @@ def _common_checks(req: _Sampling, served: str, max_n: int, max_tokens_limit: in
 
 
 def to_options(req: _Sampling, defaults: GenerationOptions, max_tokens: int | None) -> GenerationOptions:
-    """Fields left out use the server's decoding defaults. ``temperature: 0`` is greedy; a positive
+    """Fields left out use the server's decoding defaults. ``temperature: 0`` (or below 1e-5) is greedy; a positive
     ``temperature`` or a ``top_p`` samples; ``n > 1`` without sampling is beam search returning
     ``n`` beams. The penalties run over the response only (``dialogpt.decode.processors``)."""
     overrides: dict = {"frequency_penalty": req.frequency_penalty, "presence_penalty": req.presence_penalty}
@@ -203,7 +201,7 @@ def to_options(req: _Sampling, defaults: GenerationOptions, max_tokens: int | No
         overrides["max_new_tokens"] = max_tokens
         overrides["min_new_tokens"] = min(defaults.min_new_tokens, max_tokens)
     strategy = defaults.strategy
-    if req.temperature == 0:
+    if req.temperature is not None and req.temperature < GREEDY_BELOW:
         strategy = "greedy"
     elif req.temperature is not None or req.top_p is not None:
         strategy = "sample"
@@ -224,32 +222,78 @@ def to_options(req: _Sampling, defaults: GenerationOptions, max_tokens: int | No
         raise ApiError(400, str(e)) from None
 
 
-def _gen_request(req: _Sampling, turns: list[Turn], defaults: GenerationOptions, max_tokens: int | None) -> GenRequest:
+def _gen_request(req: _Sampling, turns: list[Turn], options: GenerationOptions) -> GenRequest:
     stop = [req.stop] if isinstance(req.stop, str) else (req.stop or [])
     so = req.stream_options or {}
-    return GenRequest(turns, to_options(req, defaults, max_tokens), req.n or 1, req.stream,
-                      bool(so.get("include_usage", False)), req.seed, tuple(stop))
+    return GenRequest(turns, options, req.n or 1, req.stream, bool(so.get("include_usage", False)), req.seed,
+                      tuple(stop))
 
 
-def parse_chat(body: Any, defaults: GenerationOptions, served: str, max_n: int, max_tokens_limit: int) -> GenRequest:
-    """A /v1/chat/completions body -> :class:`GenRequest` (or an :class:`ApiError`)."""
-    req = validate(ChatCompletionRequest, body)
+def _too_many(count: int, what: str, param: str, cap: int) -> None:
+    if count > cap:
+        raise ApiError(400, f"'{param}' has {count:,} {what}; this server takes at most {cap:,} (--max-messages)",
+                       param, "too_many_messages")
+
+
+def _first_kept(messages: Sequence[Any], keep: int) -> int:
+    """Where the last ``keep`` messages that are not system/developer ones start (walked from the
+    end over the raw JSON: anything else counts, and fails validation if it is no message)."""
+    count = 0
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if not (isinstance(m, dict) and m.get("role") in ("system", "developer")):
+            count += 1
+            if count > keep:
+                return i + 1
+    return 0
+
+
+ContextTurns = Callable[[GenerationOptions], int]
+"""options -> the most trailing turns that can reach the model (``Responder.max_context_turns``)."""
+
+
+def parse_chat(body: Any, defaults: GenerationOptions, served: str, max_n: int, max_tokens_limit: int,
+               max_messages: int = MAX_MESSAGES, context_turns: ContextTurns | None = None) -> GenRequest:
+    """A /v1/chat/completions body -> :class:`GenRequest` (or an :class:`ApiError`).
+
+    Only the messages that can reach the prompt are validated and read: the last
+    ``context_turns(defaults)`` user/assistant ones (a request cannot change ``max_history_turns``,
+    so the server's defaults give the bound) and the system messages among them. Older ones are
+    counted (``max_messages``) and their strings checked with the whole body's, nothing more:
+    pydantic objects for 30,000 messages cost 25 ms and a garbage collection that stalls every thread.
+    """
+    start = 0
+    if isinstance(body, dict) and isinstance(body.get("messages"), list):
+        _too_many(len(body["messages"]), "messages", "messages", max_messages)
+        if context_turns is not None:
+            start = _first_kept(body["messages"], context_turns(defaults))
+            body = {**body, "messages": body["messages"][start:]}
+    req = validate(ChatCompletionRequest, body, start)
     max_tokens = req.max_tokens if req.max_tokens is not None else req.max_completion_tokens
     _common_checks(req, served, max_n, max_tokens_limit, max_tokens)
-    turns = messages_to_turns([{"role": "system" if m.role in ("system", "developer") else m.role,
-                                "content": m.text()} for m in req.messages])
+    options = to_options(req, defaults, max_tokens)
+    turns = messages_to_turns([{"role": m.role, "content": m.text()} for m in req.messages
+                               if m.role not in ("system", "developer")])
     if not turns:
         raise ApiError(400, "'messages' has no user or assistant message", "messages")
-    return _gen_request(req, turns, defaults, max_tokens)
+    return _gen_request(req, turns, options)
 
 
-def parse_completion(body: Any, defaults: GenerationOptions, served: str, max_n: int,
-                     max_tokens_limit: int) -> GenRequest:
+def parse_completion(body: Any, defaults: GenerationOptions, served: str, max_n: int, max_tokens_limit: int,
+                     max_messages: int = MAX_MESSAGES, context_turns: ContextTurns | None = None) -> GenRequest:
     """A /v1/completions body: ``prompt`` is DialoGPT's raw text, turns joined by ``<|endoftext|>``."""
     req = validate(CompletionRequest, body)
     _common_checks(req, served, max_n, max_tokens_limit, req.max_tokens)
     text = req.prompt if isinstance(req.prompt, str) else req.prompt[0]
-    turns = [Turn(t.strip()) for t in text.split(EOS_TOKEN) if t.strip()]
+    _too_many(text.count(EOS_TOKEN), "turns ('<|endoftext|>' separators)", "prompt", max_messages)
+    options = to_options(req, defaults, req.max_tokens)
+    keep = context_turns(options) if context_turns else None
+    turns: list[Turn] = []
+    for piece in reversed(text.split(EOS_TOKEN)):  # newest first; older turns cannot reach the prompt
+        if keep is not None and len(turns) >= keep:
+            break
+        if piece.strip():
+            turns.append(Turn(piece.strip()))
     if not turns:
         raise ApiError(400, "'prompt' has no text", "prompt")
-    return _gen_request(req, turns, defaults, req.max_tokens)
+    return _gen_request(req, turns[::-1], options)

@@ -24,6 +24,7 @@ from dialogpt.decode import GenerationOptions, Responder, SafetyFilter
 from dialogpt.decode.rerank import MMIReranker
 from dialogpt.errors import first_line
 from dialogpt.serve.batching import Busy
+from dialogpt.serve.request_body import invalid_unicode
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -74,10 +75,18 @@ def _text(content) -> str:
     return ""
 
 
-def history_turns(message: str, history: Sequence[dict]) -> list[str]:
-    """The dialogue so far, oldest first, ending with the new message (empty turns dropped)."""
-    turns = [_text(m.get("content")).strip() for m in history if isinstance(m, dict)]
-    return [t for t in turns if t] + [message.strip()]
+def history_turns(message: str, history: Sequence[dict], max_turns: int | None = None) -> list[str]:
+    """The dialogue so far, oldest first, ending with the new message (empty turns dropped); with
+    ``max_turns``, only that many from the end (walked backwards: older ones cannot reach the model,
+    so a page that sends a long history costs what the model can read, not what it sent)."""
+    turns = [message.strip()]
+    for m in reversed(history):
+        if max_turns is not None and len(turns) >= max_turns:
+            break
+        text = _text(m.get("content")).strip() if isinstance(m, dict) else ""
+        if text:
+            turns.append(text)
+    return turns[::-1]
 
 
 class ChatUIBackend:
@@ -116,7 +125,9 @@ class ChatUIBackend:
             raise ValueError("type a message first")
         opts = self.options(strategy, top_p, candidates)
         responder = self.safe if (mmi and self.has_mmi) else self.plain
-        turns = history_turns(message, history)
+        turns = history_turns(message, history, responder.max_context_turns(opts))
+        if any(invalid_unicode(t) for t in turns):  # the API's check (dialogpt.serve.request_body)
+            raise ValueError("the conversation has text that is not valid Unicode (a lone surrogate)")
 
         def decode() -> str:
             return responder.respond(turns, opts).text

@@ -16,6 +16,7 @@ from dialogpt.chat_format import (
     encode_reverse,
     encode_session,
     encode_token_turns,
+    fit_prompt_ids,
     messages_to_turns,
     render_text,
     reverse_turns,
@@ -163,3 +164,35 @@ def test_build_prompt_ids_truncates_by_turns_then_tokens(tokenizer):
     assert len(one) == 5 and one[-1] == tokenizer.eos_token_id
     with pytest.raises(ValueError, match="history is empty"):
         build_prompt_ids(tokenizer, [])
+
+
+def _old_prompt_rule(segs: list[list[int]], budget: int) -> list[int]:
+    """The rule as first written: drop whole turns from the left, then cut the last one's start."""
+    segs = [list(x) for x in segs]
+    while len(segs) > 1 and sum(map(len, segs)) > budget:
+        segs.pop(0)
+    if sum(map(len, segs)) > budget:
+        segs[0] = segs[0][-budget:]
+    return [i for x in segs for i in x]
+
+
+def test_prompt_walk_from_the_end_keeps_the_rule_and_tokenises_only_what_fits(tokenizer):
+    rng = random.Random(0)
+    hist = ["" if rng.random() < 0.2 else " ".join(["word"] * rng.randint(1, 9)) for _ in range(40)]
+    segs = [ids + [tokenizer.eos_token_id] for ids in tokenizer(hist, add_special_tokens=False)["input_ids"]]
+    full = sum(map(len, segs))
+    for budget in range(1, full + 3):
+        ids, truncated = fit_prompt_ids(tokenizer, hist, budget)
+        assert ids == _old_prompt_rule(segs, budget), budget
+        assert truncated == (len(ids) < full)
+
+    class Counting:  # the tokenizer, counting the texts it is given
+        eos_token_id, seen = tokenizer.eos_token_id, 0
+
+        def __call__(self, texts, **kw):
+            Counting.seen += len(texts)
+            return tokenizer(texts, **kw)
+
+    ids, truncated = fit_prompt_ids(Counting(), [""] * 30_000, 100)
+    assert ids == [tokenizer.eos_token_id] * 100 and truncated
+    assert Counting.seen <= 2 * 100 + 8  # chunks of 8, 16, 32, ... from the end: not 30,000

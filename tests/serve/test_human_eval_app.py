@@ -148,6 +148,18 @@ def test_fifty_judges_vote_at_once_each_counted_once(tmp_path):
     assert len(judges) == 50 and set(judges.values()) == {len(QUESTIONS)}  # each vote recorded exactly once
 
 
+@pytest.mark.parametrize("body, status, needle", [
+    (b'{"judge": "ann", "item": ' + b"9" * 5000 + b', "answers": {}}', 400, "'item' is a number of 5000 digits"),
+    (b'{"judge": "ann", "item": NaN, "answers": {}}', 400, "'item' is NaN"),
+    (b'{"judge": "ann", "item": 0, "answers": {"x": "\\ud800"}}', 400, "'answers.x' is not valid Unicode"),
+    (b'{"judge": "ann", "item": 0, "answers": {}, "pad": "' + b"x" * 70_000 + b'"}', 413, "at most 65536"),
+    (b"[1]", 400, "body must be"),
+])
+def test_vote_bodies_take_the_api_servers_checks(client, body, status, needle):
+    r = client.post("/api/vote", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status and needle in r.json()["detail"], r.text
+
+
 def _get(url: str, token: str | None = None) -> dict:
     req = urllib.request.Request(url, headers=bearer(token) if token else {})
     with urllib.request.urlopen(req, timeout=10) as r:

@@ -30,6 +30,19 @@ def test_history_is_every_turn_in_order_ending_with_the_message():
     history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "text", "text": "yo"}]},
                {"role": "user", "content": "  "}, {"role": "assistant", "content": "fine"}]
     assert history_turns(" and you? ", history) == ["hi", "yo", "fine", "and you?"]
+    assert history_turns(" and you? ", history, max_turns=3) == ["yo", "fine", "and you?"]  # read from the end
+
+
+def test_a_long_history_is_cut_to_what_the_model_can_read_and_bad_text_is_a_message(responder):
+    backend = ChatUIBackend(responder)
+    given, respond = [], backend.plain.respond
+    backend.plain.respond = lambda turns, opts: given.append(list(turns)) or respond(turns, opts)
+    history = [{"role": "user", "content": f"turn {i}"} for i in range(5000)]
+    backend.reply("last", history)
+    window = responder.max_positions  # every turn costs a token: no more than this many can reach the model
+    assert given == [[f"turn {i}" for i in range(5001 - window, 5000)] + ["last"]]
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        backend.reply("hi \ud800", [])
 
 
 def test_replies_use_the_whole_conversation(responder):
