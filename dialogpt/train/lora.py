@@ -26,7 +26,7 @@ from dialogpt.train.config import TrainConfig, TrainingError
 INSTALL_HINT = "pip install -e '.[lora]'"
 ADAPTER_DIR = "adapter"
 #: what a launch may not combine with --lora_r: the merge at the end needs whole, unsharded weights
-_SHARDED = ("FSDP", "DEEPSPEED")
+_SHARDED = ("FSDP", "DEEPSPEED", "MEGATRON_LM")
 
 
 def peft_available() -> bool:

@@ -180,6 +180,20 @@ def test_lora_needs_a_pretrained_base_and_a_legacy_pkl_is_one(tmp_path):
         TrainConfig(**kw)
 
 
+@pytest.mark.parametrize("kind", ["FSDP", "DEEPSPEED"])
+def test_sharded_launches_are_refused_before_any_work(kind, tmp_path, ds, tokenizer_dir, tiny_model_dir):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from dialogpt.train.lora import check_lora_run
+
+    cfg = _config(tmp_path, ds, tokenizer_dir, tiny_model_dir)
+    with pytest.raises(TrainingError, match=f"^--lora_r does not run under {kind} here .* launch with DDP"):
+        check_lora_run(cfg, SimpleNamespace(distributed_type=DistributedType[kind]), None)
+    check_lora_run(cfg, SimpleNamespace(distributed_type=DistributedType.MULTI_GPU), None)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--lora_r", "0"], "--lora_r must be >= 1, got 0"),
     (["--lora_r", "4", "--lora_alpha", "0"], "--lora_alpha must be > 0"),
