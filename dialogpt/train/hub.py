@@ -65,9 +65,10 @@ def save_final(accelerator, model, tokenizer, config: TrainConfig, result: Train
     out = Path(config.output_dir)
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
-    if config.lora_r is not None:  # never sharded (check_lora_run): the merged model's own weights
-        unwrapped, state_dict = save_adapter_and_merge(unwrapped, out, shown_name(config.model_name_or_path),
-                                                       accelerator.is_main_process), None
+    if config.lora_r is not None:  # never sharded (check_lora_run): the merged model's own weights are whole
+        unwrapped = save_adapter_and_merge(unwrapped, out, shown_name(config.model_name_or_path),
+                                           accelerator.is_main_process)
+        state_dict = None
     else:
         state_dict = accelerator.get_state_dict(model)  # gathers FSDP/DeepSpeed shards
     if accelerator.is_main_process:

@@ -148,7 +148,9 @@ def save_adapter_and_merge(peft_model, out_dir: Path, base_name: str | None, is_
         adapter_dir = Path(out_dir) / ADAPTER_DIR
         for cfg in peft_model.peft_config.values():
             cfg.base_model_name_or_path = base_name
-        peft_model.save_pretrained(str(adapter_dir))
+        # no embedding is ever adapted (only Conv1D/Linear targets) nor resized: False also skips peft's
+        # Hub lookup of the base's config.json, a network call at the end of a run
+        peft_model.save_pretrained(str(adapter_dir), save_embedding_layers=False)
         # peft writes a template card full of "[More Information Needed]": the folder's README says it all
         (adapter_dir / "README.md").write_text(
             "# LoRA adapter\n\nThe adapter this model was trained with; the folder above holds the same model "

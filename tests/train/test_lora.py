@@ -8,10 +8,12 @@ loopback Hub) is shared by the tests of this module.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -51,10 +53,12 @@ def lora_run(tmp_path_factory, ds, tokenizer_dir, tiny_model_dir, mock_hub):
     from contextlib import redirect_stdout
 
     buf = io.StringIO()
-    with redirect_stdout(buf):
+    with redirect_stdout(buf), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         res = train(_config(tmp, ds, tokenizer_dir, tiny_model_dir, push_to_hub=True, hub_model_id=repo_id,
                             hub_token=token))
-    return res, Path(res.output_dir), buf.getvalue(), (repo_id, token)
+    peft_warnings = [str(w.message) for w in caught if "peft" in w.filename]
+    return res, Path(res.output_dir), buf.getvalue(), (repo_id, token), peft_warnings
 
 
 def _logits(model, tokenizer_dir) -> torch.Tensor:
@@ -72,7 +76,10 @@ def test_only_adapters_train_and_the_merged_folder_equals_base_plus_adapter(lora
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    res, out, printed, (repo_id, token) = lora_run
+    res, out, printed, (repo_id, token), peft_warnings = lora_run
+    assert peft_warnings == []
+    # saving the adapter asks the Hub nothing about its base (peft's vocabulary check would look it up by name)
+    assert mock_hub.requests_matching(re.escape(Path(tiny_model_dir).name)) == []
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     n_base = sum(p.numel() for p in base.parameters())
     assert (res.trainable_parameters, res.num_parameters) == (2 * ADAPTED_PER_LAYER, n_base)
