@@ -59,6 +59,8 @@ def _check_resume_flags(config: TrainConfig, resume_path: Path) -> None:
     try:
         saved = yaml.safe_load((resume_path / "hyperparameters.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
+        saved = None
+    if not isinstance(saved, dict):
         return  # the manifest check has already said what is wrong with the folder
     keys = ("lora_r", "lora_target_modules") if config.lora_r or saved.get("lora_r") else ()
     for key in keys:
