@@ -33,6 +33,7 @@ bench: install
 	$(PY) bench/train.py
 	$(PY) bench/generate.py
 	$(PY) bench/metrics.py
+	$(PY) bench/lora.py
 
 lint: install
 	$(PY) -m ruff check dialogpt dialogpt_dataset metrics scripts bench tests

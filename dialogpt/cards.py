@@ -67,6 +67,8 @@ class ModelCardInfo:
     plot: str | None = None
     #: how much of the data the run trained (train_results.json's data_coverage); empty = unknown
     coverage: dict = field(default_factory=dict)
+    #: LoRA settings and trained-parameter figures (:func:`lora_facts`); None = full fine-tuning
+    lora: dict | None = None
 
 
 def _size_name(n_layer: int | None, n_embd: int | None) -> str:
@@ -81,7 +83,7 @@ def _hub_dataset_id(dataset: str | None) -> str | None:
     return dataset
 
 
-def _shown_name(value: str | None) -> str | None:
+def shown_name(value: str | None) -> str | None:
     """A local path shows as its last part (a card must not carry this machine's folders); an id as is."""
     if not value:
         return None
@@ -135,6 +137,30 @@ def schedule_text(config) -> str:
     return "None: constant learning rate, no warm-up"
 
 
+def lora_facts(config, result) -> dict | None:
+    """What a LoRA run (``--lora_r``) trained, for the card; None for full fine-tuning."""
+    if getattr(config, "lora_r", None) is None:
+        return None
+    trained = result.trainable_parameters or 0
+    total = trained + result.num_parameters
+    return {"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
+            "target_modules": ", ".join(n.strip() for n in config.lora_target_modules.split(",")),
+            "trained": f"{trained:,} of {total:,} ({100 * trained / max(total, 1):.3f}%)"}
+
+
+def lora_text(info: ModelCardInfo) -> str | None:
+    """The card's LoRA paragraph (both templates): what trained, and what the folder holds."""
+    if not info.lora:
+        return None
+    f = info.lora
+    return (f"Only LoRA adapters were trained ([peft](https://github.com/huggingface/peft)): rank {f['r']}, alpha "
+            f"{f['alpha']:g}, dropout {f['dropout']:g}, on `{f['target_modules']}`; {f['trained']} parameters trained, "
+            "the base weights frozen.\nThis folder holds the **merged** weights (the adapter folded into the base: a "
+            "plain GPT-2 that `from_pretrained`, `pipeline(\"text-generation\")` and `dialogpt-serve` load without "
+            f"peft) and the adapter alone in `adapter/`, for the model it started from ({info.training.get('from')}):\n"
+            f"`PeftModel.from_pretrained(base, \"{info.model_name}\", subfolder=\"adapter\")`.")
+
+
 def card_info_from_run(config, result, model_config) -> ModelCardInfo:
     """A finished run (``TrainConfig``, ``TrainResult``, the model's config) -> card contents."""
     name = config.hub_model_id or Path(config.output_dir).name
@@ -149,12 +175,12 @@ def card_info_from_run(config, result, model_config) -> ModelCardInfo:
         n_layer=getattr(model_config, "n_layer", None), n_embd=getattr(model_config, "n_embd", None),
         n_head=getattr(model_config, "n_head", None), n_positions=getattr(model_config, "n_positions", None),
         vocab_size=getattr(model_config, "vocab_size", None), num_parameters=result.num_parameters,
-        dataset=_shown_name(config.dataset or config.train_file), dataset_hub_id=_hub_dataset_id(config.dataset),
+        dataset=shown_name(config.dataset or config.train_file), dataset_hub_id=_hub_dataset_id(config.dataset),
         data_months=_month_span(facts.months) if facts else None, data=facts,
         num_train_examples=result.num_train_examples,
         training={
-            "from": _shown_name(config.model_name_or_path) or f"scratch ({config.model_config})",
-            "init_checkpoint": _shown_name(config.init_checkpoint),
+            "from": shown_name(config.model_name_or_path) or f"scratch ({config.model_config})",
+            "init_checkpoint": shown_name(config.init_checkpoint),
             "max_seq_length": config.max_seq_length,
             "train_batch_size (per device per step)": config.train_batch_size,
             "gradient_accumulation_steps": config.gradient_accumulation_steps,
@@ -176,7 +202,7 @@ def card_info_from_run(config, result, model_config) -> ModelCardInfo:
                 None if getattr(result, "initial_eval_ppl", None) is None else round(result.initial_eval_ppl, 3),
         },
         metrics=metrics,
-        eval_split=config.eval_split or "validation",
+        eval_split=config.eval_split or "validation", lora=lora_facts(config, result),
         coverage=dict(getattr(result, "data_coverage", None) or {}),
     )
 
@@ -194,7 +220,8 @@ def _card_data(info: ModelCardInfo):
     ]
     return ModelCardData(
         language="en", license=info.license, library_name="transformers", pipeline_tag="text-generation",
-        tags=["conversational", "dialogpt", "gpt2"] + (["mmi", "reverse-model"] if info.reverse else []),
+        tags=["conversational", "dialogpt", "gpt2"] + (["mmi", "reverse-model"] if info.reverse else [])
+        + (["lora"] if info.lora else []),
         datasets=[info.dataset_hub_id] if info.dataset_hub_id else None,
         base_model=info.base_model if info.base_model and not Path(info.base_model).exists() else None,
         model_name=info.model_name, eval_results=results or None,
@@ -258,6 +285,7 @@ def render_model_card(info: ModelCardInfo, template_dir: Path | None = None):
         size_name=_size_name(info.n_layer, info.n_embd), data_lines=data_lines(info.data),
         coverage_line=coverage_line(info.coverage),
         params_m=None if info.num_parameters is None else f"{info.num_parameters / 1e6:.2f}M",
+        lora_text=lora_text(info),
     )
 
 

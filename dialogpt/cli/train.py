@@ -57,6 +57,12 @@ HELP = {
     "attn_implementation": "attention kernel; flash_attention_2 needs the flash-attn package, CUDA and bf16/fp16",
     "torch_compile": "torch.compile the model (regional: one GPT2Block compiled for all layers); best with --packing",
     "torch_compile_backend": "dynamo backend for --torch_compile",
+    "lora_r": "LoRA rank: freeze the model and train low-rank adapters only (needs peft: pip install -e "
+              "'.[lora]'); the final folder holds the merged weights plus the adapter in adapter/",
+    "lora_alpha": "LoRA scaling: the adapter update is multiplied by lora_alpha / lora_r",
+    "lora_dropout": "dropout on the LoRA adapters' input",
+    "lora_target_modules": "comma-separated module names (or suffixes such as attn.c_proj) that get adapters; "
+                           "GPT-2's Conv1D layers: c_attn (qkv), c_proj (attention and MLP output), c_fc (MLP input)",
     "peak_tflops": "the device's dense peak for the MFU figure (default: from the GPU's name; unknown = no MFU)",
     "train_batch_size": "examples per device per optimizer step (the seed's meaning)",
     "gradient_accumulation_steps": "micro-batches per optimizer step",

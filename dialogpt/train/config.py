@@ -99,6 +99,16 @@ class TrainConfig:
     torch_compile: bool = False
     """torch.compile through Accelerate's regional compilation (one GPT2Block compiled, reused by every layer)."""
     torch_compile_backend: str = "inductor"
+    # --- LoRA (peft, the optional [lora] extra: dialogpt/train/lora.py) ---
+    lora_r: int | None = None
+    """LoRA rank: train low-rank adapters on --lora_target_modules only (None: full fine-tuning)."""
+    lora_alpha: float = 16.0
+    """The adapter update is scaled by alpha / r; fixed while r varies, as the LoRA paper does."""
+    lora_dropout: float = 0.05
+    """Dropout on the adapters' input."""
+    lora_target_modules: str = "c_attn,c_proj,c_fc"
+    """Comma-separated module names (or name suffixes) that get adapters: GPT-2's attention qkv, both
+    output projections (attn and MLP ``c_proj``) and the MLP input, all ``Conv1D``."""
     # --- optimisation ---
     train_batch_size: int = 4
     """Examples per device per optimizer step (the seed's meaning; split into micro-batches)."""
@@ -269,6 +279,25 @@ def _check_start_clashes(c: TrainConfig) -> str | None:
     return None
 
 
+def _check_lora(c: TrainConfig) -> str | None:
+    """LoRA values, and a pretrained base to adapt (whether peft is installed is checked at train())."""
+    if c.lora_r is None:
+        return None
+    if c.lora_r < 1:
+        return f"--lora_r must be >= 1, got {c.lora_r}"
+    if c.lora_alpha <= 0:
+        return f"--lora_alpha must be > 0, got {c.lora_alpha}"
+    if not 0.0 <= c.lora_dropout < 1.0:
+        return f"--lora_dropout must be in [0, 1), got {c.lora_dropout}"
+    names = c.lora_target_modules.split(",")
+    if not all(n.strip() for n in names):
+        return f"--lora_target_modules {c.lora_target_modules!r}: give comma-separated module names, e.g. c_attn,c_fc"
+    if c.model_config and not c.init_checkpoint:
+        return ("--lora_r adapts pretrained weights: give --model_name_or_path (or --init_checkpoint); "
+                "with --model_config alone the base is random and the adapter is useless without it")
+    return None
+
+
 def _check_hub(c: TrainConfig) -> str | None:
     if c.push_to_hub and not c.hub_model_id:
         return "--push_to_hub needs --hub_model_id org/name"
@@ -300,7 +329,7 @@ def _check_schedule(c: TrainConfig) -> str | None:
 
 _CHECKS: tuple[Callable[[TrainConfig], str | None], ...] = (
     _check_choices, _check_sources, _check_counts, _check_values, _check_start_clashes, _check_hub,
-    _check_schedule, _check_speed, _check_conversation,
+    _check_schedule, _check_speed, _check_conversation, _check_lora,
 )
 
 
@@ -320,6 +349,9 @@ class TrainResult:
     num_processes: int
     num_train_examples: int
     num_parameters: int
+    """Parameters of the saved model (LoRA adapters are merged into it, so not counted)."""
+    trainable_parameters: int | None = None
+    """Parameters the optimizer updated: all of them, or only the LoRA adapters'."""
     loss_history: list[float] = field(default_factory=list)
     checkpoint_dir: str | None = None
     hub_url: str | None = None

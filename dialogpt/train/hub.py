@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dialogpt.cards import card_info_from_run, render_model_card
+from dialogpt.cards import card_info_from_run, render_model_card, shown_name
 from dialogpt.chat_format import install_chat_template
 from dialogpt.errors import first_line
 from dialogpt.tokenization import save_tokenizer
 from dialogpt.train.checkpointing import write_hyperparameters
 from dialogpt.train.config import TrainConfig, TrainingError, TrainResult
+from dialogpt.train.lora import save_adapter_and_merge
 from dialogpt.train.plot import plot_run
 
 #: what stays local when the run folder is pushed (checkpoints are large and resumable only here)
@@ -57,11 +58,19 @@ def _plot(out: Path) -> str | None:
 
 
 def save_final(accelerator, model, tokenizer, config: TrainConfig, result: TrainResult) -> None:
-    """``save_pretrained`` of model + tokenizer (chat template) + generation config + card + config."""
+    """``save_pretrained`` of model + tokenizer (chat template) + generation config + card + config.
+
+    A LoRA run saves its adapter to ``adapter/`` and the model with the adapter merged in (train/lora.py).
+    """
     out = Path(config.output_dir)
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
-    state_dict = accelerator.get_state_dict(model)  # gathers FSDP/DeepSpeed shards
+    if config.lora_r is not None:  # never sharded (check_lora_run): the merged model's own weights are whole
+        unwrapped = save_adapter_and_merge(unwrapped, out, shown_name(config.model_name_or_path),
+                                           accelerator.is_main_process)
+        state_dict = None
+    else:
+        state_dict = accelerator.get_state_dict(model)  # gathers FSDP/DeepSpeed shards
     if accelerator.is_main_process:
         unwrapped.config.use_cache = True
         unwrapped.generation_config = dialogue_generation_config(tokenizer)

@@ -16,6 +16,7 @@ import torch
 from dialogpt.train.checkpointing import TrainState, write_hyperparameters
 from dialogpt.train.config import TrainConfig
 from dialogpt.train.data import padding_efficiency
+from dialogpt.train.lora import describe
 from dialogpt.train.throughput import mfu_meter
 
 TRAIN_LOG_HEADER = ("epoch,global_step,step,loss,ppl,mean_loss,mean_ppl,n_token_real,n_token_total,"
@@ -187,6 +188,7 @@ def summary(run) -> str:
             f"device {acc.device}, mixed precision {acc.mixed_precision})\n"
             f"  model                        = {config.model_name_or_path or config.model_config}, "
             f"{run.n_params / 1e6:.2f}M parameters, n_embd {run.n_embd}\n"
+            f"  trained parameters           = {describe(config, run.n_trainable, run.n_params)}\n"
             f"  training examples (windows)  = {run.num_train}{' [reverse / MMI]' if config.reverse else ''}\n"
             f"  validation examples          = {run.num_eval}\n"
             f"  {run.coverage.describe()}\n"

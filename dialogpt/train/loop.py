@@ -51,6 +51,7 @@ from dialogpt.train.data import LengthBucketBatchSampler, build_loaders
 from dialogpt.train.hub import push_folder, save_final
 from dialogpt.train.launch import accelerator_kwargs, make_accelerator
 from dialogpt.train.logs import RunLog, ppl, start_logs
+from dialogpt.train.lora import check_lora_run, parameter_counts
 from dialogpt.train.model import load_model, load_tokenizer
 from dialogpt.train.optim import apply_continue_from, build_optimizer
 from dialogpt.train.packing import model_inputs, real_token_count
@@ -81,6 +82,7 @@ class Run:
     coverage: DataCoverage
     last_ckpt: Path | None = None
     resume_exact: bool = True
+    n_trainable: int = 0
     micro: list = field(default_factory=list)   # this step's micro-batch (loss, real tokens, all tokens)
 
 
@@ -162,6 +164,7 @@ def setup(config: TrainConfig, accelerator) -> Run:
     resume = find_resume_path(config.output_dir, config.resume_from_checkpoint, config.allow_inexact_resume)
     _report_checkpoint_state(accelerator, config, resume)
     resume_path = resume.path if resume else None
+    check_lora_run(config, accelerator, resume_path)
     if resume_path is None:
         # ``auto`` that found no checkpoint restarts its own killed job: its old logs go
         prepare_fresh_output_dir(accelerator, config.output_dir,
@@ -179,7 +182,7 @@ def setup(config: TrainConfig, accelerator) -> Run:
     state = TrainState()
     if config.continue_from:
         apply_continue_from(config.continue_from, state, optimizer, scheduler)
-    n_params = sum(p.numel() for p in model.parameters())
+    n_trainable, n_params = parameter_counts(model)  # LoRA: adapters trained, base saved (merged)
     model, optimizer, train_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, scheduler)
     if eval_dl is not None:
         eval_dl = accelerator.prepare(eval_dl)
@@ -190,7 +193,7 @@ def setup(config: TrainConfig, accelerator) -> Run:
                resume_path=resume_path, n_params=n_params, n_embd=n_embd, num_train=len(train_tok),
                num_eval=len(eval_tok) if eval_tok is not None else 0, coverage=data.coverage,
                last_ckpt=resume_path,
-               resume_exact=resume.exact if resume else True)
+               resume_exact=resume.exact if resume else True, n_trainable=n_trainable)
 
 
 def _report_checkpoint_state(accelerator, config: TrainConfig, resume: ResumePoint | None) -> None:
@@ -342,7 +345,7 @@ def finish(run: Run, log: RunLog) -> TrainResult:
         eval_ppl=state.last_eval_ppl, tokens_per_sec=log.tokens_per_sec(runtime),
         padding_efficiency=state.tokens_real / max(state.tokens_total, 1), train_runtime=runtime,
         num_processes=run.accelerator.num_processes, num_train_examples=run.num_train,
-        num_parameters=run.n_params, loss_history=log.loss_history,
+        num_parameters=run.n_params, trainable_parameters=run.n_trainable, loss_history=log.loss_history,
         checkpoint_dir=str(run.last_ckpt) if run.last_ckpt else None, data_coverage=run.coverage.as_dict(),
         initial_eval_loss=state.initial_eval_loss, initial_eval_ppl=state.initial_eval_ppl,
     )

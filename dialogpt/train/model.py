@@ -32,6 +32,7 @@ from dialogpt.chat_format import install_chat_template
 from dialogpt.errors import first_line
 from dialogpt.train.attention import use_attn_implementation
 from dialogpt.train.config import TrainConfig, TrainingError
+from dialogpt.train.lora import wrap_model
 
 MODEL_SHAPES: dict[str, dict[str, int]] = {
     # name: GPT-2 shapes from DESIGN.md (117M / 345M / 762M) plus the 2-layer test model
@@ -170,7 +171,8 @@ def _pretrained_or_new(config: TrainConfig, tokenizer):
 
 
 def load_model(config: TrainConfig, tokenizer):
-    """Build or load the GPT-2, apply --init_checkpoint, and check it against the options."""
+    """Build or load the GPT-2, apply --init_checkpoint, check it against the options, and with
+    --lora_r return it wrapped in peft's LoRA model (train/lora.py)."""
     model = _pretrained_or_new(config, tokenizer)
     try:  # flash without the package / a GPU / half precision: one line before any data work
         use_attn_implementation(model, config.attn_implementation, mixed_precision=config.mixed_precision,
@@ -191,6 +193,8 @@ def load_model(config: TrainConfig, tokenizer):
             raise TrainingError(str(e)) from None
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if config.lora_r is not None:  # freeze the base, add adapters (after any --init_checkpoint weights)
+        model = wrap_model(model, config)
     if config.gradient_checkpointing:  # transformers 5.24 renamed gradient_checkpointing_enable (deprecated)
         model.activation_checkpointing_enable()
     model.config.use_cache = False

@@ -52,6 +52,20 @@ def test_reverse_card_and_added_metrics(tmp_path):
     assert "| bleu-4 | test | 0.0123 |" in (tmp_path / "README.md").read_text()
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_lora_run_says_so_in_either_card_and_a_full_run_does_not(reverse):
+    lora = {"r": 8, "alpha": 16.0, "dropout": 0.05, "target_modules": "c_attn, c_proj, c_fc",
+            "trained": "1,179,648 of 125,619,456 (0.939%)"}
+    card = render_model_card(_info(reverse=reverse, lora=lora, training={"from": "microsoft/DialoGPT-small"}))
+    text = card.text
+    assert "## LoRA" in text and "rank 8, alpha 16, dropout 0.05, on `c_attn, c_proj, c_fc`" in text
+    assert "1,179,648 of 125,619,456 (0.939%) parameters trained" in text and "**merged** weights" in text
+    assert 'PeftModel.from_pretrained(base, "org/dialogpt-tiny", subfolder="adapter")' in text
+    assert "(microsoft/DialoGPT-small)" in text and "lora" in card.data.tags
+    full = render_model_card(_info(reverse=reverse))
+    assert "LoRA" not in full.text and "lora" not in full.data.tags
+
+
 def test_missing_template_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="model card template not found"):
         render_model_card(_info(), template_dir=tmp_path)
