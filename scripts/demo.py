@@ -4,7 +4,9 @@
     build the dialogue dataset -> train a tokenizer (only when training from scratch)
     -> train the forward model and the reverse (MMI) model with ``accelerate launch``
     -> decode the multi-reference test split with MMI reranking -> score it (NIST/BLEU/METEOR/...)
-    -> put the measured metrics into the model card -> three multi-turn chats.
+    -> put the measured metrics into the model card -> three multi-turn chats
+    -> fine-tune that model on "your own dialogues" (a shipped chatterbot-corpus sample, a messages JSONL;
+       ``--own-dialogues FILE`` takes yours, in any layout ``dialogpt-train`` reads) and chat with it.
 
 On the shipped sample (``--size dummy``, the default) it runs on a laptop CPU in a few minutes.
 With dumps, a GPU and the network the same script runs the real thing, e.g.::
@@ -31,6 +33,9 @@ CHATS = [
     ["What's your favourite game?", "Why do you like it so much?"],
     ["I just adopted a dog :)", "He is a golden retriever.", "Any tips for the first week?"],
 ]
+#: "your own dialogues": 791 conversations of chatterbot-corpus (BSD-3-Clause; its licence note beside it)
+OWN_DIALOGUES = REPO / "dialogpt" / "data" / "chatterbot_english.jsonl"
+OWN_CHAT = ["Hello", "What is your name?", "Do you like music?"]
 # the decoding every stage uses: sampling from the top 40 tokens, 4 candidates reranked by MMI
 SAMPLING = ["--strategy", "sample", "--top-k", "40", "--num-candidates", "4", "--max-new-tokens", "32",
             "--seed", "0", "--device", "cpu"]
@@ -52,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     p.add_argument("--limit", type=int, default=None, help="decode only the first N test contexts")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
+    p.add_argument("--own-dialogues", default=str(OWN_DIALOGUES), help="dialogues to fine-tune on in the last stage: "
+                   "any file dialogpt-train reads (default: the shipped chatterbot-corpus sample, messages JSONL)")
+    p.add_argument("--own-steps", type=int, default=120, help="optimizer steps of that fine-tune (default: 120)")
     return p.parse_args(argv)
 
 
@@ -142,12 +150,14 @@ class Paths:
     rev: Path
     hyp: Path
     scores: Path
+    own: Path
 
     @classmethod
     def under(cls, out: Path, reverse_model: str | None) -> Paths:
         # the data folder's name is the dataset's name in the model cards (no Hub id here): make it say what it is
         return cls(out, out / "reddit-dialog", out / "tokenizer", out / "model",
-                   Path(reverse_model) if reverse_model else out / "reverse", out / "test.hyp.txt", out / "scores.json")
+                   Path(reverse_model) if reverse_model else out / "reverse", out / "test.hyp.txt", out / "scores.json",
+                   out / "own-dialogues")
 
 
 def build_stage(a: argparse.Namespace, p: Paths, stage: Stage) -> None:
@@ -218,6 +228,28 @@ def chat_stage(p: Paths, stage: Stage) -> None:
     stage.done("nothing (printed above)")
 
 
+def own_dialogues_stage(a: argparse.Namespace, p: Paths, stage: Stage) -> None:
+    """Fine-tune the forward model on a chat file (whole dialogues held out for validation), then chat."""
+    stage.start(f"Fine-tune it on your own dialogues ({Path(a.own_dialogues).name}, {a.own_steps} steps) and chat")
+    run(accelerate_launch("scripts/run_clm_dialog.py") + [
+        "--train_file", a.own_dialogues, "--model_name_or_path", str(p.fwd), "--output_dir", str(p.own),
+        "--validation_split_percentage", "10", "--eval_on_start", "--num_optim_steps", str(a.own_steps),
+        "--train_batch_size", str(a.batch_size), "--gradient_accumulation_steps", "1", "--learning_rate", "1e-3",
+        "--lr_schedule", "None", "--max_seq_length", str(a.max_seq_length), "--eval_steps", "0", "--save_steps", "0",
+        "--logging_steps", str(max(1, a.own_steps // 4)), "--mixed_precision", a.mixed_precision, "--seed", "42",
+        "--overwrite_output_dir", "--no-pbar"])
+    res = json.loads((p.own / "train_results.json").read_text())
+    cov = res["data_coverage"]
+    print(f"held-out perplexity ({cov['validation_dialogues']} whole dialogues): {res['initial_eval_ppl']:.1f} "
+          f"before -> {res['eval_ppl']:.1f} after; {cov['trained_turns']:,} of {cov['turns']:,} turns trained "
+          f"in {cov['windows']:,} windows")
+    proc = run(tool("chat") + [str(p.own), *SAMPLING[:4], "--max-new-tokens", "32", "--seed", "0", "--device", "cpu"],
+               input="\n".join(OWN_CHAT) + "\n", capture_output=True, text=True)
+    for user, bot in zip(OWN_CHAT, proc.stdout.splitlines() + ["(no reply)"] * len(OWN_CHAT)):
+        print(f"  User: {user}\n  Bot:  {bot}")
+    stage.done(f"{p.own}/ (the fine-tuned model; train_results.json has data_coverage and the perplexities)")
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if a.size != "dummy" and not a.dumps:
@@ -226,13 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     out = (REPO / a.output) if not Path(a.output).is_absolute() else Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
     paths = Paths.under(out, a.reverse_model)
-    stage = Stage(total=7)
+    stage = Stage(total=8)
     build_stage(a, paths, stage)
     tokenizer_stage(a, paths, stage)
     training_stages(a, paths, stage)
     decode_stage(a, paths, stage)
     evaluate_stage(a, paths, stage)
     chat_stage(paths, stage)
+    own_dialogues_stage(a, paths, stage)
     print(f"\nDemo finished in {time.time() - stage.t0:.0f}s. Everything is under {out}/.")
     print(f"Chat with it yourself:  dialogpt-chat {paths.fwd} --reverse-model {paths.rev}")
     return 0

@@ -78,7 +78,8 @@ class TokenizeStats:
 def _column_sum(ds, name: str) -> int:
     import pyarrow.compute as pc
 
-    return int(pc.sum(ds.data.column(name)).as_py() or 0) if len(ds) else 0
+    # the arrow view, not ds.data: a filtered or selected dataset keeps its whole table under an index map
+    return int(pc.sum(ds.with_format("arrow")[name]).as_py() or 0) if len(ds) else 0
 
 
 def tokenize_sessions(ds, tokenizer, max_seq_length: int, reverse: bool = False,

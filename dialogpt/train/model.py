@@ -193,6 +193,8 @@ def load_model(config: TrainConfig, tokenizer):
             raise TrainingError(str(e)) from None
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "loss_type", "") is None:  # GPT2LMHeadModel's name matches no loss: transformers warns,
+        model.loss_type = "ForCausalLM"           # then uses this very loss; say it, and the warning goes
     if config.lora_r is not None:  # freeze the base, add adapters (after any --init_checkpoint weights)
         model = wrap_model(model, config)
     if config.gradient_checkpointing:  # transformers 5.24 renamed gradient_checkpointing_enable (deprecated)

@@ -98,7 +98,8 @@ def load_session_splits(dataset: str | None = None, train_file: str | None = Non
 def _turn_count(ds) -> int:
     import pyarrow.compute as pc
 
-    return int(pc.sum(pc.list_value_length(ds.data.column("turns"))).as_py() or 0) if len(ds) else 0
+    # the arrow view, not ds.data: after split_dialogues the table is the whole file under an index map
+    return int(pc.sum(pc.list_value_length(ds.with_format("arrow")["turns"])).as_py() or 0) if len(ds) else 0
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,14 +16,15 @@ def test_demo_runs_every_stage_end_to_end(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "demo.py"), "--output", str(out), "--steps", "30",
-         "--reverse-steps", "10", "--batch-size", "8", "--max-seq-length", "64", "--limit", "6", "--num-proc", "1"],
+         "--reverse-steps", "10", "--batch-size", "8", "--max-seq-length", "64", "--limit", "6", "--num-proc", "1",
+         "--own-steps", "20"],
         capture_output=True, text=True, timeout=900,
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
-    for n in range(1, 8):
-        assert f"=== [{n}/7]" in log
-    assert log.count("--- done in") == 7
+    for n in range(1, 9):
+        assert f"=== [{n}/8]" in log
+    assert log.count("--- done in") == 8
     # stage artefacts
     assert (out / "reddit-dialog" / "README.md").is_file() and (out / "reddit-dialog" / "test.refs.txt").is_file()
     assert (out / "tokenizer" / "tokenizer.json").is_file()
@@ -38,7 +39,13 @@ def test_demo_runs_every_stage_end_to_end(tmp_path):
     assert all(isinstance(v, float) for v in scores.values())
     # the metric table row and the chats were printed
     assert "| Experiment | NIST2 | NIST4 | BLEU2 | BLEU4 | METEOR |" in log
-    assert log.count("  Bot:  ") == 8 and "(no reply)" not in log
+    assert log.count("  Bot:  ") == 8 + 3 and "(no reply)" not in log
+    # stage 8: the shipped chat sample fine-tunes the demo model; whole dialogues held out, perplexity falls
+    own = json.loads((out / "own-dialogues" / "train_results.json").read_text())
+    cov = own["data_coverage"]
+    assert cov["source_format"] == "messages" and cov["dialogues"] + cov["validation_dialogues"] == 791
+    assert own["eval_ppl"] < own["initial_eval_ppl"]
+    assert f"{cov['trained_turns']:,} of {cov['turns']:,} turns trained" in log
     # the card carries the measured metrics, not placeholders
     card = (out / "model" / "README.md").read_text()
     meta = yaml.safe_load(card.split("---")[1])
@@ -59,7 +66,7 @@ def test_demo_fine_tunes_a_hub_model_by_id(tmp_path, tiny_model_dir, mock_hub):
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "demo.py"), "--output", str(out), "--model", "demo-org/tiny-dialogpt",
          "--reverse-model", "demo-org/tiny-dialogpt", "--steps", "4", "--batch-size", "4", "--max-seq-length", "64",
-         "--limit", "3", "--num-proc", "1", "--no-meteor"],
+         "--limit", "3", "--num-proc", "1", "--no-meteor", "--own-steps", "2"],
         capture_output=True, text=True, timeout=900,
     )
     log = proc.stdout + proc.stderr

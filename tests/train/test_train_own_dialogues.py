@@ -207,6 +207,7 @@ def test_validation_split_percentage_holds_out_whole_dialogues(tmp_path, tiny_mo
                            num_optim_steps=3, eval_on_start=True))
     cov = result.data_coverage
     assert cov["validation_dialogues"] == 3 and cov["dialogues"] == 9 and cov["trained_turns"] == 27
+    assert cov["turns"] == 36   # the training dialogues' turns, not the whole file's 48
     assert result.initial_eval_loss > result.eval_loss   # --eval_on_start: the fine-tune's starting point
     steps = [ln.split(",")[1] for ln in (tmp_path / "run" / "eval_log.txt").read_text().splitlines()[1:]]
     assert steps == ["0", "3"]
