@@ -115,7 +115,7 @@ def _bare_loop(cfg, tokenizer, steps: int) -> tuple[float, list[float]]:
     random.seed(cfg.seed)
     model = GPT2LMHeadModel(build_model_config(cfg.model_config, len(tokenizer), tokenizer.eos_token_id))
     model.config.use_cache = False
-    train_raw, _ = load_session_splits(cfg.dataset, eval_split=None)
+    train_raw, _, _ = load_session_splits(cfg.dataset, eval_split=None)
     tok, _ = tokenize_sessions(train_raw, tokenizer, cfg.max_seq_length)
     sampler = LengthBucketBatchSampler(tok["length"], cfg.micro_batch_size, cfg.bucket_batches, seed=cfg.seed)
     dl = DataLoader(tok.select_columns(["input_ids", "labels"]), batch_sampler=sampler,
