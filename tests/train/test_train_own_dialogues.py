@@ -207,4 +207,5 @@ def test_validation_split_percentage_holds_out_whole_dialogues(tmp_path, tiny_mo
                            num_optim_steps=1))
     cov = result.data_coverage
     assert cov["validation_dialogues"] == 3 and cov["dialogues"] == 9 and cov["trained_turns"] == 27
+    assert cov["turns"] == 36   # the train side's turns only (a held-out split is a select: not ds.data's rows)
     assert result.eval_loss is not None
