@@ -16,7 +16,6 @@ and optionally pushes the folder (without ``.work``) to the Hub as a dataset rep
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections import Counter
@@ -24,14 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dialogpt import legacy_tsv
+from dialogpt.dataset_folder import data_files_pattern, export_parquet, fingerprint_parquet, push_dataset_folder
 from dialogpt_dataset import pipeline
 from dialogpt_dataset.builder import RedditDialog, resolve_months
 from dialogpt_dataset.card import counts_table, render_dataset_card, write_license
 from dialogpt_dataset.dumps import find_month_files
 from dialogpt_dataset.multiref import DEFAULT_MIN_REFS, refs_file_rows
 from dialogpt_dataset.rules import SHIPPED, ExtractRules, RulesError
-
-ROWS_PER_PARQUET = 500_000
 
 
 class SubmittedToSlurm(Exception):
@@ -149,7 +147,7 @@ class BuildResult:
     hub_url: str | None = None
     months: list[str] = field(default_factory=list)
     test_months: list[str] = field(default_factory=list)
-    #: content hash in the Parquet names and the README ``configs:`` patterns (see _fingerprint_parquet)
+    #: content hash in the Parquet names and the README ``configs:`` patterns (dataset_folder.fingerprint_parquet)
     data_fingerprint: str = ""
     #: months built without an RS (submissions) file: their threads are rooted at top-level comments
     months_without_rs: list[str] = field(default_factory=list)
@@ -157,8 +155,7 @@ class BuildResult:
     rules: ExtractRules | None = None
 
     def data_files_pattern(self, split: str) -> str:
-        fp = f"{self.data_fingerprint}-" if self.data_fingerprint else ""
-        return f"data/{split}-{fp}*.parquet"
+        return data_files_pattern(split, self.data_fingerprint)
 
     def counts_table(self) -> str:
         return counts_table(self.counters, self.rules)
@@ -186,41 +183,6 @@ def make_builder(cfg: BuildConfig) -> RedditDialog:
     )
 
 
-def _export_parquet(ds, out: Path, split: str) -> list[Path]:
-    n = max(1, -(-len(ds) // ROWS_PER_PARQUET))
-    paths = []
-    for i in range(n):
-        p = out / "data" / f"{split}-{i:05d}-of-{n:05d}.parquet"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        ds.shard(num_shards=n, index=i, contiguous=True).to_parquet(str(p))
-        paths.append(p)
-    return paths
-
-
-def _fingerprint_parquet(files: dict[str, list[Path]]) -> tuple[str, dict[str, list[Path]]]:
-    """Put a content hash into every Parquet name (``train-<fp>-00000-of-00001.parquet``).
-
-    Why: ``datasets`` (5.x) caches ``load_dataset(dir)`` of a folder whose README declares
-    ``configs:`` under a key made from the folder's *name* and the data_files *patterns* only, not
-    from the files' paths or contents. Two builds in ``a/reddit-dialog`` and ``b/reddit-dialog``
-    (or a rebuild in place) would silently load the first one's rows. With the fingerprint in the
-    patterns, different data gets a different cache entry and identical data shares one.
-    """
-    h = hashlib.sha256()
-    for split in sorted(files):
-        for p in files[split]:
-            h.update(split.encode() + b"\0" + p.read_bytes())
-    fp = h.hexdigest()[:10]
-    renamed = {}
-    for split, paths in files.items():
-        renamed[split] = []
-        for p in paths:
-            q = p.with_name(p.name.replace(f"{split}-", f"{split}-{fp}-", 1))
-            p.replace(q)
-            renamed[split].append(q)
-    return fp, renamed
-
-
 def _connect_ray(num_proc: int) -> None:
     """Join the Ray cluster in ``RAY_ADDRESS`` or one ``ray start`` left on this machine; start a local
     instance with ``num_proc`` CPUs only when there is none. (Ray refuses ``num_cpus`` when joining an
@@ -246,7 +208,7 @@ def build_dataset(cfg: BuildConfig) -> BuildResult:
     out.mkdir(parents=True, exist_ok=True)
     builder, plan = _run_builder(cfg)
     files, rows, test_order = _export_splits(builder, out)
-    fingerprint, files = _fingerprint_parquet(files)
+    fingerprint, files = fingerprint_parquet(files)
     work = Path(plan.work_dir)
     refs_path, keys_path = _write_refs_and_keys(work, out, test_order)
     tsv_path = _export_tsv(builder, out / "train.tsv") if cfg.export_tsv else None
@@ -293,7 +255,7 @@ def _export_splits(builder: RedditDialog, out: Path) -> tuple[dict, dict, list[s
             files[split], rows[split] = [], 0
             continue
         ds = builder.as_dataset(split)
-        files[split] = _export_parquet(ds, out, split)
+        files[split] = export_parquet(ds, out, split)
         rows[split] = len(ds)
         if split == "test":
             test_order = ds["id"]
@@ -348,13 +310,8 @@ def _push(cfg: BuildConfig, out: Path) -> str:
 
 def push_dataset(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
     """Upload a built folder (minus ``.work``) as a Hub dataset repo; returns the repo URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
-                      ignore_patterns=[".work/**", ".work"], commit_message="Upload Reddit dialogue dataset")
-    return str(url)
+    return push_dataset_folder(folder, repo_id, private=private, token=token, ignore_patterns=[".work/**", ".work"],
+                               commit_message="Upload Reddit dialogue dataset")
 
 
 def clean_work_dir(output_dir: str | Path) -> None:

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from dialogpt.cards import find_template_dir
+from dialogpt.dataset_folder import size_category
 from dialogpt_dataset.normalize import RULES
 from dialogpt_dataset.rules import SWITCHABLE, ExtractRules, list_label, settings_rows
 
@@ -95,14 +96,6 @@ def counts_table(counters: Counter, rules: ExtractRules | None = None) -> str:
     return "\n".join(lines)
 
 
-def _size_category(n: int) -> str:
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-                        (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M")):
-        if n < limit:
-            return name
-    return "100M<n<1B"
-
-
 def _months_text(months: list[str]) -> str:
     if not months:
         return "none (hash split of the training months)"
@@ -158,7 +151,7 @@ def _card_data(result, cfg, plan, info):
         language="en", license="other", license_name="reddit-user-content", license_link=LICENSE_FILE,
         pretty_name=dataset_name(cfg), task_categories=["text-generation"],
         tags=["dialogue", "conversational", "reddit", "dialogpt"],
-        size_categories=_size_category(sum(result.num_rows.values())),
+        size_categories=size_category(sum(result.num_rows.values())),
         configs=[{"config_name": "default", "data_files": [
             {"split": s, "path": result.data_files_pattern(s)} for s, n in result.num_rows.items() if n]}],
         months=list(plan.months), test_months=list(plan.test_months), build_size=cfg.size or "custom",

@@ -35,11 +35,13 @@ def write_parquet_dataset(root: Path, n_train: int = 96, n_valid: int = 24, seed
     return root
 
 
-def base_config(tmp_path: Path, dataset: Path, tokenizer_dir: Path, **overrides):
+def base_config(tmp_path: Path, dataset: Path | None, tokenizer_dir: Path, **overrides):
+    """A tiny run on ``dataset`` (None: give ``train_file`` in ``overrides``)."""
     from dialogpt.train.config import TrainConfig
 
     kw = dict(
-        output_dir=str(tmp_path / "run"), dataset=str(dataset), model_config="tiny", tokenizer_name=str(tokenizer_dir),
+        output_dir=str(tmp_path / "run"), dataset=None if dataset is None else str(dataset), model_config="tiny",
+        tokenizer_name=str(tokenizer_dir),
         max_seq_length=64, train_batch_size=8, gradient_accumulation_steps=2, eval_batch_size=8,
         learning_rate=3e-3, lr_schedule="None", num_optim_steps=20, logging_steps=1, eval_steps=0, save_steps=0,
         pbar=False, seed=1234, preprocessing_num_workers=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS = ("train", "eval", "chat", "serve", "convert", "human-eval")
+COMMANDS = ("train", "eval", "chat", "serve", "convert", "human-eval", "data")
 
 
 def run(argv: list[str]) -> int:

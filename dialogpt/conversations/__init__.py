@@ -17,7 +17,8 @@ rule :mod:`dialogpt.chat_format` applies later):
   parts are joined by a newline) and ``sharegpt`` ``[{from, value}]``: every user and assistant
   message 1.0, except one the file marks untrained (``trainable: false``, axolotl's ``weight: 0`` or
   ``training: false``): 0.0;
-* ``turns`` ``[{text, weight}]`` (our Reddit build, the seed's TSV): the file's weights;
+* ``turns`` ``[{text, weight}]`` (our Reddit build, the seed's TSV): the file's weights (and the
+  ``role`` / ``speaker`` of ``dialogpt-data prepare``'s ``{text, weight, role, speaker}``);
 * ``strings``: a list of strings per row (``dialog``, ``utterances`` ...): all 1.0;
 * ``prompt_completion`` (TRL) and ``context_response`` (a context string holds turns joined by
   `` EOS ``, DSTC-7 style): the prompt/context turns 0.0, the completion/response 1.0 (TRL's

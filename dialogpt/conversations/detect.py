@@ -1,7 +1,8 @@
 """Which layout a file has, from its columns' kinds (typed features, or a sample of JSON/CSV rows).
 
-Detection order: a dialogue column (``turns`` first, so the Reddit build, which also carries
-``messages``, keeps its weights), then ``prompt``/``completion``, then ``context``/``response``, then a
+Detection order: a dialogue column (``turns`` first, so the Reddit build and ``dialogpt-data prepare``'s
+folders, which also carry ``messages``, keep their weights; a ``turns`` column of ``{text, weight, ...}``
+is our turns layout even when its dicts also have a ``role``), then ``prompt``/``completion``, then ``context``/``response``, then a
 speaker-per-line table. Every flag of :class:`ConversationOptions` overrides what is guessed here.
 """
 
@@ -130,7 +131,9 @@ def _message_layout(col: str, kind: ColumnKind, options: ConversationOptions, fo
         if key is not None and key not in kind.keys:
             raise ConversationError(f"{source}: {flag} {key!r} is not a key of column {col!r}'s messages "
                                     f"(keys: {', '.join(kind.keys)})")
-    if forced == "turns" or (forced is None and role is None and "text" in kind.keys):
+    # our own rows (the Reddit build, dialogpt-data prepare's {text, weight, role, speaker}) are turns, roles or not
+    ours = col == "turns" and {"text", "weight"} <= set(kind.keys) and options.role_key is None
+    if forced == "turns" or (forced is None and (role is None or ours) and "text" in kind.keys):
         if "text" not in kind.keys:
             raise ConversationError(f"{source}: --layout turns needs [{{text, weight}}] in column {col!r} "
                                     f"(keys: {', '.join(kind.keys)})")

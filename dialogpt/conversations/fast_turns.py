@@ -4,7 +4,8 @@ loop per turn.
 A batch whose every turn is clean (a string, not empty, no outer whitespace, in a list of at least
 ``min_turns``) is rewritten with pyarrow/numpy: roles alternate back from the last turn, weights kept,
 ``speaker`` = role. Any other batch goes through :func:`~dialogpt.conversations.normalize.normalize_batch`,
-which owns every skip rule; the two give identical rows (tested), so this is only a shortcut.
+which owns every skip rule; the two give identical rows (tested), so this is only a shortcut. Turns that
+carry a ``role`` (``dialogpt-data prepare``'s folders, small) always take the row path, which keeps it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def _clean_turns(batch, col: str, id_col: str | None, min_turns: int):
     if turns.null_count or flat.null_count or not pa.types.is_struct(flat.type):
         return None
     names = [flat.type.field(i).name for i in range(flat.type.num_fields)]
+    if "role" in names:  # turns that carry their roles (dialogpt-data prepare): the row reader keeps them
+        return None
     texts = pc.struct_field(flat, "text")
     if not pa.types.is_string(texts.type) or texts.null_count:
         return None

@@ -16,8 +16,9 @@ Hub) and over the rows a JSON/CSV/TSV reader yields, so every source obeys the s
 * consecutive turns of the same speaker stay separate turns (DialoGPT's format has no speakers);
 * a kept turn's text loses its outer whitespace (what is inside stays as written).
 
-Roles: ``user`` / ``assistant`` from the role map where a layout carries roles; for role-less turns
-(string lists, our ``turns``, a context string) they alternate counted back from the last turn, which
+Roles: ``user`` / ``assistant`` from the role map where a layout carries roles (our ``turns`` rows keep
+the ``role`` and ``speaker`` they carry, as ``dialogpt-data prepare`` writes them); for role-less turns
+(string lists, the Reddit build's ``turns``, a context string) they alternate counted back from the last turn, which
 is ``assistant`` (as :func:`dialogpt.chat_format.turns_to_messages`); a speaker-table character that maps
 to no side has role ``""``. ``speaker`` is the raw role value / character as written in the file.
 """
@@ -160,21 +161,35 @@ def add_messages(d: Dialogue, msgs, role_key: str, content_key: str, weight: flo
             d.add(text, _message_weight(m) if weight is None else weight, side, str(raw), what)
 
 
+def _own_role(d: Dialogue, turn: Mapping) -> tuple[str | None, str]:
+    """(role, speaker) a ``{text, weight, role, speaker}`` turn carries (``dialogpt-data prepare`` writes
+    them): a role that maps to a side keeps it; a script character's ``""`` beside a speaker stays ``""``;
+    none (or an unmapped one) alternates as role-less turns do."""
+    raw, speaker = turn.get("role"), turn.get("speaker")
+    speaker = speaker if isinstance(speaker, str) else ""
+    if raw == "" and speaker:
+        return "", speaker
+    side = d.role_map.get(raw.strip().lower()) if isinstance(raw, str) else None
+    return side, speaker or (raw if isinstance(raw, str) else "")
+
+
 def add_texts(d: Dialogue, texts, weight: float, name: str) -> None:
-    """Role-less turns: a list of strings (or our ``{text, weight}`` dicts, whose weight is kept)."""
+    """Role-less turns: a list of strings, or our ``{text, weight}`` dicts, whose weight (and role and
+    speaker, when they carry them) is kept."""
     texts = _rows_of(texts)
     if not isinstance(texts, list):
         d.fail("not_a_dialogue", f"the dialogue is {type(texts).__name__}, not a list")
         return
     for i, t in enumerate(texts):
-        w = weight
+        w, role, speaker = weight, None, ""
         if isinstance(t, Mapping):
             w = 1.0 if t.get("weight") is None else t["weight"]
             if not isinstance(w, (int, float)):
                 d.fail("not_a_dialogue", f"{name} {i + 1} has weight {w!r}, not a number")
                 continue
+            role, speaker = _own_role(d, t)
             t = t.get("text")
-        d.add(t, w, None, "", f"{name} {i + 1}")
+        d.add(t, w, role, speaker, f"{name} {i + 1}")
 
 
 def _add_side(d: Dialogue, value, layout: Layout, weight: float, name: str) -> None:

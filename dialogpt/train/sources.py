@@ -9,6 +9,7 @@ training, into ``train_results.json`` and into the model card.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dialogpt.conversations import (
@@ -66,14 +67,15 @@ class TrainingData:
 # reading dialogues
 # ----------------------------------------------------------------------------------------------
 
-def load_session_splits(dataset: str | None = None, train_file: str | None = None,
+def load_session_splits(dataset: str | None = None, train_file: str | Sequence[str] | None = None,
                         eval_file: str | None = None, train_split: str = "train",
                         eval_split: str | None = "validation", cache_dir: str | None = None,
                         options: ConversationOptions | None = None, dataset_config: str | None = None,
                         num_proc: int | None = None):
     """``(train, eval_or_None, report)``: dialogues (``dialogue_id``, ``turns``) through the one reader,
     :func:`dialogpt.conversations.load_conversations` (every layout and file type it knows; the report
-    says what it detected and skipped). ``eval_split`` that ``dataset`` lacks means no validation."""
+    says what it detected and skipped). ``eval_split`` that ``dataset`` lacks means no validation.
+    ``train_file`` may be several files (of one type and layout: ``dialogpt-data prepare FILE...``)."""
     kw = dict(options=options, cache_dir=cache_dir, num_proc=num_proc)
     if (dataset is None) == (train_file is None):
         raise ConversationError("give --dataset DIR_OR_ID or --train_file FILE")
@@ -81,7 +83,8 @@ def load_session_splits(dataset: str | None = None, train_file: str | None = Non
         train, report = load_conversations(dataset=dataset, dataset_config=dataset_config, split=train_split,
                                            flag="--dataset", **kw)
     else:
-        train, report = load_conversations(files=[train_file], flag="--train_file", **kw)
+        files = [train_file] if isinstance(train_file, str) else list(train_file)
+        train, report = load_conversations(files=files, flag="--train_file", **kw)
     ev = None
     if eval_file is not None:
         ev, _ = load_conversations(files=[eval_file], flag="--eval_file", **kw)
@@ -95,26 +98,48 @@ def load_session_splits(dataset: str | None = None, train_file: str | None = Non
     return train, ev, report
 
 
+def turns_column(ds):
+    """The ``turns`` column as Arrow, through the dataset's indices mapping: ``ds.data`` alone is the whole
+    table under a ``select`` (a held-out split), so it would count the other side's turns too."""
+    return ds.select_columns(["turns"]).with_format("arrow")[:]["turns"]
+
+
 def _turn_count(ds) -> int:
     import pyarrow.compute as pc
 
-    # the arrow view, not ds.data: after split_dialogues the table is the whole file under an index map
-    return int(pc.sum(pc.list_value_length(ds.with_format("arrow")["turns"])).as_py() or 0) if len(ds) else 0
+    return int(pc.sum(pc.list_value_length(turns_column(ds))).as_py() or 0) if len(ds) else 0
 
 
 # ----------------------------------------------------------------------------------------------
 # a run's data, from its config
 # ----------------------------------------------------------------------------------------------
 
+def read_dialogues(*, dataset: str | None = None, train_file: str | Sequence[str] | None = None,
+                   eval_file: str | None = None, train_split: str = "train", eval_split: str | None = "validation",
+                   dataset_config: str | None = None, options: ConversationOptions | None = None,
+                   validation_split_percentage: float | None = None, seed: int = 42, num_proc: int | None = None):
+    """``(train, eval_or_None, report)``: what a run trains and validates on, as whole dialogues.
+
+    :func:`load_session_splits`, then, with no eval file or split, ``validation_split_percentage`` %
+    of the dialogues held out (:func:`dialogpt.conversations.split_dialogues`, seeded). ``dialogpt-train``
+    and ``dialogpt-data prepare`` both read through here, so they hold out the same dialogues.
+    """
+    train_raw, eval_raw, report = load_session_splits(
+        dataset, train_file, eval_file, train_split, eval_split, options=options, dataset_config=dataset_config,
+        num_proc=num_proc)
+    if eval_raw is None and validation_split_percentage:
+        train_raw, eval_raw = split_dialogues(train_raw, validation_split_percentage, seed)
+    return train_raw, eval_raw, report
+
+
 def _read(config: TrainConfig, is_main: bool):
     """The run's dialogues: train, eval (held out from train when asked) and the reader's report."""
     try:
-        train_raw, eval_raw, report = load_session_splits(
-            config.dataset, config.train_file, config.eval_file, config.train_split, config.eval_split,
-            options=config.conversation_options(), dataset_config=config.dataset_config,
-            num_proc=config.preprocessing_num_workers)
-        if eval_raw is None and config.validation_split_percentage:
-            train_raw, eval_raw = split_dialogues(train_raw, config.validation_split_percentage, config.seed)
+        train_raw, eval_raw, report = read_dialogues(
+            dataset=config.dataset, train_file=config.train_file, eval_file=config.eval_file,
+            train_split=config.train_split, eval_split=config.eval_split, dataset_config=config.dataset_config,
+            options=config.conversation_options(), validation_split_percentage=config.validation_split_percentage,
+            seed=config.seed, num_proc=config.preprocessing_num_workers)
     except (OSError, ValueError) as e:  # ConversationError included: its message names the input
         raise TrainingError((str(e).strip().splitlines() or [first_line(e)])[0]) from None
     if is_main:
@@ -122,12 +147,14 @@ def _read(config: TrainConfig, is_main: bool):
     return train_raw, eval_raw, report
 
 
-def _coverage(config: TrainConfig, train_raw, stats: TokenizeStats, report: ConversationReport,
-              n_eval: int) -> DataCoverage:
+def coverage_of(train_raw, stats: TokenizeStats, report: ConversationReport, *, train_on: str,
+                max_seq_length: int, validation_dialogues: int) -> DataCoverage:
+    """The coverage of tokenising ``train_raw`` (``stats`` from :func:`tokenize_sessions`): what
+    ``train_results.json`` and ``dialogpt-data prepare`` both report."""
     return DataCoverage(
         source_format=report.layout, dialogues=len(train_raw), turns=_turn_count(train_raw),
         trained_turns=stats.trained_turns, truncated_turns=stats.truncated_turns, windows=stats.kept,
-        train_on=config.train_on, max_seq_length=config.max_seq_length, validation_dialogues=n_eval,
+        train_on=train_on, max_seq_length=max_seq_length, validation_dialogues=validation_dialogues,
         skipped={**report.skipped, "no_trained_turn": stats.dropped_no_labels})
 
 
@@ -147,5 +174,6 @@ def load_training_data(config: TrainConfig, accelerator, tokenizer) -> TrainingD
     if len(train_tok) == 0:
         raise TrainingError(f"no training dialogue has a turn to train (--train_on {config.train_on}) after "
                             f"tokenising ({stats.dropped_no_labels} dropped): check the weights, roles or speakers")
-    coverage = _coverage(config, train_raw, stats, report, n_eval)
+    coverage = coverage_of(train_raw, stats, report, train_on=config.train_on, max_seq_length=config.max_seq_length,
+                           validation_dialogues=n_eval)
     return TrainingData(train_tok, eval_tok if eval_tok is not None and len(eval_tok) else None, coverage)

@@ -22,7 +22,8 @@ def _console_scripts() -> dict[str, str]:
 
 def test_the_issue_named_entry_points_are_declared():
     names = set(_console_scripts())
-    assert {"dialogpt-build-dataset", "dialogpt-train", "dialogpt-eval", "dialogpt-chat", "dialogpt-serve"} <= names
+    assert {"dialogpt-build-dataset", "dialogpt-train", "dialogpt-eval", "dialogpt-chat", "dialogpt-serve",
+            "dialogpt-data"} <= names
 
 
 @pytest.mark.parametrize("name", sorted(_console_scripts()))
