@@ -64,12 +64,12 @@ class Scheduler:
     """The model thread and its waiting line (see the module docstring)."""
 
     def __init__(self, responder, max_batch: int = 16, max_queue: int = 128, prefill_tokens: int = 512,
-                 cpu_matmul: str = "auto"):
+                 cpu_matmul: str = "auto", idle_release_s: float = 1.0):
         if prefill_tokens < 1:
             raise ValueError(f"prefill_tokens must be >= 1, got {prefill_tokens}")
         check_mode(cpu_matmul)
         self.responder, self.max_batch, self.max_queue = responder, max_batch, max_queue
-        self.prefill_tokens, self.cpu_matmul = prefill_tokens, cpu_matmul
+        self.prefill_tokens, self.cpu_matmul, self.idle_release_s = prefill_tokens, cpu_matmul, idle_release_s
         self.waiting: deque[Job] = deque()
         self.cond = threading.Condition()
         self._batch: RowBatch | None = None
@@ -142,7 +142,9 @@ class Scheduler:
             while True:
                 with self.cond:
                     while not self._stop and not self.waiting and not self._busy():
-                        self.cond.wait()
+                        holding = self._batch is not None and self._batch.cache.nbytes() > 0
+                        if not self.cond.wait(self.idle_release_s if holding else None):
+                            self._batch.cache.release()  # idle: the KV memory goes back
                     if self._stop:
                         return
                     calls, rerank, new = self._take()

@@ -15,16 +15,21 @@ read once for both:
 
 * the cache writes every token's key/value at its row's column (one indexed write per layer);
 * :func:`slot_attention` (registered with transformers' ``AttentionInterface``) lets each running row's
-  token attend to its own columns ``<= length_i`` (one batched attention over views of the buffers,
-  a boolean mask for the shorter rows: nothing is copied), and each new prompt attend causally to
-  itself only (one attention per prompt: no quadratic work across the packed prompts);
+  token attend to its own columns ``<= length_i``, reading views of the buffers (nothing is copied):
+  one batched attention with a boolean mask for the shorter rows, or, on CPU when padding to the
+  longest row would more than double what is read, one attention per row over its own columns (at 64
+  rows of the bench's prompts that halves the attention's time; on a GPU, where each call is a kernel
+  launch, the batched one); each new prompt attends causally to itself only
+  (one attention per prompt: no quadratic work across the packed prompts);
 * only the positions whose next token is needed reach the output layer (``logits_to_keep``).
 
 A row that leaves frees its slot and the last rows move down into the holes (one row copied per hole),
 so the running rows are always slots ``0 .. n-1``. Memory: slots grow (doubling) to at most
 ``max_rows``; the width is what the longest row may come to hold (its prompt plus ``max_new_tokens``,
-known when it joins, so decoding never reallocates), never past the model's context; both shrink when
-they are far too big. The cache is sized by ``--max-batch`` x context at worst, never by the machine.
+known when it joins, so decoding never reallocates), never past the model's context, and shrinks when
+the longest rows leave; the scheduler releases it all once the server is idle (not between two
+requests, where it would be allocated again at once). The cache is sized by ``--max-batch`` x context
+at worst, never by the machine.
 
 The model code runs unchanged: the cache is a transformers :class:`~transformers.Cache`, and the
 attention function is only swapped in for the duration of :meth:`SlotCache.forward` (any other forward
@@ -57,6 +62,9 @@ class SlotPlan:
     rows: int
     width: int
     decode_mask: torch.Tensor | None
+    """``None`` when the running rows attend one by one (``seen``) rather than padded to ``width``."""
+    seen: list[int]
+    """columns each running row attends to (its length + 1)."""
     segments: list[tuple[int, int, int]]
 
 
@@ -70,8 +78,12 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
     n, w, parts = slot_plan.rows, slot_plan.width, []
     if n:  # query: (1, heads, tokens, dim) -> (rows, heads, 1, dim)
         q = query[0, :, :n].transpose(0, 1).unsqueeze(2)
-        out = F.scaled_dot_product_attention(q, key[:n, :, :w], value[:n, :, :w], attn_mask=slot_plan.decode_mask,
-                                             scale=scaling)
+        if slot_plan.decode_mask is not None:
+            out = F.scaled_dot_product_attention(q, key[:n, :, :w], value[:n, :, :w],
+                                                 attn_mask=slot_plan.decode_mask, scale=scaling)
+        else:  # rows of very different lengths: each reads its own columns only
+            out = torch.cat([F.scaled_dot_product_attention(q[i:i + 1], key[i:i + 1, :, :k], value[i:i + 1, :, :k],
+                                                            scale=scaling) for i, k in enumerate(slot_plan.seen)])
         parts.append(out.transpose(1, 2).reshape(1, n, out.shape[1], out.shape[3]))
     for slot, start, length in slot_plan.segments:
         out = F.scaled_dot_product_attention(query[:, :, start:start + length], key[slot:slot + 1, :, :length],
@@ -163,11 +175,14 @@ class SlotCache(Cache):
         starts = torch.cumsum(sizes, 0) - sizes
         new_slots = torch.repeat_interleave(torch.arange(n, n + k, device=device), sizes)
         new_cols = torch.arange(int(sizes.sum()), device=device) - torch.repeat_interleave(starts, sizes)
-        width = max(self.lengths) + 1 if n else 0
-        mask = (torch.arange(width, device=device)[None, :] <= running[:, None])[:, None, None] if n else None
+        seen = [k + 1 for k in self.lengths]
+        width = max(seen, default=0)
+        mask = None
+        if n and (n * width < 2 * sum(seen) or device.type != "cpu"):  # padding at most doubles what is read
+            mask = (torch.arange(width, device=device)[None, :] <= running[:, None])[:, None, None]
         segments = [(n + j, n + s, size) for j, (s, size) in enumerate(zip(starts.tolist(), lengths))]
         self._plan = SlotPlan(torch.cat([torch.arange(n, device=device), new_slots]),
-                              torch.cat([running, new_cols]), n, width, mask, segments)
+                              torch.cat([running, new_cols]), n, width, mask, seen, segments)
         keep = torch.cat([torch.arange(n, device=device), n + starts + sizes - 1])
         return self._plan.cols[None, :], keep
 
@@ -185,8 +200,7 @@ class SlotCache(Cache):
         order = order[:keep]
         self.lengths = [self.lengths[s] for s in order]
         self.limits = [self.limits[s] for s in order]
-        if keep == 0:
-            self._release()
+        if not order:
             return order
         if holes:
             dst, src = torch.tensor(holes), torch.tensor(movers)
@@ -194,9 +208,15 @@ class SlotCache(Cache):
                 for buf in (layer.keys, layer.values):
                     buf[dst.to(buf.device)] = buf[src.to(buf.device)]
         width = self._round(max(self.limits))
-        if self._width_cap >= 2 * width or self._rows_cap >= 4 * self._pow2(keep):  # far too big: shrink
-            self._resize(min(self._rows_cap, self._pow2(keep)), min(self._width_cap, width))
+        if self._width_cap >= 2 * width:  # the longest rows left: far too wide
+            self._resize(self._rows_cap, width)
         return order
+
+    def release(self) -> None:
+        """Give the memory back (an idle server); only with no running rows."""
+        if self.lengths:
+            raise ValueError(f"{len(self.lengths)} rows are running")
+        self._release()
 
     def reserve(self, rows: int, width: int) -> None:
         """Make room for ``rows`` rows of up to ``width`` tokens at the next write (one allocation for a
