@@ -1,33 +1,36 @@
 #!/usr/bin/env python
 """dialogpt-serve vs ``transformers serve`` side by side, same model, same load (prints JSON).
 
-Each server runs as its own process on 127.0.0.1 with the same torch thread count; ``--clients``
-threads (16, then 64) each send ``--requests`` streamed greedy chat completions one after another (a
-503 is retried after 10 ms and counted). Reported per server and load: requests/s, latency p50/p95,
-time to first token (first content chunk) p50/p95, the server's CPU seconds beside the wall seconds
-and per generated token, its resident memory (now and peak), the load average before and after, and
-the tokens each reply had (so equal work is visible).
+Each server runs as its own process on 127.0.0.1 with the same torch thread count. After ``--warmup``
+requests that are not counted, ``--clients`` threads (16, then 64) each send ``--requests`` streamed
+greedy chat completions one after another (a 503 is retried after 10 ms and counted). Reported per
+server and load: requests/s, latency and time to first token (first content chunk) p50/p95, the
+server's CPU seconds beside the wall seconds and per generated token, its resident memory (now and
+peak), the load average before and after, and the tokens each reply had (so equal work is visible).
+The machine is shared: compare servers within one run, and CPU seconds more than wall seconds.
 
-Servers: ``ours`` (dialogpt-serve: continuous batching), ``ours_stock_matmul`` (the same with
-``--cpu-matmul stock``: PyTorch's MKL matmuls instead of oneDNN, to see what the kernels give apart
-from the scheduling), ``transformers`` (``transformers serve
-MODEL``), ``transformers_cb`` (``--continuous-batching``, its paged cache capped at ``--cb-cache-gib``:
-uncapped it takes the machine's free memory) and, when git has it, ``old_static`` (the stdlib server
-this repo had before, commit ``--old-commit``).
+Servers: ``ours`` (dialogpt-serve), ``ours_stock_matmul`` (the same with ``--cpu-matmul stock``:
+PyTorch's MKL matmuls instead of oneDNN, to separate the kernels' share from the scheduler's),
+``transformers`` (``transformers serve MODEL``), ``transformers_cb`` (``--continuous-batching``, its
+paged cache capped by ``--cb-cache-gib``: uncapped it takes the machine's free memory) and, when git
+has it, ``old_static`` (the stdlib server this repo had before, commit ``--old-commit``).
 
 The model (``bench/serve_model.py``): random GPT-2 weights at ``--shape`` (tiny, 117M, 345M) with the
 bench's ~1,000-token vocabulary or ``--vocab full`` (50,257 rows), never writing EOS, so every reply is
-exactly ``--max-tokens`` tokens; or a real checkpoint with ``--model DIR``. After the load, ``ours``
-answers ``--parity`` contexts (greedy, at once, so rows join and leave a running batch) and the JSON
-says whether each reply equals the :class:`~dialogpt.decode.Responder`'s in this process.
-``--profile`` adds where a decode step's time goes (``bench/serve_profile.py``, py-spy).
+exactly ``--max-tokens`` tokens; or a real checkpoint with ``--model DIR``. After the loads ``ours``
+answers ``--parity`` contexts (greedy, all at once, so rows join and leave a running batch) and the
+JSON says whether each reply equals the :class:`~dialogpt.decode.Responder`'s in this process.
+``--profile`` adds py-spy's split of our model thread at 16 and 64 rows (``bench/serve_profile.py``).
 
-    python bench/serve.py --quick                                                   # smoke run
-    python bench/serve.py --shape 117M --servers ours transformers_cb --clients 16 64 --requests 2 \\
-        --profile > bench/serve.117M.results.json                                   # ~10 min, 2 CPU cores
-    # GPU (prepared for the first lent device; about 5 minutes, time-boxed):
-    timeout 540 python bench/serve.py --shape 345M --vocab full --device cuda --threads 4 \\
-        --servers ours transformers_cb --clients 16 64 --requests 2 > serve.345M.cuda.results.json
+    python bench/serve.py --quick            # smoke run (tiny model, ours only)
+    # the committed bench/serve.results.json (~10 minutes on 2 shared cores):
+    python bench/serve.py --shape 117M --servers ours ours_stock_matmul transformers_cb --clients 16 64 \
+        --requests 2 --profile > bench/serve.results.json
+    # the same at GPT-2's real vocabulary (bench/serve.117M-full.results.json):
+    python bench/serve.py --shape 117M --vocab full --servers ours transformers_cb --clients 16 64 --requests 2
+    # GPU, prepared for the first lent device (a few minutes; time-boxed):
+    timeout 420 python bench/serve.py --shape 345M --vocab full --device cuda --servers ours transformers_cb \
+        --clients 16 64 --requests 2 > bench/serve.345M-cuda.results.json
 """
 
 from __future__ import annotations
@@ -135,6 +138,8 @@ def _measure(name: str, makers: dict, args, contexts) -> tuple[dict, list | None
         srv.wait_ready(args.start_timeout)
         entry: dict = {"startup_s": round(time.perf_counter() - t0, 1), "memory_idle": srv.memory_mb()}
         entry["completion_tokens"] = _usage_tokens(srv, args.max_tokens)
+        if args.warmup:  # first-use costs (allocations, kernel set-up) are no server's steady state
+            run_load(srv, contexts[::-1], args.warmup, 1, args.max_tokens, None)
         for n in args.clients:
             entry[f"clients_{n}"] = run_load(srv, contexts, n, args.requests, args.max_tokens,
                                              entry["completion_tokens"])
@@ -164,6 +169,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--servers", nargs="+", default=["ours", "transformers", "transformers_cb", "old_static"])
     p.add_argument("--old-commit", default="c0d389d", help="commit whose dialogpt/serve/app.py is the old server")
     p.add_argument("--start-timeout", type=float, default=300)
+    p.add_argument("--warmup", type=int, default=8, help="concurrent requests sent (and not counted) before the loads")
     p.add_argument("--cb-cache-gib", type=float, default=2.0,
                    help="transformers_cb's paged KV cache (--cb-num-blocks), never under one block per client")
     p.add_argument("--parity", type=int, default=8, help="contexts whose greedy replies ours must share with "
@@ -172,6 +178,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.clients, args.requests, args.servers, args.parity = [4], 2, ["ours"], min(args.parity, 4)
+        args.warmup = min(args.warmup, 2)
     return args
 
 
@@ -215,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": facts if args.model else {**facts, "description": model_facts_line(facts)},
         "device": args.device, "torch_threads_per_server": args.threads, "cpu_cores": os.cpu_count(),
         "transformers": transformers.__version__, "torch": torch.__version__, "max_tokens": args.max_tokens,
-        "requests_per_client": args.requests, "quick": args.quick, "transformers_cb_cache": cb_cap,
+        "requests_per_client": args.requests, "warmup_requests": args.warmup, "quick": args.quick, "transformers_cb_cache": cb_cap,
         "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "servers": results, "decode_profile": profile,
     }, indent=2))

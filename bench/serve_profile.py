@@ -20,7 +20,10 @@ first rule its stack matches:
 ``decode_step_split`` is the same over the samples inside decoding steps only. The same rules read the
 old scheduler (``--tree`` runs another checkout), so before and after compare.
 
-    python bench/serve_profile.py --shape 117M --rows 16 64
+    python bench/serve_profile.py --shape 117M --rows 16 64 --vocab bench full
+    # the scheduler before this one (bench/serve_profile.before.results.json):
+    mkdir /tmp/before && git archive 6159051 dialogpt | tar -x -C /tmp/before
+    python bench/serve_profile.py --shape 117M --rows 16 64 --vocab bench full --tree /tmp/before
 """
 
 from __future__ import annotations
@@ -145,16 +148,20 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--shape", choices=sorted(SHAPES), default="117M")
-    p.add_argument("--vocab", choices=["bench", "full"], default="bench")
+    p.add_argument("--vocab", choices=["bench", "full"], nargs="+", default=["bench"])
     p.add_argument("--rows", type=int, nargs="+", default=[16, 64])
     p.add_argument("--max-tokens", type=int, default=16)
     p.add_argument("--tree", help="profile the dialogpt package of this checkout (e.g. an older commit)")
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="serve-profile-model-") as tmp:
-        facts = build_bench_model(Path(tmp), args.shape, args.vocab)
-        res = {str(n): profile_rows(tmp, n, args.max_tokens, tree=args.tree) for n in args.rows}
-    print(json.dumps({"model": facts, "tree": args.tree or "this checkout", "loadavg": os.getloadavg(),
-                      "profiles": res}, indent=2))
+    out: dict = {"command": "python bench/serve_profile.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                 "tree": args.tree or "this checkout", "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+    for vocab in args.vocab:
+        with tempfile.TemporaryDirectory(prefix="serve-profile-model-") as tmp:
+            facts = build_bench_model(Path(tmp), args.shape, vocab)
+            out[vocab] = {"model": facts, **{str(n): profile_rows(tmp, n, args.max_tokens, tree=args.tree)
+                                             for n in args.rows}}
+    out["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(out, indent=2))
     return 0
 
 
