@@ -39,6 +39,7 @@ pass meanwhile gets exactly ``sdpa``).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,18 +77,18 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     n, w, parts = slot_plan.rows, slot_plan.width, []
+    sdpa = functools.partial(F.scaled_dot_product_attention, scale=scaling, enable_gqa=key.shape[1] != query.shape[1])
     if n:  # query: (1, heads, tokens, dim) -> (rows, heads, 1, dim)
         q = query[0, :, :n].transpose(0, 1).unsqueeze(2)
         if slot_plan.decode_mask is not None:
-            out = F.scaled_dot_product_attention(q, key[:n, :, :w], value[:n, :, :w],
-                                                 attn_mask=slot_plan.decode_mask, scale=scaling)
+            out = sdpa(q, key[:n, :, :w], value[:n, :, :w], attn_mask=slot_plan.decode_mask)
         else:  # rows of very different lengths: each reads its own columns only
-            out = torch.cat([F.scaled_dot_product_attention(q[i:i + 1], key[i:i + 1, :, :k], value[i:i + 1, :, :k],
-                                                            scale=scaling) for i, k in enumerate(slot_plan.seen)])
+            out = torch.cat([sdpa(q[i:i + 1], key[i:i + 1, :, :k], value[i:i + 1, :, :k])
+                             for i, k in enumerate(slot_plan.seen)])
         parts.append(out.transpose(1, 2).reshape(1, n, out.shape[1], out.shape[3]))
     for slot, start, length in slot_plan.segments:
-        out = F.scaled_dot_product_attention(query[:, :, start:start + length], key[slot:slot + 1, :, :length],
-                                             value[slot:slot + 1, :, :length], is_causal=True, scale=scaling)
+        out = sdpa(query[:, :, start:start + length], key[slot:slot + 1, :, :length], value[slot:slot + 1, :, :length],
+                   is_causal=True)
         parts.append(out.transpose(1, 2))
     return torch.cat(parts, 1) if len(parts) > 1 else parts[0].contiguous(), None
 
