@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--served-model-name", help="the model id clients use (default: the model's name)")
     s.add_argument("--max-queue", type=int, default=d.max_queue, help="requests waiting at most; more get 503")
     s.add_argument("--max-batch", type=int, default=d.max_batch, help="rows decoded together")
+    s.add_argument("--cpu-matmul", choices=("auto", "onednn", "stock"), default=d.cpu_matmul,
+                   help="linear layers of a CPU float32 model: oneDNN (auto, about 2x MKL's sgemm on AMD cores) "
+                        "or PyTorch's stock MKL path")
     s.add_argument("--max-connections", type=int, default=d.max_connections)
     s.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes)
     s.add_argument("--max-header-bytes", type=int, default=d.max_header_bytes)
@@ -91,7 +94,8 @@ def _config(args: argparse.Namespace, security: SecurityConfig) -> ServerConfig:
     return ServerConfig(
         host=args.host, port=args.port,
         model_name=args.served_model_name or Path(args.model.rstrip("/")).name or args.model,
-        max_queue=args.max_queue, max_batch=args.max_batch, max_connections=args.max_connections,
+        max_queue=args.max_queue, max_batch=args.max_batch, cpu_matmul=args.cpu_matmul,
+        max_connections=args.max_connections,
         max_body_bytes=args.max_body_bytes, max_header_bytes=args.max_header_bytes,
         max_tokens_limit=args.max_tokens_limit, max_n=args.max_n, max_messages=args.max_messages,
         request_timeout=args.request_timeout,

@@ -9,14 +9,28 @@ passes one length per row (a tensor).
 * repetition penalty: transformers' own ``RepetitionPenaltyLogitsProcessor(prompt_ignore_length=)``;
 * OpenAI's ``frequency_penalty`` / ``presence_penalty``: :class:`FrequencyPresencePenalty`
   (transformers has no count-based penalty).
+
+:func:`process_rows` applies them, and the sampling warpers, to many rows that each carry their own
+options (the server's running batch): rows with the same values go through one processor call
+together, so a batch sharing the server's defaults is one tensor op per processor, and each row gets
+exactly what its own processors would give it alone.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections import defaultdict
+from collections.abc import Sequence
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from dialogpt.decode.options import GenerationOptions
 
@@ -84,4 +98,50 @@ def response_processors(options: GenerationOptions, prompt_length: int | torch.T
     return out
 
 
-__all__ = ["FrequencyPresencePenalty", "response_processors", "response_repetition_penalty"]
+def sampling_warpers(options: GenerationOptions) -> LogitsProcessorList:
+    """Temperature, top-k and top-p, in ``generate``'s order (none for greedy decoding)."""
+    out = LogitsProcessorList()
+    if options.strategy != "sample":
+        return out
+    if options.temperature != 1.0:
+        out.append(TemperatureLogitsWarper(options.temperature))
+    if options.top_k > 0:
+        out.append(TopKLogitsWarper(options.top_k))
+    if options.top_p < 1.0:
+        out.append(TopPLogitsWarper(options.top_p))
+    return out
+
+
+def _groups(keys: Sequence[tuple]) -> dict[tuple, list[int]]:
+    out: dict[tuple, list[int]] = defaultdict(list)
+    for i, k in enumerate(keys):
+        out[k].append(i)
+    return out
+
+
+def process_rows(scores: torch.Tensor, generated: Sequence[Sequence[int]],
+                 options: Sequence[GenerationOptions]) -> torch.Tensor:
+    """``scores`` (one line per row) after each row's response-only penalties (over ``generated[i]``,
+    the tokens its response has so far) and, for sampling rows, its temperature / top-k / top-p.
+    Rows with equal values share one call of transformers' processors (``prompt_ignore_length`` masks
+    the left padding of the shorter responses); rows that need nothing are not touched."""
+    pen = [(o.repetition_penalty, o.frequency_penalty, o.presence_penalty) for o in options]
+    for key, rows in _groups(pen).items():
+        if key == (1.0, 0.0, 0.0) or not any(generated[i] for i in rows):
+            continue
+        width = max(len(generated[i]) for i in rows)
+        pad = torch.tensor([width - len(generated[i]) for i in rows], device=scores.device)
+        ids = torch.tensor([[0] * (width - len(generated[i])) + list(generated[i]) for i in rows],
+                           device=scores.device)
+        idx = torch.tensor(rows, device=scores.device)
+        scores[idx] = response_processors(options[rows[0]], pad)(ids, scores[idx])
+    warp = [(o.temperature, o.top_k, o.top_p) if o.strategy == "sample" else None for o in options]
+    for key, rows in _groups(warp).items():
+        if key is not None:
+            idx = torch.tensor(rows, device=scores.device)
+            scores[idx] = sampling_warpers(options[rows[0]])(None, scores[idx])
+    return scores
+
+
+__all__ = ["FrequencyPresencePenalty", "process_rows", "response_processors", "response_repetition_penalty",
+           "sampling_warpers"]

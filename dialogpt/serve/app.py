@@ -58,6 +58,8 @@ class ServerConfig:
     """requests waiting for a decoding slot at most; more are answered 503 + Retry-After."""
     max_batch: int = 16
     """rows decoded together (continuous batching), and rerank-mode requests per generate call."""
+    cpu_matmul: str = "auto"
+    """auto | onednn | stock: the kernels of a CPU float32 model's linear layers (dialogpt.serve.cpu_matmul)."""
     max_connections: int = 1024
     """open connections at most (uvicorn's limit_concurrency)."""
     max_body_bytes: int = 1 << 20
@@ -150,7 +152,7 @@ def create_app(responder, config: ServerConfig | None = None) -> FastAPI:
     """The FastAPI app serving ``responder``; its model thread starts and stops with the app's
     lifespan. ``app.state.scheduler`` is the waiting line other pages (the web chat) submit to."""
     cfg = config or ServerConfig()
-    scheduler = Scheduler(responder, max_batch=cfg.max_batch, max_queue=cfg.max_queue)
+    scheduler = Scheduler(responder, max_batch=cfg.max_batch, max_queue=cfg.max_queue, cpu_matmul=cfg.cpu_matmul)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

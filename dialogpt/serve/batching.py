@@ -1,16 +1,18 @@
 """Continuous batching: one model thread, requests join the running batch between decoding steps.
 
-Why our own scheduler: transformers' ``ContinuousBatchingManager`` needs paged attention kernels and
-gives no hook for DialoGPT's response-only penalties, per-request seeds or a safety check between
-tokens; a step loop over GPT-2's KV cache is short and does all three.
+Why our own scheduler: transformers' ``ContinuousBatchingManager`` has per-request temperature / top-k /
+top-p only: no response-only penalties, no per-request seeds (one generator for all), no
+``min_new_tokens``, and no hook between tokens for stop strings or the safety check. A step loop
+over GPT-2 with transformers' cache API and logits processors does all of that and stays short
+(:mod:`dialogpt.serve.rows`, :mod:`dialogpt.serve.kv_cache`); how it is made fast is said there.
 
 How it works (all model work on one thread, so the tokenizer and model are never shared):
 
-* a request with one candidate and no beam search is a *row*: its prompt is prefilled (new rows
-  together, left-padded), its KV cache is padded on the left to the running batch's width and
-  concatenated to it, and from then on every step decodes one token for every row at once.
-  Each row has its own attention mask, position ids, logits processors, seed and stop rules; a
-  finished (or disconnected) row leaves at once and its slot is taken by the next waiting request;
+* a request with one candidate and no beam search is a *row*: it waits in the line until a slot is
+  free (``max_batch`` rows at once), its prompt is prefilled (packed with other joining prompts, a
+  bounded number of tokens a pass) and from then on every step decodes one token for every row at
+  once. Each row has its own positions, processors, seed and stop rules; a finished (or
+  disconnected) row leaves at once and its slot goes to the next waiting request;
 * a request asking for several candidates (``n > 1``, beam search, reranking with MMI/DialogRPT)
   is the *rerank mode*: it goes through ``Responder.respond_batch`` as a whole, batched with
   waiting requests of the same options, and its reply streams after choosing;
@@ -27,23 +29,13 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-from transformers import (
-    DynamicCache,
-    LogitsProcessorList,
-    NoRepeatNGramLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
 
-from dialogpt.decode.processors import response_processors
-from dialogpt.decode.responder import left_pad
-from dialogpt.serve import kv_cache
+from dialogpt.serve.cpu_matmul import check_mode, use_onednn
+from dialogpt.serve.rows import Result, RowBatch
 from dialogpt.serve.schemas import GenRequest
-from dialogpt.serve.streaming import TextStream
 
 logger = logging.getLogger("dialogpt.serve.batching")
 
@@ -52,14 +44,6 @@ Emit = Callable[[str, object], None]
 
 class Busy(Exception):
     """The waiting line is full."""
-
-
-@dataclass
-class Result:
-    text: str
-    finish_reason: str
-    completion_tokens: int
-    prompt_tokens: int
 
 
 @dataclass
@@ -76,34 +60,31 @@ class Job:
         return o.num_candidates > 1 or o.strategy == "beam"
 
 
-@dataclass
-class _Row:
-    job: Job
-    prompt: list[int]
-    processors: LogitsProcessorList
-    sample: bool
-    generator: torch.Generator | None
-    text: TextStream
-    generated: list[int] = field(default_factory=list)
-
-
 class Scheduler:
     """The model thread and its waiting line (see the module docstring)."""
 
-    def __init__(self, responder, max_batch: int = 16, max_queue: int = 128):
+    def __init__(self, responder, max_batch: int = 16, max_queue: int = 128, prefill_tokens: int = 512,
+                 cpu_matmul: str = "auto", idle_release_s: float = 1.0):
+        if prefill_tokens < 1:
+            raise ValueError(f"prefill_tokens must be >= 1, got {prefill_tokens}")
+        check_mode(cpu_matmul)
         self.responder, self.max_batch, self.max_queue = responder, max_batch, max_queue
+        self.prefill_tokens, self.cpu_matmul, self.idle_release_s = prefill_tokens, cpu_matmul, idle_release_s
         self.waiting: deque[Job] = deque()
         self.cond = threading.Condition()
-        self.rows: list[_Row] = []
-        self.cache: DynamicCache | None = None
-        self.mask: torch.Tensor | None = None
+        self._batch: RowBatch | None = None
         self.counters = {"requests": 0, "rejected_busy": 0, "completed": 0, "failed": 0, "batches": 0,
-                         "steps": 0, "joined_running_batch": 0, "max_rows": 0}
+                         "steps": 0, "joined_running_batch": 0, "max_rows": 0, "onednn_layers": 0}
         self._stop = False
         self.thread = threading.Thread(target=self._run, name="dialogpt-model", daemon=True)
 
     # ------------------------------------------------------------------ public
     def start(self) -> None:
+        """Start the model thread (first switching a CPU float32 model's linear layers to oneDNN, see
+        :mod:`dialogpt.serve.cpu_matmul`, unless ``cpu_matmul="stock"``)."""
+        model = getattr(self.responder, "model", None)
+        if isinstance(model, torch.nn.Module):
+            self.counters["onednn_layers"] = use_onednn(model, self.cpu_matmul)
         self.thread.start()
 
     def stop(self) -> None:
@@ -143,17 +124,27 @@ class Scheduler:
         return box["result"]
 
     def snapshot(self) -> dict:
+        b = self._batch
         with self.cond:
             return {**self.counters, "queue_depth": len(self.waiting), "max_queue": self.max_queue,
-                    "running": len(self.rows)}
+                    "running": len(b.rows) if b else 0, "kv_cache_mb": round(b.cache.nbytes() / 2**20, 1) if b else 0}
+
+    @property
+    def batch(self) -> RowBatch:
+        """The running rows, made on first use (a Scheduler for rerank-mode work only needs no model)."""
+        if self._batch is None:
+            self._batch = RowBatch(self.responder, self.max_batch, self.prefill_tokens, self._count)
+        return self._batch
 
     # ------------------------------------------------------------------ the loop
     def _run(self) -> None:
         with torch.inference_mode():
             while True:
                 with self.cond:
-                    while not self._stop and not self.waiting and not self.rows:
-                        self.cond.wait()
+                    while not self._stop and not self.waiting and not self._busy():
+                        holding = self._batch is not None and self._batch.cache.nbytes() > 0
+                        if not self.cond.wait(self.idle_release_s if holding else None):
+                            self._batch.cache.release()  # idle: the KV memory goes back
                     if self._stop:
                         return
                     calls, rerank, new = self._take()
@@ -162,15 +153,24 @@ class Scheduler:
                 if rerank:
                     self._rerank_batch(rerank)
                 try:
-                    if new:
-                        self._admit(new)
-                    if self.rows:
-                        self._step()
+                    self._admit(new)
+                    if self._busy():
+                        self.batch.advance()
                 except Exception as e:  # a bug must cost the running requests, not the server
                     logger.exception("decoding step failed")
-                    running = {id(r.job) for r in self.rows}
-                    self._fail([r.job for r in self.rows] + [j for j in new if id(j) not in running], e)
-                    self.rows, self.cache, self.mask = [], None, None
+                    self._fail(self.batch.reset(), e)
+
+    def _busy(self) -> bool:
+        return self._batch is not None and self._batch.size > 0
+
+    def _admit(self, jobs: list[Job]) -> None:
+        """New rows wait in the batch's joining line (a request that cannot be decoded fails alone)."""
+        for j in jobs:
+            try:
+                self.batch.joining.append(self.batch.new_row(j))
+            except Exception as e:
+                logger.exception("bad request")
+                self._fail([j], e)
 
     def _take(self) -> tuple[list[Job], list[Job], list[Job]]:
         """Jobs to start now: every waiting call; free row slots go to row jobs in arrival order;
@@ -188,7 +188,7 @@ class Scheduler:
                 calls.append(job)
             elif job.rerank_mode and self._fits_rerank(rerank, job):
                 rerank.append(job)
-            elif not job.rerank_mode and len(self.rows) + len(new) < self.max_batch:
+            elif not job.rerank_mode and (self._batch.size if self._batch else 0) + len(new) < self.max_batch:
                 new.append(job)
             else:
                 keep.append(job)
@@ -209,8 +209,11 @@ class Scheduler:
             j.emit("error", e)
 
     def _done(self, n: int = 1) -> None:
+        self._count("completed", n)
+
+    def _count(self, key: str, n: int = 1, peak: bool = False) -> None:
         with self.cond:
-            self.counters["completed"] += n
+            self.counters[key] = max(self.counters[key], n) if peak else self.counters[key] + n
 
     def _run_call(self, job: Job) -> None:
         try:
@@ -242,122 +245,5 @@ class Scheduler:
         for j, r in zip(jobs, replies):
             j.emit("reply", r)
 
-    # ------------------------------------------------------------------ rows
-    def _new_row(self, job: Job) -> _Row:
-        r, opts = self.responder, job.request.options
-        # the app builds the prompt in a worker thread (dialogpt.serve.prepare): none of it here
-        prompt, truncated = job.request.prepared or r.prompt(job.request.turns, opts)
-        r.stats["truncated_prompts"] += truncated
-        procs = LogitsProcessorList()  # min_new_tokens is applied to the whole batch in _advance
-        if opts.no_repeat_ngram_size > 0:
-            procs.append(NoRepeatNGramLogitsProcessor(opts.no_repeat_ngram_size))
-        procs.extend(response_processors(opts, len(prompt)))
-        sample = opts.strategy == "sample"
-        if sample:
-            if opts.temperature != 1.0:
-                procs.append(TemperatureLogitsWarper(opts.temperature))
-            if opts.top_k > 0:
-                procs.append(TopKLogitsWarper(opts.top_k))
-            if opts.top_p < 1.0:
-                procs.append(TopPLogitsWarper(opts.top_p))
-        gen = None
-        if job.request.seed is not None:
-            gen = torch.Generator().manual_seed(job.request.seed % (2**63))
-        text = TextStream(r.tokenizer, job.request.stop, r.safety, streaming=job.request.stream)
-        return _Row(job, prompt, procs, sample, gen, text)
 
-    def _admit(self, jobs: list[Job]) -> None:
-        """Prefill the new rows together and join them to the running batch."""
-        rows = []
-        for j in jobs:
-            try:
-                rows.append(self._new_row(j))
-            except Exception as e:
-                logger.exception("bad request")
-                self._fail([j], e)
-        if not rows:
-            return
-        model = self.responder.model
-        device = next(model.parameters()).device
-        pad = self.responder.tokenizer.pad_token_id or 0
-        ids, mask = left_pad([r.prompt for r in rows], pad)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
-                    cache=cache, use_cache=True)
-        if self.rows:
-            with self.cond:
-                self.counters["joined_running_batch"] += len(rows)
-        self.cache, self.mask = kv_cache.join(self.cache, self.mask, cache, mask.to(device))
-        self.rows.extend(rows)
-        with self.cond:
-            self.counters["max_rows"] = max(self.counters["max_rows"], len(self.rows))
-        self._advance(out.logits[:, -1], first=len(self.rows) - len(rows))
-
-    def _step(self) -> None:
-        """One token for every running row."""
-        model = self.responder.model
-        device = self.mask.device
-        last = torch.tensor([[r.generated[-1]] for r in self.rows], device=device)
-        pos = torch.tensor([[len(r.prompt) + len(r.generated) - 1] for r in self.rows], device=device)
-        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], 1)
-        out = model(input_ids=last, attention_mask=self.mask, position_ids=pos, cache=self.cache, use_cache=True)
-        with self.cond:
-            self.counters["steps"] += 1
-        self._advance(out.logits[:, -1], first=0)
-
-    def _advance(self, logits: torch.Tensor, first: int) -> None:
-        """Pick the next token of rows ``first``.. (``logits`` has one line per such row), then drop
-        the finished and cancelled rows. Greedy rows without processors share one argmax; the others
-        run their own processors (as ``generate`` would: min_new_tokens first, warpers last)."""
-        eos = int(self.responder.tokenizer.eos_token_id)
-        rows = self.rows[first:]
-        logits = logits.float()
-        early = [i for i, r in enumerate(rows) if len(r.generated) < r.job.request.options.min_new_tokens]
-        if early:
-            logits[early, eos] = -float("inf")
-        picks = logits.argmax(-1).tolist()
-        for i, row in enumerate(rows):
-            if row.processors or row.sample:
-                ids = torch.tensor([row.prompt + row.generated], device=logits.device)
-                scores = row.processors(ids, logits[i:i + 1])
-                if row.sample:
-                    probs = torch.softmax(scores, -1).cpu()
-                    picks[i] = int(torch.multinomial(probs, 1, generator=row.generator))
-                else:
-                    picks[i] = int(scores.argmax(-1))
-        finished = [first + i for i, r in enumerate(rows) if r.job.cancelled or self._feed(r, picks[i], eos)]
-        finished += [k for k in range(first) if self.rows[k].job.cancelled]  # running rows whose client left
-        if finished:
-            self._drop(sorted(set(finished)))
-
-    def _feed(self, row: _Row, tok: int, eos: int) -> bool:
-        """Add ``tok`` to ``row``; True when the row is done (and has reported so)."""
-        opts = row.job.request.options
-        if tok != eos:
-            row.generated.append(tok)
-        finish = "stop" if tok == eos else ("length" if len(row.generated) >= opts.max_new_tokens else None)
-        reason = row.text.update(row.generated, finish)
-        for delta in row.text.take_deltas():
-            row.job.emit("delta", delta)
-        if reason is None:
-            return False
-        stats = self.responder.stats
-        stats["contexts"] += 1
-        stats["candidates"] += 1
-        stats["unfinished_candidates"] += reason == "length"
-        stats["empty_candidates"] += not row.text.text
-        stats["blocked_candidates"] += reason == "content_filter"
-        stats["all_blocked"] += reason == "content_filter"
-        self._done()
-        row.job.emit("done", Result(row.text.text, reason, len(row.generated) + int(tok == eos), len(row.prompt)))
-        return True
-
-    def _drop(self, finished: list[int]) -> None:
-        gone = set(finished)
-        keep = [k for k in range(len(self.rows)) if k not in gone]
-        self.rows = [self.rows[k] for k in keep]
-        if self.rows:
-            self.cache, self.mask = kv_cache.keep_rows(self.cache, self.mask, keep)
-        else:
-            self.cache, self.mask = None, None
+__all__ = ["Busy", "Job", "Result", "Scheduler"]

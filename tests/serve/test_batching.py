@@ -4,6 +4,7 @@ Responder decodes alone; streams concatenate to the reply; stop strings, seeds a
 from __future__ import annotations
 
 import queue
+import time
 
 import pytest
 
@@ -43,18 +44,22 @@ def _wait_done(events, timeout=120):
 def test_rows_joining_a_running_batch_decode_what_the_responder_decodes_alone(responder):
     long = GenerationOptions(max_new_tokens=24, min_new_tokens=24)
     short = GenerationOptions(max_new_tokens=6)
-    sched = Scheduler(responder, max_batch=8, max_queue=8)
+    sched = Scheduler(responder, max_batch=8, max_queue=8, idle_release_s=0.01)
     sched.start()
     try:
         first, first_events = _job(HISTORIES[1], long, stream=True)
         sched.submit(first)
         kind, _ = first_events.get(timeout=120)  # the first row is decoding...
-        assert kind == "delta"
+        assert kind == "delta" and sched.snapshot()["kv_cache_mb"] > 0
         later = [_job(h, short) for h in HISTORIES]  # ...when these join it
         for job, _ in later:
             sched.submit(job)
         results = [_wait_done(ev)[1] for _, ev in later]
         deltas, first_result = _wait_done(first_events)
+        deadline = time.monotonic() + 60
+        while sched.snapshot()["kv_cache_mb"] > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sched.snapshot()["kv_cache_mb"] == 0  # idle: the KV memory went back
     finally:
         sched.stop()
     assert sched.counters["joined_running_batch"] >= 1 and sched.counters["max_rows"] >= 2
@@ -128,3 +133,69 @@ def test_call_runs_on_the_model_thread_and_raises_what_the_function_raised(respo
     finally:
         sched.stop()
     assert sched.counters["completed"] == 2 and sched.counters["failed"] == 1
+
+
+def _alone(model, prompt: list[int], n: int) -> list[int]:
+    """Greedy tokens for ``prompt`` decoded by itself with transformers' own cache (no padding)."""
+    import torch
+
+    out = model.generate(torch.tensor([prompt]), max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                         pad_token_id=0)
+    return out[0, len(prompt):].tolist()
+
+
+def test_slot_cache_rows_joining_and_leaving_mid_batch_decode_what_each_decodes_alone(tiny_model):
+    """Rows join (prompts packed, three at once, beside running rows), leave from the middle and the front
+    (the last rows move into their slots) and the cache shrinks; every row's greedy tokens equal decoding
+    it alone, and a forward pass of the model outside the cache is plain sdpa meanwhile."""
+    import torch
+
+    from dialogpt.serve.kv_cache import SlotCache
+
+    prompts = [list(range(5, 5 + k)) for k in (3, 11, 7, 2, 40, 5)]
+    cache = SlotCache(len(tiny_model.transformer.h), max_rows=8, max_width=256, grain=4)
+    per_row = []  # per pass with running rows: did they attend one by one (very different lengths)?
+    plan = cache._plan_pass
+
+    def spy(*args):
+        out = plan(*args)
+        if cache._plan.rows:
+            per_row.append(cache._plan.decode_mask is None)
+        return out
+
+    cache._plan_pass = spy
+    running: list[int] = []  # prompt index of the row in each slot
+    got: dict[int, list[int]] = {i: [] for i in range(len(prompts))}
+
+    def forward(new=()):
+        logits = cache.forward(tiny_model, [got[i][-1] for i in running], [prompts[i] for i in new],
+                               [len(prompts[i]) + 5 for i in new])
+        running.extend(new)
+        for i, tok in zip(running, logits.argmax(-1).tolist()):
+            got[i].append(tok)
+
+    def drop(idx):
+        order = cache.drop([running.index(i) for i in idx])
+        running[:] = [running[k] for k in order]
+
+    with torch.inference_mode():
+        forward([0, 1])
+        assert cache.layers[0].keys.shape[:3] == (4, 2, 16)  # 4 slots, room for prompt 1 and its 5 new tokens
+        forward([2])  # joins a running batch
+        forward()
+        drop([0])  # leaves from the front: the last row moves into slot 0
+        assert running == [2, 1] and cache.lengths == [len(prompts[2]) + 1, len(prompts[1]) + 2]
+        forward([3, 4, 5])
+        forward()
+        assert cache.layers[0].keys.shape[2] == 48  # room for the longest row's prompt and reply (40 + 5)
+        drop([4, 2, 1])  # the longest rows leave: the width shrinks to what the rows left need
+        assert cache.layers[0].keys.shape[2] == 12 and running == [3, 5]
+        forward()
+        assert tiny_model.config._attn_implementation == "sdpa"
+    assert True in per_row and False in per_row  # both ways of attending were used
+    for i, toks in got.items():
+        assert toks == _alone(tiny_model, prompts[i], len(toks)), f"row {i}"
+    drop(list(running))
+    assert cache.lengths == [] and cache.nbytes() > 0  # kept for the next request...
+    cache.release()
+    assert cache.nbytes() == 0  # ...until the scheduler finds the server idle

@@ -116,7 +116,9 @@ def test_no_generated_body_gets_a_5xx_and_the_server_still_answers(server, caplo
     assert final.status_code == 200 and final.json()["choices"][0]["message"]["role"] == "assistant"
     assert health["failed"] == 0
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
-    assert seen.get(200, 0) >= 10 and seen.get(400, 0) >= 50, seen  # both valid and invalid bodies were tried
+    # both valid and invalid bodies were tried (Hypothesis' derandomised stream still shifts with the code it
+    # runs against: 9 to 29 of the 120 were 200s across versions of the server)
+    assert seen.get(200, 0) >= 5 and seen.get(400, 0) >= 50, seen
 
 
 def test_the_former_500s_are_400s_naming_the_field(server):
