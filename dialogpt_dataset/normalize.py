@@ -38,7 +38,8 @@ Text rules (:func:`gpt_norm`, applied to every turn of a kept instance; not filt
 * backslashes removed; ``b/c`` ``j/k`` ``w/o`` ``w/`` expanded;
 * every character outside ``A-Za-z0-9()[]:,.!?'`` and curly double quotes becomes a space (this
   strips non-ASCII text; the literal word ``URL`` turns into ``__url__``, a quirk kept on purpose);
-* tokenised with NLTK's ``TweetTokenizer(preserve_case=True)`` (:func:`tokenize`), joined by spaces.
+* tokenised as NLTK's ``TweetTokenizer(preserve_case=True)`` does (:func:`tokenize`, the same tokens in one
+  regex pass: :mod:`dialogpt_dataset.tokenizer`), joined by spaces.
 
 Offensive words (:mod:`dialogpt_dataset.rules`, flashtext semantics): in the training months a turn
 containing one gets weight 0.0 (kept as context, never trained on), counted as ``offensive_turn``; in
@@ -49,9 +50,10 @@ lists are empty (its authors could not release theirs): the ``default`` preset u
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
+
+from dialogpt_dataset.tokenizer import tokenize
 
 URL_TOKEN = "__url__"
 MAX_TURN_WORDS = 30  # --max_len 30 --max_len_type w ("30 words means roughly 70 characters")
@@ -99,71 +101,15 @@ _CAPS = re.compile(r"[A-Z]{5,}")
 _BOT_NAMES = {"automoderator", "autotldr", "remindmebot", "totesmessenger", "snapshillbot", "tweetposter"}
 
 
-@functools.lru_cache(maxsize=1)
-def _tweet_tokenizer():
-    from nltk.tokenize import TweetTokenizer
-
-    return TweetTokenizer(preserve_case=True)
-
-
-#: a space-separated chunk that TweetTokenizer provably leaves whole (plus one split-off trailing
-#: ``,`` ``!`` ``?`` or ``.``): letters with inner apostrophes. No emoticon (needs ``:`` or ``8``),
-#: URL (needs ``.`` then letters, or ``:``) or phone number (digits) can start, end or cross it; a
-#: trailing ``.`` is only safe when the next chunk does not start an ellipsis (``. .``).
-_PLAIN_CHUNK = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*[,!?.]?")
-
-
-def tokenize(text: str) -> list[str]:
-    """The original's tokeniser (NLTK ``TweetTokenizer(preserve_case=True)``), in one place.
-
-    Plain words take a fast path (TweetTokenizer's regex costs ~100 us a sentence and dominated the
-    extraction); every other run of chunks goes through NLTK itself. The two agree token for token
-    (property-tested against NLTK on the normalised alphabet); runs of spaces inside a token (an
-    ellipsis ". .") are folded to one, which ``gpt_norm``'s final re-spacing does anyway.
-    """
-    out: list[str] = []
-    pending: list[str] = []
-    tok = _tweet_tokenizer()
-
-    def flush():
-        if len(pending) == 1 and len(pending[0]) == 1:
-            out.append(pending[0])  # a lone character is always its own token
-        elif pending:
-            out.extend(tok.tokenize(" ".join(pending)))
-        pending.clear()
-
-    chunks = text.split()
-    for i, chunk in enumerate(chunks):
-        if _PLAIN_CHUNK.fullmatch(chunk) and not (
-            chunk[-1] == "." and i + 1 < len(chunks) and chunks[i + 1][0] == "."
-        ):
-            flush()
-            if chunk[-1] in ",!?.":
-                out += (chunk[:-1], chunk[-1])
-            else:
-                out.append(chunk)
-        else:
-            pending.append(chunk)
-    flush()
-    return out
-
-
 def minimal_norm(text: str) -> str:
     """The extract-stage normalisation: drop backslashes, fold newlines and tabs to spaces."""
     return text.replace("\\", "").replace("\n", " ").replace("\r", " ").replace("\t", " ")
 
 
-#: a whole text of plain chunks (see ``_PLAIN_CHUNK``): no chunk can start an ellipsis, so every
-#: chunk is one token plus its split-off trailing punctuation and NLTK need not be asked at all
+#: a whole text of plain chunks (letters with inner apostrophes, then at most one ``, ! ? .``): no
+#: emoticon, URL, number or ellipsis can form (a ``.`` is followed by a space or the end), so each
+#: chunk is one word plus its split-off punctuation, the tokeniser's answer without asking it
 _ALL_PLAIN = re.compile(r" *(?:[A-Za-z]+(?:'[A-Za-z]+)*[,!?.]?(?: +|$))*")
-#: plain words plus brackets and ``, ! ? .`` anywhere: without ``:`` ``8`` ``;`` ``=`` no emoticon,
-#: without digits no number or phone, without ``/`` ``@`` ``<`` ``#`` no URL / handle / tag, so
-#: TweetTokenizer keeps each such character as a token of its own, unless ``_SIMPLE_UNSAFE`` finds
-#: an ellipsis (``. .``), a naked domain (``.`` then a letter), a run NLTK shortens (4+ alike) or an
-#: apostrophe outside a word
-_SIMPLE_TEXT = re.compile(r"[A-Za-z'()\[\],!?. ]*")  # one class: linear, never backtracks
-_SIMPLE_UNSAFE = re.compile(r"\.\s*\.|\.[A-Za-z]|([^A-Za-z ])\1\1\1|(?<![A-Za-z])'|'(?![A-Za-z])")
-_SIMPLE_TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\S")
 
 
 def _drop_tags_and_urls(text: str) -> str:
@@ -181,12 +127,10 @@ def _drop_tags_and_urls(text: str) -> str:
     return " ".join(words)
 
 
-def gpt_norm(text: str) -> str:
-    """The conv-stage normalisation (``gpt_norm_sentence`` of the original), see the module doc.
-
-    It runs on every turn of every candidate instance (the extraction's hottest function), so the
-    steps that usually have nothing to do are skipped when their trigger is absent, and a text of
-    plain words is tokenised by one regex instead of the chunk loop of :func:`tokenize`."""
+def text_rules(text: str) -> str:
+    """:func:`gpt_norm` up to its tokeniser: tags and URLs, backslashes, ``b/c`` and friends, the
+    allowed characters. What it returns is over :data:`tokenizer.ALPHABET`, apart from ``http``
+    that a removed backslash or an expanded ``w/`` joined together (the tokeniser asks NLTK then)."""
     text = _drop_tags_and_urls(text)
     if "\\" in text:
         text = text.replace("\\", "")
@@ -198,11 +142,20 @@ def gpt_norm(text: str) -> str:
     text = _NOT_ALLOWED.sub(" ", text)
     if "MENTION" in text or "URL" in text:
         text = text.replace("MENTION", "__mention__").replace("URL", URL_TOKEN)
+    return text
+
+
+def gpt_norm(text: str) -> str:
+    """The conv-stage normalisation (``gpt_norm_sentence`` of the original), see the module doc.
+
+    It runs on every turn of every candidate instance (the extraction's hottest function), so the
+    steps that usually have nothing to do are skipped when their trigger is absent, and a text of
+    plain words is split by string methods instead of the tokeniser."""
+    text = text_rules(text)
     if _ALL_PLAIN.fullmatch(text):
         text = " ".join(text.split())  # every , ! ? . ends a chunk here: split it off
         return text.replace(",", " ,").replace("!", " !").replace("?", " ?").replace(".", " .")
-    if _SIMPLE_TEXT.fullmatch(text) and not _SIMPLE_UNSAFE.search(text):
-        return " ".join(_SIMPLE_TOKEN.findall(text))
+    # tokens of an ellipsis or phone number may hold runs of spaces: re-space them
     return " ".join(" ".join(tokenize(text)).split())
 
 
