@@ -98,6 +98,7 @@ COMMENT_RULES = [r[0] for r in RULES if r[1] == "comment"]
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9()\[\]:,.!?'“” ]")
 _TAGS = re.compile(r"[\[\]\(\)]")
 _CAPS = re.compile(r"[A-Z]{5,}")
+_TWO_WORDS = re.compile(r"\S\s+\S")
 _BOT_NAMES = {"automoderator", "autotldr", "remindmebot", "totesmessenger", "snapshillbot", "tweetposter"}
 
 
@@ -106,10 +107,12 @@ def minimal_norm(text: str) -> str:
     return text.replace("\\", "").replace("\n", " ").replace("\r", " ").replace("\t", " ")
 
 
-#: a whole text of plain chunks (letters with inner apostrophes, then at most one ``, ! ? .``): no
-#: emoticon, URL, number or ellipsis can form (a ``.`` is followed by a space or the end), so each
-#: chunk is one word plus its split-off punctuation, the tokeniser's answer without asking it
-_ALL_PLAIN = re.compile(r" *(?:[A-Za-z]+(?:'[A-Za-z]+)*[,!?.]?(?: +|$))*")
+#: a text of plain words, one space apart (letters and apostrophes, then at most one ``, ! ? .``),
+#: whose apostrophes all stand between two letters (:func:`_plain`): no emoticon, URL, number or
+#: ellipsis can form (a ``.`` is followed by a space or the end), so each word is one token plus its
+#: split-off punctuation, the tokeniser's answer without asking it
+_PLAIN_WORDS = re.compile(r"[A-Za-z']+[,!?.]?(?: [A-Za-z']+[,!?.]?)*")
+_LOOSE_APOSTROPHE = re.compile(r"(?<![A-Za-z])'|'(?![A-Za-z])")
 
 
 def _drop_tags_and_urls(text: str) -> str:
@@ -145,18 +148,30 @@ def text_rules(text: str) -> str:
     return text
 
 
-def gpt_norm(text: str) -> str:
-    """The conv-stage normalisation (``gpt_norm_sentence`` of the original), see the module doc.
+#: what turns a plain text into something other than its words: ``http`` (cut to ``__url__``) and
+#: the words ``URL`` / ``MENTION`` (turned into ``__url__`` / ``__mention__``)
+_PLAIN_TRIGGERS = re.compile(r"[Hh][Tt][Tt][Pp]|URL|MENTION")
 
-    It runs on every turn of every candidate instance (the extraction's hottest function), so the
-    steps that usually have nothing to do are skipped when their trigger is absent, and a text of
-    plain words is split by string methods instead of the tokeniser."""
-    text = text_rules(text)
-    if _ALL_PLAIN.fullmatch(text):
-        text = " ".join(text.split())  # every , ! ? . ends a chunk here: split it off
-        return text.replace(",", " ,").replace("!", " !").replace("?", " ?").replace(".", " .")
-    # tokens of an ellipsis or phone number may hold runs of spaces: re-space them
-    return " ".join(" ".join(tokenize(text)).split())
+
+def _plain(text: str) -> bool:
+    return _PLAIN_WORDS.fullmatch(text) is not None and not ("'" in text and _LOOSE_APOSTROPHE.search(text))
+
+
+def gpt_norm(text: str) -> str:
+    """The conv-stage normalisation (``gpt_norm_sentence`` of the original), see the module doc: the
+    tokens joined by single spaces (no space at either end).
+
+    It runs on every turn of every candidate instance (the extraction's hottest function). A text of
+    plain words (most turns) needs none of the text rules: it is split into its words and trailing
+    ``, ! ? .`` by string methods; any other text goes through :func:`text_rules`, then the same
+    shortcut or the tokeniser."""
+    if not _plain(text) or _PLAIN_TRIGGERS.search(text):
+        text = text_rules(text)
+        if not _plain(text):
+            # tokens of an ellipsis or phone number may hold runs of spaces: re-space them
+            return " ".join(" ".join(tokenize(text)).split())
+    # every , ! ? . ends a word here: split it off
+    return text.replace(",", " ,").replace("!", " !").replace("?", " ?").replace(".", " .")
 
 
 def is_bot(author: str | None, body: str) -> bool:
@@ -193,9 +208,9 @@ def comment_rule(body: str, author: str | None = None, enabled: frozenset[str] =
         return "bot"
     if "non_ascii" in enabled and mostly_non_ascii(body):
         return "non_ascii"
-    # == len(minimal_norm(body).split()) < 2: str.split() already splits at \n \r \t
-    words = (body.replace("\\", "") if "\\" in body else body).split(None, 1)
-    if len(words) < 2:
+    # == len(minimal_norm(body).split()) < 2: str.split() already splits at \n \r \t, and \s is
+    # exactly the whitespace str.split() splits at
+    if not _TWO_WORDS.search(body.replace("\\", "") if "\\" in body else body):
         return "too_short"
     return None
 
@@ -206,32 +221,64 @@ def too_long_turn(text: str) -> bool:
     return len(text) > 2 * MAX_TURN_WORDS and len(text.split(None, MAX_TURN_WORDS)) > MAX_TURN_WORDS
 
 
+def too_long_body(body: str) -> bool:
+    """:func:`too_long_turn` of a raw comment body (minimal_norm never makes a text longer: a short
+    body needs no normalising to know it is short enough)."""
+    return len(body) > 2 * MAX_TURN_WORDS and too_long_turn(minimal_norm(body))
+
+
+#: bits of :func:`turn_flags`: the instance rules that look at every turn (each can only match
+#: inside one turn, since turns are joined by a space)
+URL_FLAG, TAGS_FLAG, CAPS_FLAG, EOS_FLAG = 1, 2, 4, 8
+
+
+def turn_flags(text: str) -> int:
+    """Which of ``url``, ``tags``, ``all_caps`` and ``reserved_eos`` a normalised turn breaks, as bits:
+    computed once per comment, however many sessions it is a context turn of."""
+    flags = URL_FLAG if URL_TOKEN in text else 0
+    if _TAGS.search(text):
+        flags |= TAGS_FLAG
+    if _CAPS.search(text):
+        flags |= CAPS_FLAG
+    if "EOS" in text and "EOS" in text.split():
+        flags |= EOS_FLAG
+    return flags
+
+
 def instance_rule(texts: Sequence[str], weighted: bool = True) -> str | None:
     """First instance rule broken by a normalised session (oldest turn first, last = response).
 
     ``weighted`` says whether the original's TSV carried ``1.0``/``0.0`` weights in front of each
     turn (training months) or not (test months); its token counts include them, and so do ours.
     """
+    flags = 0
+    for t in texts:
+        flags |= turn_flags(t)
+    return rule_of_turns([len(t.split()) for t in texts], flags, texts[-1].split(), weighted)
+
+
+def rule_of_turns(n_tokens: Sequence[int], flags: int, tgt_toks: list[str], weighted: bool = True) -> str | None:
+    """:func:`instance_rule` from each turn's token count, the turns' :func:`turn_flags` or-ed together
+    and the response's tokens (what the extraction keeps per comment instead of re-splitting)."""
     w = 1 if weighted else 0
-    tgt_toks = texts[-1].split()
     if len(tgt_toks) + w <= 1:
         return "empty_target"
     if max(map(len, tgt_toks)) > MAX_WORD_CHARS:  # not empty: the rule above saw to that
         return "long_word"
-    n_src = sum([len(t.split()) for t in texts[:-1]]) + w * (len(texts) - 1) + max(0, len(texts) - 2)
-    if n_src + len(tgt_toks) + w > MAX_INSTANCE_TOKENS:
+    # the original counts its TSV fields: every turn, a weight per turn, an EOS between source turns
+    n = len(n_tokens)
+    if sum(n_tokens) + w * n + max(0, n - 2) > MAX_INSTANCE_TOKENS:
         return "too_long"
-    joined = " ".join(texts)
-    if URL_TOKEN in joined:
+    if flags & URL_FLAG:
         return "url"
-    if _TAGS.search(joined):
+    if flags & TAGS_FLAG:
         return "tags"
-    if _CAPS.search(joined):
+    if flags & CAPS_FLAG:
         return "all_caps"
     # the original scans the response *with* its weight token; a weight never repeats 3 times alone
     if len(set(tgt_toks)) < len(tgt_toks) - 1 and any(  # 3 in a row need >= 2 repeated tokens
             a == b == c for a, b, c in zip(tgt_toks, tgt_toks[1:], tgt_toks[2:])):
         return "repetition"
-    if "EOS" in joined and any("EOS" in t.split() for t in texts):
+    if flags & EOS_FLAG:
         return "reserved_eos"
     return None

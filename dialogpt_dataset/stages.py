@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import operator
 import os
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -32,6 +33,7 @@ from dialogpt_dataset import dumps
 from dialogpt_dataset.keys import load_discard_hashes, load_keys
 from dialogpt_dataset.multiref import multiref_rows
 from dialogpt_dataset.plan import DUMP_KINDS, SPLITS, Plan, shard_of, split_of
+from dialogpt_dataset.records import Comment, Submission
 from dialogpt_dataset.threads import build_sessions
 
 _ROW_ENCODER = msgspec.json.Encoder()
@@ -136,7 +138,7 @@ class ShardDumps(_PlannedStep):
                                      allow_empty=plan.allow_empty_months, count_as=f"records_{kind.lower()}")
         try:
             for _, r in tqdm(records, desc=path.name, unit=" rec", mininterval=5, disable=None, leave=False):
-                f = files[shard_of(r["l"], plan.num_shards)]
+                f = files[shard_of(r.link, plan.num_shards)]
                 f.write(encode(r))
                 f.write(b"\n")
         finally:
@@ -165,37 +167,36 @@ class BuildConversations(_PlannedStep):
     def process_shard(self, month: str, shard: int, train_cfg, test_cfg, counters: Counter) -> None:
         plan = self.plan
         has_rs, subs, comments = read_shard(Path(plan.work_dir) / "stage1" / month, shard)
-        rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
+        rows: dict[str, list[tuple[str, bytes]]] = {s: [] for s in SPLITS}
         for link in sorted(set(comments) | set(subs)):
             split = split_of(link, month, plan)
             cfg = test_cfg if split == "test" else train_cfg
             sessions = build_sessions(subs.get(link), comments.get(link, ()), cfg, counters, has_rs)
             if split == "test":
-                rows["test"].extend(multiref_rows(sessions, counters, plan.min_refs, plan.max_refs))
+                rows["test"].extend(map(encoded_row, multiref_rows(sessions, counters, plan.min_refs, plan.max_refs)))
             else:
-                rows[split].extend(s.to_row() for s in sessions)
+                rows[split].extend(encoded_row(s.to_row()) for s in sessions)
         for split, rs in rows.items():
             counters[f"rows_{split}"] += len(rs)
             write_rows(Path(plan.work_dir) / "stage2" / split / f"{month}-{shard:04d}.parquet", rs, split == "test")
 
 
-def read_shard(month_dir: Path, shard: int) -> tuple[bool, dict[str, dict], dict[str, list[dict]]]:
+def read_shard(month_dir: Path, shard: int) -> tuple[bool, dict[str, Submission], dict[str, list[Comment]]]:
     """(has RS records, submissions by id, comments by link id) of one shard-month of stage 1."""
     has_rs = json.loads((month_dir / "RS" / "meta.json").read_text())["has_records"]
-    decode = msgspec.json.Decoder().decode
-    subs: dict[str, dict] = {}
-    comments: dict[str, list[dict]] = defaultdict(list)
-    for kind in DUMP_KINDS:
+    subs: dict[str, Submission] = {}
+    comments: dict[str, list[Comment]] = defaultdict(list)
+    for kind, record_type in zip(DUMP_KINDS, (Submission, Comment)):
         p = month_dir / kind / f"shard-{shard:04d}.jsonl"
         if not p.exists():  # a month without an RS file
             continue
-        with open(p, "rb") as f:
-            for line in f:
-                r = decode(line)
-                if r["k"] == "s":
-                    subs.setdefault(r["id"], r)
-                else:
-                    comments[r["l"]].append(r)
+        records = msgspec.json.Decoder(record_type).decode_lines(p.read_bytes())
+        if record_type is Submission:
+            for r in records:
+                subs.setdefault(r.id, r)
+        else:
+            for r in records:
+                comments[r.link].append(r)
     return has_rs, subs, comments
 
 
@@ -210,27 +211,34 @@ def arrow_schema(with_test_extras: bool = False):
     return pa.schema(fields)
 
 
-def rows_table(rows: list[dict], schema):
-    """Rows (dicts with exactly the schema's fields) -> an Arrow table, through Arrow's JSON reader:
-    msgspec writes the rows as JSON lines and Arrow's C++ parser builds the columns. Building them
-    from Python lists (``pa.array``) cost ten times more, and its first call imports pandas."""
+def encoded_row(row: dict) -> tuple[str, bytes]:
+    """(id, the row as a JSON line): a shard-month's rows wait for their Parquet file as bytes, which
+    the garbage collector never scans (as dicts of lists it traversed them again and again)."""
+    return row["id"], _ROW_ENCODER.encode(row)
+
+
+def rows_table(rows: list[tuple[str, bytes]], schema):
+    """:func:`encoded_row` rows (each with exactly the schema's fields) -> an Arrow table, built by
+    Arrow's JSON reader. Building the columns from Python lists (``pa.array``) cost ten times more,
+    and its first call imports pandas."""
     import pyarrow as pa
     import pyarrow.json as pa_json
 
     if not rows:
         return pa.Table.from_batches([], schema=schema)  # (schema.empty_table() imports pandas)
-    data = _ROW_ENCODER.encode_lines(rows)
+    data = b"\n".join(line for _, line in rows)
     return pa_json.read_json(
-        io.BytesIO(data), read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data)),
+        io.BytesIO(data), read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
         parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"))
 
 
-def write_rows(path: Path, rows: list[dict], test_extras: bool) -> None:
-    """Rows sorted by id -> one Parquet file, written atomically (a killed task leaves no half file)."""
+def write_rows(path: Path, rows: list[tuple[str, bytes]], test_extras: bool) -> None:
+    """:func:`encoded_row` rows, sorted by id -> one Parquet file, written atomically (a killed task
+    leaves no half file)."""
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = sorted(rows, key=lambda r: r["id"])
+    rows = sorted(rows, key=operator.itemgetter(0))
     table = rows_table(rows, arrow_schema(test_extras))
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)

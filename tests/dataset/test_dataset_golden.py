@@ -119,9 +119,9 @@ def _threads(month: str, **kw) -> dict:
     for kind, rec in synthetic.generate_month(month, N_COMMENTS, **kw):
         r = (coerce_submission if kind == "s" else coerce_comment)(rec, Counter())
         if r is not None and kind == "s":
-            out[r["l"]][0] = r
+            out[r.link][0] = r
         elif r is not None:
-            out[r["l"]][1].append(r)
+            out[r.link][1].append(r)
     return out
 
 

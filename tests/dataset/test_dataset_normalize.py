@@ -41,6 +41,16 @@ def test_gpt_norm(text, expected):
     assert gpt_norm(text) == expected
 
 
+def test_gpt_norm_joins_its_tokens_by_single_spaces():
+    """threads counts a turn's tokens as its spaces plus one: every output must be single-spaced."""
+    from dataset_helpers import corpus_texts, random_texts
+
+    for text in corpus_texts() + random_texts(3000, seed=2):
+        out = gpt_norm(text)
+        assert out == " ".join(out.split()), repr(text)
+        assert (out.count(" ") + 1 if out else 0) == len(out.split())
+
+
 def test_tokenize_is_tweet_tokenizer():
     assert normalize.tokenize("it's 3.5 times better :D (really)") == ["it's", "3.5", "times", "better", ":D", "(", "really", ")"]
 

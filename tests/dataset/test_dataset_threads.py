@@ -3,18 +3,19 @@
 from collections import Counter
 
 from dialogpt_dataset.multiref import multiref_rows, refs_file_rows
+from dialogpt_dataset.records import Comment, Submission
 from dialogpt_dataset.rules import ExtractRules, WordBlocklist
 from dialogpt_dataset.threads import ExtractConfig, build_sessions
 
 
 def sub(sid="s", title="How do you make good coffee", n=10, score=50):
-    return {"k": "s", "id": f"t3_{sid}", "l": f"t3_{sid}", "s": score, "t": 100, "r": "coffee",
-            "ti": title, "st": "", "n": n, "a": "op"}
+    return Submission(f"t3_{sid}", score=score, created=100, subreddit="coffee", title=title, selftext="",
+                      num_comments=n, author="op")
 
 
 def com(cid, parent, body, score=2, link="s", author="u", t=200):
-    return {"k": "c", "id": f"t1_{cid}", "p": parent, "l": f"t3_{link}", "s": score, "t": t,
-            "r": "coffee", "b": body, "a": author}
+    return Comment(f"t1_{cid}", parent=parent, link=f"t3_{link}", score=score, created=t, subreddit="coffee",
+                   body=body, author=author)
 
 
 #  S  "How do you make good coffee"
