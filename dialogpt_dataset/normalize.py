@@ -98,6 +98,7 @@ COMMENT_RULES = [r[0] for r in RULES if r[1] == "comment"]
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9()\[\]:,.!?'“” ]")
 _TAGS = re.compile(r"[\[\]\(\)]")
 _CAPS = re.compile(r"[A-Z]{5,}")
+_ANY_FLAG = re.compile(r"__url__|[\[\]()]|[A-Z]{5}")  # the url, tags or all_caps rule may apply
 _TWO_WORDS = re.compile(r"\S\s+\S")
 _BOT_NAMES = {"automoderator", "autotldr", "remindmebot", "totesmessenger", "snapshillbot", "tweetposter"}
 
@@ -222,9 +223,12 @@ def too_long_turn(text: str) -> bool:
 
 
 def too_long_body(body: str) -> bool:
-    """:func:`too_long_turn` of a raw comment body (minimal_norm never makes a text longer: a short
-    body needs no normalising to know it is short enough)."""
-    return len(body) > 2 * MAX_TURN_WORDS and too_long_turn(minimal_norm(body))
+    """``too_long_turn(minimal_norm(body))``: of minimal_norm's changes only the dropped backslashes
+    count (``\\n \\r \\t`` -> space changes neither the length nor the words), and a short body is
+    never too long."""
+    if len(body) <= 2 * MAX_TURN_WORDS:
+        return False
+    return too_long_turn(body.replace("\\", "") if "\\" in body else body)
 
 
 #: bits of :func:`turn_flags`: the instance rules that look at every turn (each can only match
@@ -235,13 +239,15 @@ URL_FLAG, TAGS_FLAG, CAPS_FLAG, EOS_FLAG = 1, 2, 4, 8
 def turn_flags(text: str) -> int:
     """Which of ``url``, ``tags``, ``all_caps`` and ``reserved_eos`` a normalised turn breaks, as bits:
     computed once per comment, however many sessions it is a context turn of."""
-    flags = URL_FLAG if URL_TOKEN in text else 0
+    flags = EOS_FLAG if "EOS" in text and "EOS" in text.split() else 0
+    if not _ANY_FLAG.search(text):  # (most turns: one scan)
+        return flags
+    if URL_TOKEN in text:
+        flags |= URL_FLAG
     if _TAGS.search(text):
         flags |= TAGS_FLAG
     if _CAPS.search(text):
         flags |= CAPS_FLAG
-    if "EOS" in text and "EOS" in text.split():
-        flags |= EOS_FLAG
     return flags
 
 
@@ -254,20 +260,19 @@ def instance_rule(texts: Sequence[str], weighted: bool = True) -> str | None:
     flags = 0
     for t in texts:
         flags |= turn_flags(t)
-    return rule_of_turns([len(t.split()) for t in texts], flags, texts[-1].split(), weighted)
+    return rule_of_turns(sum(len(t.split()) for t in texts), len(texts), flags, texts[-1].split(), weighted)
 
 
-def rule_of_turns(n_tokens: Sequence[int], flags: int, tgt_toks: list[str], weighted: bool = True) -> str | None:
-    """:func:`instance_rule` from each turn's token count, the turns' :func:`turn_flags` or-ed together
-    and the response's tokens (what the extraction keeps per comment instead of re-splitting)."""
+def rule_of_turns(tokens: int, n: int, flags: int, tgt_toks: list[str], weighted: bool = True) -> str | None:
+    """:func:`instance_rule` from the turns' token count, their number, their :func:`turn_flags` or-ed
+    together and the response's tokens (what the extraction keeps per comment instead of re-splitting)."""
     w = 1 if weighted else 0
     if len(tgt_toks) + w <= 1:
         return "empty_target"
     if max(map(len, tgt_toks)) > MAX_WORD_CHARS:  # not empty: the rule above saw to that
         return "long_word"
     # the original counts its TSV fields: every turn, a weight per turn, an EOS between source turns
-    n = len(n_tokens)
-    if sum(n_tokens) + w * n + max(0, n - 2) > MAX_INSTANCE_TOKENS:
+    if tokens + w * n + max(0, n - 2) > MAX_INSTANCE_TOKENS:
         return "too_long"
     if flags & URL_FLAG:
         return "url"

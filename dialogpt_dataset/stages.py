@@ -132,15 +132,24 @@ class ShardDumps(_PlannedStep):
     def _shard_file(self, path: Path, kind: str, out: Path, counters: Counter) -> None:
         plan = self.plan
         _allow_open_files(plan.num_shards)
-        encode = msgspec.json.Encoder().encode
+        encode_lines = msgspec.json.Encoder().encode_lines
+        # records wait per shard and are written as JSON lines in small batches (one msgspec call
+        # each): small, so the memory of written records is reused while it is still in the cache
+        batch = 64
+        queues: list[list] = [[] for _ in range(plan.num_shards)]
         files = [open(out / f"shard-{k:04d}.jsonl", "wb", buffering=1 << 16) for k in range(plan.num_shards)]
         records = dumps.iter_records(path, counters, plan.max_bad_lines, kind=kind[1].lower(),
                                      allow_empty=plan.allow_empty_months, count_as=f"records_{kind.lower()}")
         try:
             for _, r in tqdm(records, desc=path.name, unit=" rec", mininterval=5, disable=None, leave=False):
-                f = files[shard_of(r.link, plan.num_shards)]
-                f.write(encode(r))
-                f.write(b"\n")
+                k = shard_of(r.link, plan.num_shards)
+                queue = queues[k]
+                queue.append(r)
+                if len(queue) >= batch:
+                    files[k].write(encode_lines(queue))
+                    queue.clear()
+            for f, queue in zip(files, queues):
+                f.write(encode_lines(queue))
         finally:
             for f in files:
                 f.close()

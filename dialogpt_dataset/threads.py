@@ -78,7 +78,7 @@ class ExtractConfig:
                    subreddit_blocklist=load_subreddits(rules.subreddits_blocklist), keys=keys, discard_hashes=discard)
 
 
-@dataclass
+@dataclass(slots=True)
 class Session:
     id: str
     link_id: str
@@ -171,18 +171,16 @@ def _session(tgt: Comment, kept: dict[str, Comment], turns: _Turns, cfg: Extract
         return None
     if with_title:
         chain.insert(0, turns.submission)
-    normed = [turns.normed_turn(c) for c in chain]
+    known = turns.normed  # (a context turn of several sessions is looked up, not re-made)
+    normed = [known.get(c.id) or turns.normed_turn(c) for c in chain]
     weights = turn_weights(normed, cfg, counters)
     if weights is None:
         return None
     if reached_top and turns.title is None and turns.submission is None:
         counters["rooted_at_comment"] += 1
     counters["sessions"] += 1
-    return Session(
-        id=session_id(tgt.link, tgt.parent, tgt.id), link_id=tgt.link, parent_id=tgt.parent,
-        comment_id=tgt.id, subreddit=subreddit, created_utc=tgt.created,
-        turns=[{"text": n[0], "weight": w, "score": c.score} for n, w, c in zip(normed, weights, chain)],
-    )
+    return Session(session_id(tgt.link, tgt.parent, tgt.id), tgt.link, tgt.parent, tgt.id, subreddit, tgt.created,
+                   [{"text": n[0], "weight": w, "score": c.score} for n, w, c in zip(normed, weights, chain)])
 
 
 #: counters that a one-target rerun shares with every other target of the thread
@@ -308,10 +306,11 @@ def turn_weights(normed: list[tuple[str, int, int]], cfg: ExtractConfig, counter
         elif blocklist.matches(normed[-1][0]):
             counters["offensive"] += 1
             return None
-    flags = 0
-    for _, _, f in normed:
+    tokens = flags = 0
+    for _, n, f in normed:
+        tokens += n
         flags |= f
-    rule = normalize.rule_of_turns([n for _, n, _ in normed], flags, normed[-1][0].split(), weighted=cfg.leaves_only)
+    rule = normalize.rule_of_turns(tokens, len(normed), flags, normed[-1][0].split(), weighted=cfg.leaves_only)
     if rule:
         counters[rule] += 1
         return None
