@@ -1,50 +1,54 @@
 """Per-stage profile of the extraction (``bench/extract.py --profile``): where the wall and CPU seconds go.
 
-One run of the pipeline (``run_pipeline``, as the ``--vs-original`` bench runs it) and one of the whole
-CLI (``dialogpt-build-dataset ... --export-tsv``), each in a fresh subprocess with light timers wrapped
-around the library's named steps (two clock reads per call: the figures add up to the run's own
-totals). Every label is inclusive; ``rest`` is what no label covers (the interpreter's own shutdown is
-outside the run). ``stage2.*`` are parts of ``stage2``; the other labels do not overlap.
+One run of the pipeline (``run_pipeline --preset original``, as ``bench/extract.py --vs-original`` runs
+it) or of the whole CLI (``dialogpt-build-dataset --preset original --export-tsv``), in this process,
+with two clock reads wrapped around each of the library's named steps. ``parts`` splits the process's
+whole life into exclusive parts that add up to its total: start-up (the interpreter, until this script
+runs), imports, stage 1, stage 2 (reading shards, building sessions, writing Parquet, the rest), the datatrove
+executor (its import and task bookkeeping), then for the CLI the ``datasets`` builder (Arrow cache),
+the Parquet export, test.refs/keys, train.tsv, the card and stats; ``steps`` has the inclusive figures.
 
-A step that a version of the library does not have is left out, so the same harness profiles the code
-before and after a change (``PYTHONPATH=<old checkout> python bench/extract_profile.py ...``).
+A step that a version of the library lacks is left out, so the same harness profiles the code before a
+change (``PYTHONPATH=<old checkout> python bench/extract_profile.py ...``). ``top`` runs the pipeline
+under cProfile instead and lists the functions with the most own time, as shares of the profiled
+total (cProfile slows Python calls unevenly: read shares, not seconds).
 
-``--top N`` adds a cProfile run of the pipeline: the N functions with the most own time, as shares of
-the profiled total (cProfile slows Python calls unevenly: read shares, not seconds).
+    python bench/extract_profile.py pipeline --dumps DIR --work DIR [--spawned-at UNIX_TIME]
+    python bench/extract_profile.py cli --dumps DIR --work DIR
+    python bench/extract_profile.py top --dumps DIR --work DIR --top 25
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
-import importlib
-import json
-import os
-import sys
 import time
-from pathlib import Path
 
-MONTH = "2010-06"
+_STARTED = time.time()  # noqa: E402 (first: what came before this line is the interpreter's start-up)
 
-#: (label, "module:attribute.path") of every timed step; the first label wins where two wrap one call
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+#: (label, "module:attribute.path") of every timed step
 PIPELINE_STEPS = [
     ("stage1", "dialogpt_dataset.stages:ShardDumps.run"),
     ("stage2", "dialogpt_dataset.stages:BuildConversations.run"),
     ("stage2.read_shard", "dialogpt_dataset.stages:read_shard"),
     ("stage2.build_sessions", "dialogpt_dataset.stages:build_sessions"),
-    ("stage2.multiref", "dialogpt_dataset.stages:multiref_rows"),
     ("stage2.write_parquet", "dialogpt_dataset.stages:write_rows"),
     ("pipeline", "dialogpt_dataset.pipeline:run_pipeline"),
 ]
 CLI_STEPS = PIPELINE_STEPS + [
-    ("builder.prepare", "datasets.builder:DatasetBuilder.download_and_prepare"),
-    ("export.parquet", "dialogpt_dataset.build:_export_splits"),
-    ("export.fingerprint", "dialogpt_dataset.build:_fingerprint_parquet"),
-    ("export.refs_keys", "dialogpt_dataset.build:_write_refs_and_keys"),
-    ("export.tsv", "dialogpt_dataset.build:_export_tsv"),
+    ("builder", "datasets.builder:DatasetBuilder.download_and_prepare"),
+    ("export_parquet", "dialogpt_dataset.build:_export_splits"),
+    ("fingerprint", "dialogpt_dataset.build:_fingerprint_parquet"),
+    ("refs_keys", "dialogpt_dataset.build:_write_refs_and_keys"),
+    ("tsv", "dialogpt_dataset.build:_export_tsv"),
     ("card", "dialogpt_dataset.build:render_dataset_card"),
-    ("card.license", "dialogpt_dataset.build:write_license"),
-    ("stats_table", "dialogpt_dataset.build:counts_table"),
+    ("counts_table", "dialogpt_dataset.build:counts_table"),
 ]
 
 
@@ -67,7 +71,6 @@ class Clock:
                 self.cpu[label] = self.cpu.get(label, 0.0) + time.process_time() - c0
                 self.calls[label] = self.calls.get(label, 0) + 1
 
-        timed.__wrapped_by_profile__ = True
         return timed
 
     def install(self, steps: list[tuple[str, str]]) -> list[str]:
@@ -84,63 +87,86 @@ class Clock:
             except (ImportError, AttributeError, KeyError):
                 missing.append(label)
                 continue
-            if getattr(fn, "__wrapped_by_profile__", False):
-                continue
             setattr(owner, attr, self.wrap(label, fn))
         return missing
 
-    def table(self) -> dict:
-        return {k: {"wall_s": round(self.wall[k], 3), "cpu_s": round(self.cpu[k], 3), "calls": self.calls[k]}
-                for k in self.wall}
+    def get(self, label: str) -> tuple[float, float]:
+        return self.wall.get(label, 0.0), self.cpu.get(label, 0.0)
 
 
-def _startup() -> dict:
-    """The interpreter's start-up before this script ran: CPU so far, wall since the process began."""
-    import psutil
+def _parts(clock: Clock, mode: str, total: tuple[float, float]) -> dict:
+    """Exclusive parts of the run (each inclusive step minus the steps inside it), and ``other``."""
+    def minus(label, *inner):
+        w, c = clock.get(label)
+        for i in inner:
+            w, c = w - clock.get(i)[0], c - clock.get(i)[1]
+        return w, c
 
-    t = os.times()
-    return {"wall_s": round(time.time() - psutil.Process().create_time(), 3), "cpu_s": round(t.user + t.system, 3)}
-
-
-def run_profiled(mode: str, dumps: Path, work: Path) -> dict:
-    """One profiled run (``pipeline`` or ``cli``) in this process; the figures as a dict."""
-    startup = _startup()
-    w0, c0 = time.perf_counter(), time.process_time()
-    clock = Clock()
+    parts = {"stage1": clock.get("stage1"), "stage2.read_shards": clock.get("stage2.read_shard"),
+             "stage2.build_sessions": clock.get("stage2.build_sessions"),
+             "stage2.write_parquet": clock.get("stage2.write_parquet"),
+             "stage2.other": minus("stage2", "stage2.read_shard", "stage2.build_sessions", "stage2.write_parquet"),
+             "datatrove_and_plan": minus("pipeline", "stage1", "stage2")}
     if mode == "cli":
-        import dialogpt_dataset.cli as entry
-    else:
-        import dialogpt_dataset.pipeline as entry  # noqa: F401
-        from dialogpt_dataset.dumps import available_months
-        from dialogpt_dataset.pipeline import Plan, auto_num_shards
-        from dialogpt_dataset.rules import ExtractRules
-    imports = {"wall_s": round(time.perf_counter() - w0, 3), "cpu_s": round(time.process_time() - c0, 3)}
-    missing = clock.install(CLI_STEPS if mode == "cli" else PIPELINE_STEPS)
-    w1, c1 = time.perf_counter(), time.process_time()
+        parts["datasets_builder"] = minus("builder", "pipeline")
+        for label in ("export_parquet", "fingerprint", "refs_keys", "tsv", "card", "counts_table"):
+            parts[label] = clock.get(label)
+    covered = (sum(w for w, _ in parts.values()), sum(c for _, c in parts.values()))
+    parts["other"] = (total[0] - covered[0], total[1] - covered[1])
+    return {k: {"wall_s": round(w, 3), "cpu_s": round(c, 3)} for k, (w, c) in parts.items()}
+
+
+def _run(mode: str, dumps: Path, work: Path) -> None:
     if mode == "cli":
         import contextlib
         import io
 
-        with contextlib.redirect_stdout(io.StringIO()):
-            rc = entry.main(["--dumps", str(dumps), "--months", MONTH, "--output", str(work), "--preset", "original",
-                             "--export-tsv", "--num-proc", "1", "--quiet"])
-        assert rc == 0, rc
-    else:
-        import dialogpt_dataset.pipeline as pipeline
+        from dialogpt_dataset.cli import main
 
-        months = available_months(dumps)
-        plan = Plan(dumps_dir=str(dumps), work_dir=str(work), months=months,
-                    num_shards=auto_num_shards(str(dumps), months), rules=ExtractRules.from_preset("original"))
-        pipeline.run_pipeline(plan, "local", 1, quiet=True)
-    run = {"wall_s": round(time.perf_counter() - w1, 3), "cpu_s": round(time.process_time() - c1, 3)}
-    steps = clock.table()
-    top = [k for k in steps if "." not in k and k != "pipeline"]
-    if mode == "cli":
-        top = [k for k in steps if k not in ("pipeline", "card.license") and not k.startswith("stage")]
-        top = [k for k in top if k != "builder.prepare"] + ["builder.prepare"]
-    covered = {m: sum(steps[k][f"{m}_s"] for k in top) for m in ("wall", "cpu")}
-    return {"mode": mode, "startup": startup, "imports": imports, "run": run, "steps": steps,
-            "rest": {f"{m}_s": round(run[f"{m}_s"] - covered[m], 3) for m in ("wall", "cpu")},
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = main(["--dumps", str(dumps), "--months", ",".join(_months(dumps)), "--output", str(work),
+                       "--preset", "original", "--export-tsv", "--num-proc", "1", "--quiet"])
+        if rc != 0:
+            raise SystemExit(f"extract_profile: the CLI failed (rc {rc})")
+        return
+    from dialogpt_dataset.pipeline import run_pipeline
+
+    run_pipeline(_plan(dumps, work), "local", 1, quiet=True)
+
+
+def _months(dumps: Path) -> list[str]:
+    from dialogpt_dataset.dumps import available_months
+
+    return available_months(dumps)
+
+
+def _plan(dumps: Path, work: Path):
+    from dialogpt_dataset.pipeline import Plan, auto_num_shards
+    from dialogpt_dataset.rules import ExtractRules
+
+    months = _months(dumps)
+    return Plan(dumps_dir=str(dumps), work_dir=str(work), months=months,
+                num_shards=auto_num_shards(str(dumps), months), rules=ExtractRules.from_preset("original"))
+
+
+def profile(mode: str, dumps: Path, work: Path, spawned_at: float | None = None) -> dict:
+    """One profiled run (``pipeline`` or ``cli``) in this process; the figures as a dict."""
+    t = os.times()
+    startup = {"wall_s": round(_STARTED - spawned_at, 3) if spawned_at else None, "cpu_s": round(t.user + t.system, 3)}
+    w0, c0 = time.perf_counter(), time.process_time()
+    importlib.import_module("dialogpt_dataset.cli" if mode == "cli" else "dialogpt_dataset.pipeline")
+    imports = (time.perf_counter() - w0, time.process_time() - c0)
+    clock = Clock()
+    missing = clock.install(CLI_STEPS if mode == "cli" else PIPELINE_STEPS)
+    w1, c1 = time.perf_counter(), time.process_time()
+    _run(mode, dumps, work)
+    run = (time.perf_counter() - w1, time.process_time() - c1)
+    parts = {"startup": startup, "imports": {"wall_s": round(imports[0], 3), "cpu_s": round(imports[1], 3)},
+             **_parts(clock, mode, run)}
+    total_cpu = sum(p["cpu_s"] for p in parts.values())
+    steps = {k: {"wall_s": round(clock.wall[k], 3), "cpu_s": round(clock.cpu[k], 3), "calls": clock.calls[k]}
+             for k in clock.wall}
+    return {"mode": mode, "total_cpu_s": round(total_cpu, 3), "parts": parts, "steps": steps,
             "not_in_this_version": missing}
 
 
@@ -149,22 +175,16 @@ def cprofile_top(dumps: Path, work: Path, n: int) -> list[dict]:
     import cProfile
     import pstats
 
-    from dialogpt_dataset.dumps import available_months
-    from dialogpt_dataset.pipeline import Plan, auto_num_shards, run_pipeline
-    from dialogpt_dataset.rules import ExtractRules
+    from dialogpt_dataset.pipeline import run_pipeline
 
-    months = available_months(dumps)
-    plan = Plan(dumps_dir=str(dumps), work_dir=str(work), months=months,
-                num_shards=auto_num_shards(str(dumps), months), rules=ExtractRules.from_preset("original"))
     prof = cProfile.Profile()
-    prof.runcall(run_pipeline, plan, "local", 1, quiet=True)
-    stats = pstats.Stats(prof)
-    total = sum(v[2] for v in stats.stats.values())
-    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:n]
-    root = str(Path(__file__).resolve().parents[1])
+    prof.runcall(run_pipeline, _plan(dumps, work), "local", 1, quiet=True)
+    stats = pstats.Stats(prof).stats
+    total = sum(v[2] for v in stats.values())
+    root = str(Path(__file__).resolve().parents[1]) + os.sep
     out = []
-    for (file, line, name), (_, ncalls, tottime, cumtime, _) in rows:
-        where = file.replace(root + "/", "").replace(str(Path(sys.prefix)), "<venv>")
+    for (file, line, name), (_, ncalls, tottime, cumtime, _) in sorted(stats.items(), key=lambda kv: -kv[1][2])[:n]:
+        where = file.replace(root, "").replace(sys.prefix, "<venv>")
         out.append({"function": f"{where}:{line}({name})", "calls": ncalls, "own_share": round(tottime / total, 3),
                     "cumulative_share": round(cumtime / total, 3)})
     return out
@@ -173,14 +193,16 @@ def cprofile_top(dumps: Path, work: Path, n: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["pipeline", "cli", "top"])
-    p.add_argument("--dumps", type=Path, required=True)
-    p.add_argument("--work", type=Path, required=True)
-    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--dumps", type=Path, required=True, help="a folder of RS_/RC_ dumps (every month in it is built)")
+    p.add_argument("--work", type=Path, required=True, help="the work (pipeline) or output (cli) folder")
+    p.add_argument("--top", type=int, default=25, help="top: how many functions")
+    p.add_argument("--spawned-at", type=float, default=None, help="the parent's time.time() just before starting "
+                   "this process (for the start-up's wall time)")
     args = p.parse_args(argv)
     if args.mode == "top":
         print(json.dumps(cprofile_top(args.dumps, args.work, args.top)))
     else:
-        print(json.dumps(run_profiled(args.mode, args.dumps, args.work)))
+        print(json.dumps(profile(args.mode, args.dumps, args.work, args.spawned_at)))
     return 0
 
 

@@ -22,6 +22,7 @@ import io
 import json
 import operator
 import os
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -58,6 +59,14 @@ def _allow_open_files(n: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
     except (ImportError, ValueError, OSError):
         pass
+
+
+def _progress(records, desc: str):
+    """tqdm's bar on a terminal, the bare iterator otherwise (what ``tqdm(disable=None)`` shows, without
+    its pass-through layer around each of millions of records)."""
+    if not getattr(sys.stderr, "isatty", lambda: False)():
+        return records
+    return tqdm(records, desc=desc, unit=" rec", mininterval=5, leave=False)
 
 
 def _write_counters(work_dir: str, stage: str, rank: int, counters: Counter) -> None:
@@ -141,7 +150,7 @@ class ShardDumps(_PlannedStep):
         records = dumps.iter_records(path, counters, plan.max_bad_lines, kind=kind[1].lower(),
                                      allow_empty=plan.allow_empty_months, count_as=f"records_{kind.lower()}")
         try:
-            for _, r in tqdm(records, desc=path.name, unit=" rec", mininterval=5, disable=None, leave=False):
+            for _, r in _progress(records, path.name):
                 k = shard_of(r.link, plan.num_shards)
                 queue = queues[k]
                 queue.append(r)
