@@ -191,9 +191,10 @@ class BuildConversations(_PlannedStep):
             cfg = test_cfg if split == "test" else train_cfg
             sessions = build_sessions(subs.get(link), comments.get(link, ()), cfg, counters, has_rs)
             if split == "test":
-                rows["test"].extend(map(encoded_row, multiref_rows(sessions, counters, plan.min_refs, plan.max_refs)))
-            else:
-                rows[split].extend(encoded_row(s.to_row()) for s in sessions)
+                test_rows = multiref_rows(sessions, counters, plan.min_refs, plan.max_refs)
+                rows["test"].extend(encoded_row(r["id"], r) for r in test_rows)
+            else:  # a Session is encoded as exactly its row
+                rows[split].extend(encoded_row(s.id, s) for s in sessions)
         for split, rs in rows.items():
             counters[f"rows_{split}"] += len(rs)
             write_rows(Path(plan.work_dir) / "stage2" / split / f"{month}-{shard:04d}.parquet", rs, split == "test")
@@ -229,10 +230,10 @@ def arrow_schema(with_test_extras: bool = False):
     return pa.schema(fields)
 
 
-def encoded_row(row: dict) -> tuple[str, bytes]:
+def encoded_row(row_id: str, row) -> tuple[str, bytes]:
     """(id, the row as a JSON line): a shard-month's rows wait for their Parquet file as bytes, which
     the garbage collector never scans (as dicts of lists it traversed them again and again)."""
-    return row["id"], _ROW_ENCODER.encode(row)
+    return row_id, _ROW_ENCODER.encode(row)
 
 
 def rows_table(rows: list[tuple[str, bytes]], schema):

@@ -44,6 +44,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from dialogpt_dataset import normalize
 from dialogpt_dataset.records import Comment, Submission
 from dialogpt_dataset.rules import ExtractRules, WordBlocklist, load_subreddits, load_words
@@ -78,19 +80,38 @@ class ExtractConfig:
                    subreddit_blocklist=load_subreddits(rules.subreddits_blocklist), keys=keys, discard_hashes=discard)
 
 
-@dataclass(slots=True)
-class Session:
-    id: str
-    link_id: str
-    parent_id: str
-    comment_id: str
+class SessionTurn(msgspec.Struct, gc=False):
+    """One turn of a session: its normalised text, its weight (0.0: context only) and the score of its
+    comment (or submission, for the title)."""
+
+    text: str
+    weight: float
+    score: int
+
+
+class Session(msgspec.Struct, gc=False):
+    """One instance, encoded (msgspec) exactly as a row of the train / validation Parquet."""
+
+    id: str  # "<link_id>,<parent_id>,<comment_id>" (session_id)
     subreddit: str
     created_utc: int
-    turns: list[dict] = field(default_factory=list)  # {"text", "weight", "score"}, oldest first
+    turns: list[SessionTurn]  # oldest first; the last one is the response
+    references: list[str] = msgspec.field(default_factory=list)  # (test rows only: their replies)
+
+    @property
+    def link_id(self) -> str:
+        return self.id.split(",")[0]
+
+    @property
+    def parent_id(self) -> str:
+        return self.id.split(",")[1]
+
+    @property
+    def comment_id(self) -> str:
+        return self.id.split(",")[2]
 
     def to_row(self) -> dict:
-        return {"id": self.id, "subreddit": self.subreddit, "created_utc": self.created_utc,
-                "turns": self.turns, "references": []}
+        return msgspec.to_builtins(self)
 
 
 def session_id(link_id: str, parent_id: str, comment_id: str) -> str:
@@ -179,8 +200,8 @@ def _session(tgt: Comment, kept: dict[str, Comment], turns: _Turns, cfg: Extract
     if reached_top and turns.title is None and turns.submission is None:
         counters["rooted_at_comment"] += 1
     counters["sessions"] += 1
-    return Session(session_id(tgt.link, tgt.parent, tgt.id), tgt.link, tgt.parent, tgt.id, subreddit, tgt.created,
-                   [{"text": n[0], "weight": w, "score": c.score} for n, w, c in zip(normed, weights, chain)])
+    return Session(session_id(tgt.link, tgt.parent, tgt.id), subreddit, tgt.created,
+                   [SessionTurn(n[0], w, c.score) for n, w, c in zip(normed, weights, chain)])
 
 
 #: counters that a one-target rerun shares with every other target of the thread
