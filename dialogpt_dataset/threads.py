@@ -143,7 +143,7 @@ def build_sessions(
         counters["submission_few_comments"] += 1
         return []
     kept = usable_comments(comments, cfg.rules, counters)
-    turns = _Turns(submission, title_turn(submission, cfg.rules))
+    turns = _Turns(submission, title_turn(submission, cfg.rules), kept)
     sessions: list[Session] = []
     for tgt in select_targets(kept, cfg.leaves_only, counters):
         session = _session(tgt, kept, turns, cfg, counters)
@@ -152,23 +152,21 @@ def build_sessions(
     return sessions
 
 
+_SHORT = 2 * normalize.MAX_TURN_WORDS  # characters: a body this short has at most MAX_TURN_WORDS words
+
+
 class _Turns:
     """One thread's turns, each worked out once, when a target first needs it: a comment is a
     context turn of many sessions, and most comments are never a turn at all (not a leaf, too low a
     score, no parent), so nothing is normalised before the structural rules have kept it."""
 
-    def __init__(self, submission: Submission | None, title: str | None):
+    def __init__(self, submission: Submission | None, title: str | None, kept: dict[str, Comment]):
         self.submission = submission
         self.subreddit = submission.subreddit if submission else None
         self.title = title
-        self.long: dict[str, bool] = {}  # comment id -> longer than a turn may be
+        #: ids of the comments longer than a turn may be (a short body is never too long: not asked)
+        self.long = {cid for cid, c in kept.items() if len(c.body) > _SHORT and normalize.too_long_body(c.body)}
         self.normed: dict[str, tuple[str, int, int]] = {}  # id -> (gpt_norm text, tokens, rule flags)
-
-    def too_long(self, c: Comment) -> bool:
-        long = self.long.get(c.id)
-        if long is None:
-            long = self.long[c.id] = normalize.too_long_body(c.body)
-        return long
 
     def normed_turn(self, c: Comment | Submission) -> tuple[str, int, int]:
         """A comment (or, for the title, the submission) as a turn: (text, tokens, rule flags)."""
@@ -283,7 +281,7 @@ def target_passes(tgt: Comment, subreddit: str, cfg: ExtractConfig, counters: Co
         counters["bad_subreddit"] += 1
     elif tgt.score < cfg.rules.min_score:
         counters["low_score"] += 1
-    elif turns.too_long(tgt):
+    elif tgt.id in turns.long:
         counters["target_too_long"] += 1
     else:
         return True
@@ -296,7 +294,7 @@ def context_chain(tgt: Comment, kept: dict[str, Comment], max_depth: int, turns:
     chain = []  # target first, walking up
     c = tgt
     reached_top = False
-    while len(chain) < max_depth and not turns.too_long(c):
+    while len(chain) < max_depth and c.id not in turns.long:
         chain.append(c)
         if c.parent.startswith("t3_"):
             reached_top = True
