@@ -149,13 +149,14 @@ def text_rules(text: str) -> str:
     return text
 
 
-#: what turns a plain text into something other than its words: ``http`` (cut to ``__url__``) and
-#: the words ``URL`` / ``MENTION`` (turned into ``__url__`` / ``__mention__``)
-_PLAIN_TRIGGERS = re.compile(r"[Hh][Tt][Tt][Pp]|URL|MENTION")
-
-
 def _plain(text: str) -> bool:
     return _PLAIN_WORDS.fullmatch(text) is not None and not ("'" in text and _LOOSE_APOSTROPHE.search(text))
+
+
+def _has_triggers(plain: str) -> bool:
+    """What turns a plain text into something other than its words: ``http`` (cut to ``__url__``) and
+    the words ``URL`` / ``MENTION`` (turned into ``__url__`` / ``__mention__``)."""
+    return "http" in plain.lower() or "URL" in plain or "MENTION" in plain
 
 
 def gpt_norm(text: str) -> str:
@@ -166,7 +167,7 @@ def gpt_norm(text: str) -> str:
     plain words (most turns) needs none of the text rules: it is split into its words and trailing
     ``, ! ? .`` by string methods; any other text goes through :func:`text_rules`, then the same
     shortcut or the tokeniser."""
-    if not _plain(text) or _PLAIN_TRIGGERS.search(text):
+    if not _plain(text) or _has_triggers(text):
         text = text_rules(text)
         if not _plain(text):
             # tokens of an ellipsis or phone number may hold runs of spaces: re-space them
