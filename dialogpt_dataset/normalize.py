@@ -180,7 +180,8 @@ def is_bot(author: str | None, body: str) -> bool:
     a = (author or "").lower()
     if a in _BOT_NAMES or a.endswith("bot") or a.endswith("_bot"):
         return True
-    return "i am a bot" in body.lower() or "i'm a bot" in body.lower()
+    body = body.lower()
+    return "i am a bot" in body or "i'm a bot" in body
 
 
 def mostly_non_ascii(text: str) -> bool:

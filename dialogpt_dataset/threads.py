@@ -143,7 +143,7 @@ def build_sessions(
         counters["submission_few_comments"] += 1
         return []
     kept = usable_comments(comments, cfg.rules, counters)
-    turns = _Turns(submission, title_turn(submission, cfg.rules), kept)
+    turns = _Turns(submission, title_turn(submission, cfg.rules), kept, cfg.word_blocklist)
     sessions: list[Session] = []
     for tgt in select_targets(kept, cfg.leaves_only, counters):
         session = _session(tgt, kept, turns, cfg, counters)
@@ -160,21 +160,25 @@ class _Turns:
     context turn of many sessions, and most comments are never a turn at all (not a leaf, too low a
     score, no parent), so nothing is normalised before the structural rules have kept it."""
 
-    def __init__(self, submission: Submission | None, title: str | None, kept: dict[str, Comment]):
+    def __init__(self, submission: Submission | None, title: str | None, kept: dict[str, Comment],
+                 blocklist: WordBlocklist | None = None):
         self.submission = submission
         self.subreddit = submission.subreddit if submission else None
         self.title = title
         #: ids of the comments longer than a turn may be (a short body is never too long: not asked)
         self.long = {cid for cid, c in kept.items() if len(c.body) > _SHORT and normalize.too_long_body(c.body)}
-        self.normed: dict[str, tuple[str, int, int]] = {}  # id -> (gpt_norm text, tokens, rule flags)
+        self.blocklist = blocklist
+        #: id -> (gpt_norm text, tokens, rule flags, has a blocklisted word)
+        self.normed: dict[str, tuple[str, int, int, bool]] = {}
 
-    def normed_turn(self, c: Comment | Submission) -> tuple[str, int, int]:
-        """A comment (or, for the title, the submission) as a turn: (text, tokens, rule flags)."""
+    def normed_turn(self, c: Comment | Submission) -> tuple[str, int, int, bool]:
+        """A comment (or, for the title, the submission) as a turn: (text, tokens, rule flags, offensive)."""
         t = self.normed.get(c.id)
         if t is None:
             text = normalize.gpt_norm(self.title if c is self.submission else normalize.minimal_norm(c.body))
             # gpt_norm joins its tokens by single spaces: the token count is the spaces' plus one
-            t = self.normed[c.id] = (text, text.count(" ") + 1 if text else 0, normalize.turn_flags(text))
+            t = self.normed[c.id] = (text, text.count(" ") + 1 if text else 0, normalize.turn_flags(text),
+                                     bool(self.blocklist) and self.blocklist.matches(text))
         return t
 
 
@@ -306,27 +310,26 @@ def context_chain(tgt: Comment, kept: dict[str, Comment], max_depth: int, turns:
     return chain, reached_top
 
 
-def turn_weights(normed: list[tuple[str, int, int]], cfg: ExtractConfig, counters: Counter) -> list[float] | None:
+def turn_weights(normed: list[tuple], cfg: ExtractConfig, counters: Counter) -> list[float] | None:
     """1.0 per turn, 0.0 for discarded / blocklisted ones (training months); None when the instance
-    is dropped (an offensive test response, or an instance rule). ``normed``: (text, tokens, flags)."""
+    is dropped (an offensive test response, or an instance rule). ``normed``: _Turns.normed_turn's."""
     weights = [1.0] * len(normed)
     if cfg.discard_hashes and cfg.leaves_only:
-        for i, (t, _, _) in enumerate(normed):
+        for i, (t, *_) in enumerate(normed):
             if hashlib.sha224(t.encode("utf-8")).hexdigest() in cfg.discard_hashes:
                 weights[i] = 0.0
                 counters["discarded_turn"] += 1
-    blocklist = cfg.word_blocklist
-    if blocklist:
+    if cfg.word_blocklist:
         if cfg.leaves_only:
-            for i, (t, _, _) in enumerate(normed):
-                if blocklist.matches(t):
+            for i, (*_, offensive) in enumerate(normed):
+                if offensive:
                     weights[i] = 0.0
                     counters["offensive_turn"] += 1
-        elif blocklist.matches(normed[-1][0]):
+        elif normed[-1][3]:
             counters["offensive"] += 1
             return None
     tokens = flags = 0
-    for _, n, f in normed:
+    for _, n, f, _ in normed:
         tokens += n
         flags |= f
     rule = normalize.rule_of_turns(tokens, len(normed), flags, normed[-1][0].split(), weighted=cfg.leaves_only)
