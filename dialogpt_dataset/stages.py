@@ -1,15 +1,16 @@
 """The two datatrove steps of the extraction and the files they write under the work directory.
 
 Stage 1 (:class:`ShardDumps`, one task per dump file: the RS or the RC file of a month) streams the
-file and writes compact records (:mod:`dialogpt_dataset.dumps`) to
+file and writes compact records (:mod:`dialogpt_dataset.records`, one JSON array a line) to
 ``stage1/<month>/<RS|RC>/shard-<k>.jsonl`` with ``k = crc32(link_id) % num_shards``: every record of
-a thread lands in the same shard, and memory never holds more than a write buffer. Files and months
-are the parallel unit, so no file is decompressed twice.
+a thread lands in the same shard, and memory never holds more than a few records per shard. Files and
+months are the parallel unit, so no file is decompressed twice.
 
 Stage 2 (:class:`BuildConversations`, one task per shard) reads shard ``k`` of each month, groups it
 by ``link_id`` (one shard-month in memory: the shard count grows with the input so this stays
 bounded), calls the pure :func:`threads.build_sessions`, assigns each thread to a split, builds the
-multi-reference test rows, and writes ``stage2/<split>/<month>-<k>.parquet`` (rows sorted by id).
+multi-reference test rows, and writes ``stage2/<split>/<month>-<k>.parquet`` (rows sorted by id; they
+wait as JSON lines, which Arrow's JSON reader turns into the table).
 
 Each task writes its outputs under its own names, replacing any partial output of a killed earlier
 attempt, so a resumed build has no duplicates. Every rule's counters are written per task to
