@@ -6,6 +6,10 @@ descendant), or the sampled per-process CPU of the whole tree when that is large
 peak RSS is sampled over the tree (psutil) every 0.1 s, and the extraction worker also reports its
 own ``ru_maxrss`` (it runs both stages in-process at ``--num-proc 1``).
 
+``--profile`` (with ``--vs-original``) adds a per-stage profile of ours on the same month, the pipeline
+and the whole CLI each in a fresh process (``bench/extract_profile.py``: start-up, imports, stage 1,
+stage 2, writing, the datasets builder, exports, card), and cProfile's top functions of the pipeline.
+
 ``--vs-original`` runs the original DialoGPT extractor (``../shared/reference/dialogpt_extractor``,
 unmodified, MIT; run as an outside program exactly as its README says DialoGPT ran it: ``reddit.py
 --task=extract``, gzip, ``reddit.py --task=conv ... --use_title 0 --leaves_only 1``, gzip) and ours
@@ -14,6 +18,7 @@ unmodified, MIT; run as an outside program exactly as its README says DialoGPT r
 growing months for the memory curve. ``speedup_vs_original`` = original wall / ours wall.
 
     python bench/extract.py --vs-original                  # 200K comments; curve 250K/500K/1M
+    python bench/extract.py --vs-original --comments 200000 --profile   # + where the time goes
     python bench/extract.py --vs-original --comments 50000 --curve 50000,100000
     python bench/extract.py                                # ours: --num-proc 1 vs 2, 1M comments
     python bench/extract.py --quick [--vs-original]        # 8K comments (the tests' smoke run)
@@ -179,6 +184,21 @@ def run_ours_cli(dumps: Path, out: Path, log: Path) -> dict:
     return m
 
 
+def profile_runs(dumps: Path, tmp: Path) -> dict:
+    """bench/extract_profile.py on ``dumps``: the pipeline and the CLI per stage, and cProfile's top."""
+    script = str(Path(__file__).with_name("extract_profile.py"))
+    out = {}
+    for mode in ("pipeline", "cli", "top"):
+        work = tmp / f"profile-{mode}"
+        shutil.rmtree(work, ignore_errors=True)
+        cmd = [sys.executable, script, mode, "--dumps", str(dumps), "--work", str(work), "--spawned-at", str(time.time())]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+        shutil.rmtree(work, ignore_errors=True)
+    out["load_avg_1m_after"] = round(os.getloadavg()[0], 1)
+    return out
+
+
 def _median_run(runs: list[dict]) -> dict:
     """The run with the median wall time (its own figures) and every run's wall and CPU seconds."""
     mid = dict(sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2])
@@ -216,6 +236,7 @@ def vs_original(args, tmp: Path) -> dict:
         runs["original"].append(_rates(run_original(original, tmp / "month", tmp / "orig", log), gen["comments"]))
         runs["ours"].append(run_ours(tmp / "month", tmp / "work", 1, "original", log))
         runs["ours_cli"].append(_rates(run_ours_cli(tmp / "month", tmp / "cli", log), gen["comments"]))
+    profile = profile_runs(tmp / "month", tmp) if args.profile else None
     shutil.rmtree(tmp / "month", ignore_errors=True)
     ratio = {k: [o[f] / u[f] for o, u in zip(runs["original"], runs[name])]
              for k, name, f in (("wall", "ours", "wall_s"), ("cpu", "ours", "cpu_s"), ("cli", "ours_cli", "wall_s"))}
@@ -229,6 +250,7 @@ def vs_original(args, tmp: Path) -> dict:
         "cpu_speedup_vs_original": _median(ratio["cpu"]), "speedup_cli_vs_original": _median(ratio["cli"]),
         "memory_curve": curve,
         "peak_rss_ratio_last_vs_first": round(curve[-1]["self_maxrss_mb"] / curve[0]["self_maxrss_mb"], 2) if curve else None,
+        **({"profile": profile} if profile else {}),
     }
 
 
@@ -265,6 +287,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--curve", default="250000,500000,1000000",
                    help="--vs-original: month sizes for ours' peak-RSS curve (comma list; '' for none)")
     p.add_argument("--repeat", type=int, default=1, help="--vs-original: interleaved runs of each (medians reported)")
+    p.add_argument("--profile", action="store_true", help="--vs-original: also profile ours per stage on the same "
+                   "month (bench/extract_profile.py: pipeline, CLI, cProfile's top functions)")
     p.add_argument("--original", default=str(ORIGINAL), help="the original extractor's folder (holds src/reddit.py)")
     p.add_argument("--preset", default="default", choices=["default", "original"], help="our rules (without --vs-original)")
     p.add_argument("--full", action="store_true", help="also a 4x month for the RSS comparison (without --vs-original)")

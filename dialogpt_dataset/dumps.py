@@ -202,13 +202,13 @@ def _classify(exc: Exception, line: bytes) -> tuple[str, str]:
 
 
 class _FileState:
-    """One file's reading: lines and blank lines seen, and the skipped ones, counted under their rule
+    """One file's reading: blank lines seen, and the skipped ones, counted under their rule
     and named for the first :data:`MAX_NAMED_SKIPS` (``file:line``); more than ``max_bad_lines``
     unreadable ones (a bad number is readable) stop the file."""
 
     def __init__(self, path: Path, counters: Counter, max_bad_lines: int):
         self.path, self.counters, self.max_bad_lines = path, counters, max_bad_lines
-        self.named = self.unreadable = self.lines = self.blank = 0
+        self.named = self.unreadable = self.blank = 0
 
     def skip(self, line_no: int, rule: str, detail: str) -> None:
         self.counters[rule] += 1
@@ -244,10 +244,11 @@ def check_not_empty(path: str | os.PathLike, allow_empty: bool = False) -> None:
                         "to build without it")
 
 
-def _decoded(state: _FileState, kind: str | None) -> Iterator[tuple[int, Any]]:
-    """(line_no, decoded record) of each line of ``state.path`` that decodes to a JSON object; every
-    other non-blank line is skipped through ``state`` (or, before any record, says "not a dump")."""
-    decode, path = _DECODERS[kind].decode, state.path
+def _records(state: _FileState, kind: str | None, allow_empty: bool, count_as: str | None) -> Iterator[tuple[int, Any]]:
+    """(line_no, record) of each usable line of ``state.path``: decoded to a JSON object (``kind``
+    None) or to a compact record (``kind`` "c" / "s"); every other non-blank line is skipped through
+    ``state`` (or, before any record, says "not a dump"). One loop: this is the hot path of stage 1."""
+    decode, coerce, counters, path = _DECODERS[kind].decode, _COERCE[kind], state.counters, state.path
     seen_record, line_no = False, 0
     try:
         with open_dump(path) as raw:
@@ -267,11 +268,22 @@ def _decoded(state: _FileState, kind: str | None) -> Iterator[tuple[int, Any]]:
                     state.skip(line_no, rule, why)
                     continue
                 seen_record = True
+                if coerce is not None:
+                    try:
+                        rec = coerce(rec, counters)
+                    except BadNumber as e:
+                        state.skip(line_no, "bad_number", str(e))
+                        continue
+                    if rec is None:  # counted by the coercion
+                        continue
                 yield line_no, rec
     except _DECODE_ERRORS as e:
         raise DumpError(f"{path}:{line_no + 1}: corrupt or truncated compressed data ({type(e).__name__}: {e})") from None
     finally:
-        state.lines = line_no
+        if count_as:  # once, not per line
+            counters[count_as] += line_no - state.blank
+    if line_no == state.blank:
+        _empty_dump(path, counters, allow_empty)
 
 
 def iter_records(
@@ -297,22 +309,4 @@ def iter_records(
     counted under a rule).
     """
     counters = counters if counters is not None else Counter()
-    state = _FileState(Path(path), counters, max_bad_lines)
-    coerce = _COERCE[kind]
-    try:
-        for line_no, rec in _decoded(state, kind):
-            if coerce is None:
-                yield line_no, rec
-                continue
-            try:
-                compact = coerce(rec, counters)
-            except BadNumber as e:
-                state.skip(line_no, "bad_number", str(e))
-                continue
-            if compact is not None:
-                yield line_no, compact
-    finally:
-        if count_as:  # once, not per line: this loop is the hot path of stage 1
-            counters[count_as] += state.lines - state.blank
-    if state.lines == state.blank:
-        _empty_dump(state.path, counters, allow_empty)
+    return _records(_FileState(Path(path), counters, max_bad_lines), kind, allow_empty, count_as)

@@ -47,8 +47,8 @@ def multiref_rows(
     for (link_id, parent_id), members in sorted(groups.items()):
         best: dict[str, tuple[int, str]] = {}
         for s in members:
-            text = _straight_quotes(s.turns[-1]["text"])
-            score = int(s.turns[-1]["score"])
+            text = _straight_quotes(s.turns[-1].text)
+            score = s.turns[-1].score
             if text not in best or (-score, s.comment_id) < (-best[text][0], best[text][1]):
                 best[text] = (score, s.comment_id)
         refs = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
@@ -58,7 +58,7 @@ def multiref_rows(
         if max_refs is not None:
             refs = refs[:max_refs]
         first = members[0]
-        context = [dict(t, text=_straight_quotes(t["text"])) for t in first.turns[:-1]]
+        context = [{"text": _straight_quotes(t.text), "weight": t.weight, "score": t.score} for t in first.turns[:-1]]
         counters["multiref_contexts"] += 1
         counters["multiref_references"] += len(refs)
         rows.append({

@@ -38,7 +38,8 @@ Text rules (:func:`gpt_norm`, applied to every turn of a kept instance; not filt
 * backslashes removed; ``b/c`` ``j/k`` ``w/o`` ``w/`` expanded;
 * every character outside ``A-Za-z0-9()[]:,.!?'`` and curly double quotes becomes a space (this
   strips non-ASCII text; the literal word ``URL`` turns into ``__url__``, a quirk kept on purpose);
-* tokenised with NLTK's ``TweetTokenizer(preserve_case=True)`` (:func:`tokenize`), joined by spaces.
+* tokenised as NLTK's ``TweetTokenizer(preserve_case=True)`` does (:func:`tokenize`, the same tokens in one
+  regex pass: :mod:`dialogpt_dataset.tokenizer`), joined by spaces.
 
 Offensive words (:mod:`dialogpt_dataset.rules`, flashtext semantics): in the training months a turn
 containing one gets weight 0.0 (kept as context, never trained on), counted as ``offensive_turn``; in
@@ -49,9 +50,10 @@ lists are empty (its authors could not release theirs): the ``default`` preset u
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
+
+from dialogpt_dataset.tokenizer import tokenize
 
 URL_TOKEN = "__url__"
 MAX_TURN_WORDS = 30  # --max_len 30 --max_len_type w ("30 words means roughly 70 characters")
@@ -96,56 +98,9 @@ COMMENT_RULES = [r[0] for r in RULES if r[1] == "comment"]
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9()\[\]:,.!?'“” ]")
 _TAGS = re.compile(r"[\[\]\(\)]")
 _CAPS = re.compile(r"[A-Z]{5,}")
+_ANY_FLAG = re.compile(r"__url__|[\[\]()]|[A-Z]{5}")  # the url, tags or all_caps rule may apply
+_TWO_WORDS = re.compile(r"\S\s+\S")
 _BOT_NAMES = {"automoderator", "autotldr", "remindmebot", "totesmessenger", "snapshillbot", "tweetposter"}
-
-
-@functools.lru_cache(maxsize=1)
-def _tweet_tokenizer():
-    from nltk.tokenize import TweetTokenizer
-
-    return TweetTokenizer(preserve_case=True)
-
-
-#: a space-separated chunk that TweetTokenizer provably leaves whole (plus one split-off trailing
-#: ``,`` ``!`` ``?`` or ``.``): letters with inner apostrophes. No emoticon (needs ``:`` or ``8``),
-#: URL (needs ``.`` then letters, or ``:``) or phone number (digits) can start, end or cross it; a
-#: trailing ``.`` is only safe when the next chunk does not start an ellipsis (``. .``).
-_PLAIN_CHUNK = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*[,!?.]?")
-
-
-def tokenize(text: str) -> list[str]:
-    """The original's tokeniser (NLTK ``TweetTokenizer(preserve_case=True)``), in one place.
-
-    Plain words take a fast path (TweetTokenizer's regex costs ~100 us a sentence and dominated the
-    extraction); every other run of chunks goes through NLTK itself. The two agree token for token
-    (property-tested against NLTK on the normalised alphabet); runs of spaces inside a token (an
-    ellipsis ". .") are folded to one, which ``gpt_norm``'s final re-spacing does anyway.
-    """
-    out: list[str] = []
-    pending: list[str] = []
-    tok = _tweet_tokenizer()
-
-    def flush():
-        if len(pending) == 1 and len(pending[0]) == 1:
-            out.append(pending[0])  # a lone character is always its own token
-        elif pending:
-            out.extend(tok.tokenize(" ".join(pending)))
-        pending.clear()
-
-    chunks = text.split()
-    for i, chunk in enumerate(chunks):
-        if _PLAIN_CHUNK.fullmatch(chunk) and not (
-            chunk[-1] == "." and i + 1 < len(chunks) and chunks[i + 1][0] == "."
-        ):
-            flush()
-            if chunk[-1] in ",!?.":
-                out += (chunk[:-1], chunk[-1])
-            else:
-                out.append(chunk)
-        else:
-            pending.append(chunk)
-    flush()
-    return out
 
 
 def minimal_norm(text: str) -> str:
@@ -153,17 +108,12 @@ def minimal_norm(text: str) -> str:
     return text.replace("\\", "").replace("\n", " ").replace("\r", " ").replace("\t", " ")
 
 
-#: a whole text of plain chunks (see ``_PLAIN_CHUNK``): no chunk can start an ellipsis, so every
-#: chunk is one token plus its split-off trailing punctuation and NLTK need not be asked at all
-_ALL_PLAIN = re.compile(r" *(?:[A-Za-z]+(?:'[A-Za-z]+)*[,!?.]?(?: +|$))*")
-#: plain words plus brackets and ``, ! ? .`` anywhere: without ``:`` ``8`` ``;`` ``=`` no emoticon,
-#: without digits no number or phone, without ``/`` ``@`` ``<`` ``#`` no URL / handle / tag, so
-#: TweetTokenizer keeps each such character as a token of its own, unless ``_SIMPLE_UNSAFE`` finds
-#: an ellipsis (``. .``), a naked domain (``.`` then a letter), a run NLTK shortens (4+ alike) or an
-#: apostrophe outside a word
-_SIMPLE_TEXT = re.compile(r"[A-Za-z'()\[\],!?. ]*")  # one class: linear, never backtracks
-_SIMPLE_UNSAFE = re.compile(r"\.\s*\.|\.[A-Za-z]|([^A-Za-z ])\1\1\1|(?<![A-Za-z])'|'(?![A-Za-z])")
-_SIMPLE_TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\S")
+#: a text of plain words, one space apart (letters and apostrophes, then at most one ``, ! ? .``),
+#: whose apostrophes all stand between two letters (:func:`_plain`): no emoticon, URL, number or
+#: ellipsis can form (a ``.`` is followed by a space or the end), so each word is one token plus its
+#: split-off punctuation, the tokeniser's answer without asking it
+_PLAIN_WORDS = re.compile(r"[A-Za-z']+[,!?.]?(?: [A-Za-z']+[,!?.]?)*")
+_LOOSE_APOSTROPHE = re.compile(r"(?<![A-Za-z])'|'(?![A-Za-z])")
 
 
 def _drop_tags_and_urls(text: str) -> str:
@@ -181,12 +131,10 @@ def _drop_tags_and_urls(text: str) -> str:
     return " ".join(words)
 
 
-def gpt_norm(text: str) -> str:
-    """The conv-stage normalisation (``gpt_norm_sentence`` of the original), see the module doc.
-
-    It runs on every turn of every candidate instance (the extraction's hottest function), so the
-    steps that usually have nothing to do are skipped when their trigger is absent, and a text of
-    plain words is tokenised by one regex instead of the chunk loop of :func:`tokenize`."""
+def text_rules(text: str) -> str:
+    """:func:`gpt_norm` up to its tokeniser: tags and URLs, backslashes, ``b/c`` and friends, the
+    allowed characters. What it returns is over :data:`tokenizer.ALPHABET`, apart from ``http``
+    that a removed backslash or an expanded ``w/`` joined together (the tokeniser asks NLTK then)."""
     text = _drop_tags_and_urls(text)
     if "\\" in text:
         text = text.replace("\\", "")
@@ -198,19 +146,42 @@ def gpt_norm(text: str) -> str:
     text = _NOT_ALLOWED.sub(" ", text)
     if "MENTION" in text or "URL" in text:
         text = text.replace("MENTION", "__mention__").replace("URL", URL_TOKEN)
-    if _ALL_PLAIN.fullmatch(text):
-        text = " ".join(text.split())  # every , ! ? . ends a chunk here: split it off
-        return text.replace(",", " ,").replace("!", " !").replace("?", " ?").replace(".", " .")
-    if _SIMPLE_TEXT.fullmatch(text) and not _SIMPLE_UNSAFE.search(text):
-        return " ".join(_SIMPLE_TOKEN.findall(text))
-    return " ".join(" ".join(tokenize(text)).split())
+    return text
+
+
+def _plain(text: str) -> bool:
+    return _PLAIN_WORDS.fullmatch(text) is not None and not ("'" in text and _LOOSE_APOSTROPHE.search(text))
+
+
+def _has_triggers(plain: str) -> bool:
+    """What turns a plain text into something other than its words: ``http`` (cut to ``__url__``) and
+    the words ``URL`` / ``MENTION`` (turned into ``__url__`` / ``__mention__``)."""
+    return "http" in plain.lower() or "URL" in plain or "MENTION" in plain
+
+
+def gpt_norm(text: str) -> str:
+    """The conv-stage normalisation (``gpt_norm_sentence`` of the original), see the module doc: the
+    tokens joined by single spaces (no space at either end).
+
+    It runs on every turn of every candidate instance (the extraction's hottest function). A text of
+    plain words (most turns) needs none of the text rules: it is split into its words and trailing
+    ``, ! ? .`` by string methods; any other text goes through :func:`text_rules`, then the same
+    shortcut or the tokeniser."""
+    if not _plain(text) or _has_triggers(text):
+        text = text_rules(text)
+        if not _plain(text):
+            # tokens of an ellipsis or phone number may hold runs of spaces: re-space them
+            return " ".join(" ".join(tokenize(text)).split())
+    # every , ! ? . ends a word here: split it off
+    return text.replace(",", " ,").replace("!", " !").replace("?", " ?").replace(".", " .")
 
 
 def is_bot(author: str | None, body: str) -> bool:
     a = (author or "").lower()
     if a in _BOT_NAMES or a.endswith("bot") or a.endswith("_bot"):
         return True
-    return "i am a bot" in body.lower() or "i'm a bot" in body.lower()
+    body = body.lower()
+    return "i am a bot" in body or "i'm a bot" in body
 
 
 def mostly_non_ascii(text: str) -> bool:
@@ -240,9 +211,9 @@ def comment_rule(body: str, author: str | None = None, enabled: frozenset[str] =
         return "bot"
     if "non_ascii" in enabled and mostly_non_ascii(body):
         return "non_ascii"
-    # == len(minimal_norm(body).split()) < 2: str.split() already splits at \n \r \t
-    words = (body.replace("\\", "") if "\\" in body else body).split(None, 1)
-    if len(words) < 2:
+    # == len(minimal_norm(body).split()) < 2: str.split() already splits at \n \r \t, and \s is
+    # exactly the whitespace str.split() splits at
+    if not _TWO_WORDS.search(body.replace("\\", "") if "\\" in body else body):
         return "too_short"
     return None
 
@@ -253,32 +224,68 @@ def too_long_turn(text: str) -> bool:
     return len(text) > 2 * MAX_TURN_WORDS and len(text.split(None, MAX_TURN_WORDS)) > MAX_TURN_WORDS
 
 
+def too_long_body(body: str) -> bool:
+    """``too_long_turn(minimal_norm(body))``: of minimal_norm's changes only the dropped backslashes
+    count (``\\n \\r \\t`` -> space changes neither the length nor the words), and a short body is
+    never too long."""
+    if len(body) <= 2 * MAX_TURN_WORDS:
+        return False
+    return too_long_turn(body.replace("\\", "") if "\\" in body else body)
+
+
+#: bits of :func:`turn_flags`: the instance rules that look at every turn (each can only match
+#: inside one turn, since turns are joined by a space)
+URL_FLAG, TAGS_FLAG, CAPS_FLAG, EOS_FLAG = 1, 2, 4, 8
+
+
+def turn_flags(text: str) -> int:
+    """Which of ``url``, ``tags``, ``all_caps`` and ``reserved_eos`` a normalised turn breaks, as bits:
+    computed once per comment, however many sessions it is a context turn of."""
+    flags = EOS_FLAG if "EOS" in text and "EOS" in text.split() else 0
+    if not _ANY_FLAG.search(text):  # (most turns: one scan)
+        return flags
+    if URL_TOKEN in text:
+        flags |= URL_FLAG
+    if _TAGS.search(text):
+        flags |= TAGS_FLAG
+    if _CAPS.search(text):
+        flags |= CAPS_FLAG
+    return flags
+
+
 def instance_rule(texts: Sequence[str], weighted: bool = True) -> str | None:
     """First instance rule broken by a normalised session (oldest turn first, last = response).
 
     ``weighted`` says whether the original's TSV carried ``1.0``/``0.0`` weights in front of each
     turn (training months) or not (test months); its token counts include them, and so do ours.
     """
+    flags = 0
+    for t in texts:
+        flags |= turn_flags(t)
+    return rule_of_turns(sum(len(t.split()) for t in texts), len(texts), flags, texts[-1].split(), weighted)
+
+
+def rule_of_turns(tokens: int, n: int, flags: int, tgt_toks: list[str], weighted: bool = True) -> str | None:
+    """:func:`instance_rule` from the turns' token count, their number, their :func:`turn_flags` or-ed
+    together and the response's tokens (what the extraction keeps per comment instead of re-splitting)."""
     w = 1 if weighted else 0
-    tgt_toks = texts[-1].split()
     if len(tgt_toks) + w <= 1:
         return "empty_target"
     if max(map(len, tgt_toks)) > MAX_WORD_CHARS:  # not empty: the rule above saw to that
         return "long_word"
-    n_src = sum([len(t.split()) for t in texts[:-1]]) + w * (len(texts) - 1) + max(0, len(texts) - 2)
-    if n_src + len(tgt_toks) + w > MAX_INSTANCE_TOKENS:
+    # the original counts its TSV fields: every turn, a weight per turn, an EOS between source turns
+    if tokens + w * n + max(0, n - 2) > MAX_INSTANCE_TOKENS:
         return "too_long"
-    joined = " ".join(texts)
-    if URL_TOKEN in joined:
+    if flags & URL_FLAG:
         return "url"
-    if _TAGS.search(joined):
+    if flags & TAGS_FLAG:
         return "tags"
-    if _CAPS.search(joined):
+    if flags & CAPS_FLAG:
         return "all_caps"
     # the original scans the response *with* its weight token; a weight never repeats 3 times alone
     if len(set(tgt_toks)) < len(tgt_toks) - 1 and any(  # 3 in a row need >= 2 repeated tokens
             a == b == c for a, b, c in zip(tgt_toks, tgt_toks[1:], tgt_toks[2:])):
         return "repetition"
-    if "EOS" in joined and any("EOS" in t.split() for t in texts):
+    if flags & EOS_FLAG:
         return "reserved_eos"
     return None

@@ -55,6 +55,9 @@ class Plan:
     #: an empty RS/RC file is read as a month without those records (with a warning) instead of
     #: stopping the build: an empty dump is usually a failed download, so this is opt-in
     allow_empty_months: bool = False
+    #: the layout of stage 1's shard files (2: one JSON array per record, a records.Comment or
+    #: Submission): a work directory written in another layout is refused, never misread
+    shard_format: int = 2
 
     def __post_init__(self):
         if isinstance(self.rules, dict):  # from plan.json

@@ -9,9 +9,10 @@ ids with or without ``t1_``/``t3_`` prefixes; missing ``score`` (-> 0, as the or
 finite or does not fit Parquet's int64 (``1e999``, ``"1e999"``, ``"nan"``) raises :class:`BadNumber`:
 the reader counts the record as ``bad_number`` and names its line.
 
-Compact records (what :func:`threads.build_sessions` reads): comments ``{"k": "c", "id", "p"
-parent, "l" link, "s" score, "t" created, "r" subreddit, "b" body, "a" author}``; submissions
-``{"k": "s", "id", "l", "s", "t", "r", "ti" title, "st" selftext, "n" num_comments, "a"}``.
+Compact records (what stage 1 shards and :func:`threads.build_sessions` reads) are msgspec Structs
+with typed fields, :class:`Comment` and :class:`Submission`, written as JSON arrays: stage 2 decodes
+each line straight into its Struct (a third of what a dict of named fields cost to write, read and
+hold; they are never tracked by the garbage collector).
 """
 
 from __future__ import annotations
@@ -23,6 +24,37 @@ from typing import Any
 import msgspec
 
 _INT64 = 2**63
+_PREFIXES = ("t1_", "t3_")
+
+
+class Comment(msgspec.Struct, array_like=True, gc=False):
+    """A usable comment: ids with their ``t1_``/``t3_`` prefixes, numbers that fit int64."""
+
+    id: str
+    parent: str  # t1_... (a comment) or t3_... (the submission: a top-level comment)
+    link: str  # t3_... of its thread
+    score: int
+    created: int
+    subreddit: str
+    body: str
+    author: str
+
+
+class Submission(msgspec.Struct, array_like=True, gc=False):
+    """A usable submission (its ``id`` is its thread's link id)."""
+
+    id: str
+    score: int
+    created: int
+    subreddit: str
+    title: str
+    selftext: str
+    num_comments: int | None  # None: the dump did not say
+    author: str
+
+    @property
+    def link(self) -> str:
+        return self.id
 
 
 class BadNumber(Exception):
@@ -64,7 +96,7 @@ def _bare_id(value, prefix: str, counters: Counter, what: str) -> str | None:
     if value is None or value == "":
         return None
     s = str(value)
-    if s[:3] in ("t1_", "t3_"):
+    if s[:3] in _PREFIXES:
         if s[:3] != prefix:
             return None
         if what == "id":
@@ -98,6 +130,9 @@ def _str_number(value: str, field: str) -> float | None:
 
 
 def _created(value, counters: Counter) -> int:
+    if type(value) is str and len(value) <= 15 and value.isascii() and value.isdigit():
+        counters["drift_created_utc_str"] += 1  # (the usual drift: float() below gives this same int)
+        return int(value)
     if isinstance(value, bool) or value is None:
         counters["drift_created_utc_missing"] += 1
         return 0
@@ -139,25 +174,35 @@ def _subreddit(rec: RawComment | RawSubmission, counters: Counter) -> str:
     return ""
 
 
-def coerce_raw_comment(rec: RawComment, counters: Counter) -> dict | None:
+def coerce_raw_comment(rec: RawComment, counters: Counter) -> Comment | None:
+    """A decoded comment -> its compact record, or None (``missing_field``); :class:`BadNumber` for a
+    bad score / created_utc. Each field's common shape (a bare string id, a ``t3_`` link, an int64
+    score and time, a string subreddit) is taken as it is; any other goes through the drift helpers
+    above, which count it, in the same order (score, then created_utc, then subreddit)."""
     if rec.meta is not msgspec.UNSET:
         counters["drift_meta_field"] += 1
-    cid = _bare_id(rec.id, "t1_", counters, "id")
-    link = _bare_id(rec.link_id, "t3_", counters, "link_id")
-    parent = rec.parent_id
-    body = rec.body
+    cid, link, parent, body = rec.id, rec.link_id, rec.parent_id, rec.body
+    if type(cid) is str and cid and cid[:3] not in _PREFIXES:
+        cid = "t1_" + cid
+    else:
+        cid = _bare_id(cid, "t1_", counters, "id")
+    if type(link) is not str or link[:3] != "t3_":
+        link = _bare_id(link, "t3_", counters, "link_id")
     if cid is None or link is None or not parent or not isinstance(body, str):
         counters["missing_field"] += 1
         return None
-    parent = str(parent)
-    if not parent.startswith(("t1_", "t3_")):
+    if type(parent) is not str:
+        parent = str(parent)
+    if not parent.startswith(_PREFIXES):
         # bare parent ids are ambiguous; a parent equal to the link is the submission
         parent = link if "t3_" + parent == link else "t1_" + parent
-    return {
-        "k": "c", "id": cid, "p": parent, "l": link, "s": _score(rec.score, counters),
-        "t": _created(rec.created_utc, counters), "r": _subreddit(rec, counters),
-        "b": body, "a": str(rec.author or ""),
-    }
+    score, created, sub, author = rec.score, rec.created_utc, rec.subreddit, rec.author
+    if type(score) is not int or not -_INT64 <= score < _INT64:
+        score = _score(score, counters)
+    if type(created) is not int or not -_INT64 <= created < _INT64:
+        created = _created(created, counters)
+    sub = sub.lower() if type(sub) is str and sub else _subreddit(rec, counters)
+    return Comment(cid, parent, link, score, created, sub, body, author if type(author) is str else str(author or ""))
 
 
 def _num_comments(value, counters: Counter) -> int | None:
@@ -175,22 +220,21 @@ def _num_comments(value, counters: Counter) -> int | None:
     return n
 
 
-def coerce_raw_submission(rec: RawSubmission, counters: Counter) -> dict | None:
+def coerce_raw_submission(rec: RawSubmission, counters: Counter) -> Submission | None:
     if rec.meta is not msgspec.UNSET:
         counters["drift_meta_field"] += 1
     sid = _bare_id(rec.id, "t3_", counters, "id")
     if sid is None:
         counters["missing_field"] += 1
         return None
-    return {
-        "k": "s", "id": sid, "l": sid, "s": _score(rec.score, counters),
-        "t": _created(rec.created_utc, counters), "r": _subreddit(rec, counters),
-        "ti": str(rec.title or ""), "st": str(rec.selftext or ""),
-        "n": _num_comments(rec.num_comments, counters), "a": str(rec.author or ""),
-    }
+    score = _score(rec.score, counters)  # (in this order: each may count drift or raise BadNumber)
+    created = _created(rec.created_utc, counters)
+    sub = _subreddit(rec, counters)
+    return Submission(sid, score, created, sub, str(rec.title or ""), str(rec.selftext or ""),
+                      _num_comments(rec.num_comments, counters), str(rec.author or ""))
 
 
-def _coerce_dict(rec: dict, raw_type: type, coerce, counters: Counter) -> dict | None:
+def _coerce_dict(rec: dict, raw_type: type, coerce, counters: Counter):
     try:
         return coerce(msgspec.convert(rec, raw_type), counters)
     except BadNumber:
@@ -198,12 +242,12 @@ def _coerce_dict(rec: dict, raw_type: type, coerce, counters: Counter) -> dict |
         return None
 
 
-def coerce_comment(rec: dict, counters: Counter) -> dict | None:
+def coerce_comment(rec: dict, counters: Counter) -> Comment | None:
     """A raw comment dict -> the compact record the pipeline shards; None (counted) when unusable:
     ``missing_field``, or ``bad_number`` for a non-finite / overflowing score or created_utc."""
     return _coerce_dict(rec, RawComment, coerce_raw_comment, counters)
 
 
-def coerce_submission(rec: dict, counters: Counter) -> dict | None:
+def coerce_submission(rec: dict, counters: Counter) -> Submission | None:
     """A raw submission dict -> its compact record; None (counted) when unusable."""
     return _coerce_dict(rec, RawSubmission, coerce_raw_submission, counters)

@@ -1,15 +1,16 @@
 """The two datatrove steps of the extraction and the files they write under the work directory.
 
 Stage 1 (:class:`ShardDumps`, one task per dump file: the RS or the RC file of a month) streams the
-file and writes compact records (:mod:`dialogpt_dataset.dumps`) to
+file and writes compact records (:mod:`dialogpt_dataset.records`, one JSON array a line) to
 ``stage1/<month>/<RS|RC>/shard-<k>.jsonl`` with ``k = crc32(link_id) % num_shards``: every record of
-a thread lands in the same shard, and memory never holds more than a write buffer. Files and months
-are the parallel unit, so no file is decompressed twice.
+a thread lands in the same shard, and memory never holds more than a few records per shard. Files and
+months are the parallel unit, so no file is decompressed twice.
 
 Stage 2 (:class:`BuildConversations`, one task per shard) reads shard ``k`` of each month, groups it
 by ``link_id`` (one shard-month in memory: the shard count grows with the input so this stays
 bounded), calls the pure :func:`threads.build_sessions`, assigns each thread to a split, builds the
-multi-reference test rows, and writes ``stage2/<split>/<month>-<k>.parquet`` (rows sorted by id).
+multi-reference test rows, and writes ``stage2/<split>/<month>-<k>.parquet`` (rows sorted by id; they
+wait as JSON lines, which Arrow's JSON reader turns into the table).
 
 Each task writes its outputs under its own names, replacing any partial output of a killed earlier
 attempt, so a resumed build has no duplicates. Every rule's counters are written per task to
@@ -18,8 +19,11 @@ attempt, so a resumed build has no duplicates. Every rule's counters are written
 
 from __future__ import annotations
 
+import io
 import json
+import operator
 import os
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -31,7 +35,10 @@ from dialogpt_dataset import dumps
 from dialogpt_dataset.keys import load_discard_hashes, load_keys
 from dialogpt_dataset.multiref import multiref_rows
 from dialogpt_dataset.plan import DUMP_KINDS, SPLITS, Plan, shard_of, split_of
+from dialogpt_dataset.records import Comment, Submission
 from dialogpt_dataset.threads import build_sessions
+
+_ROW_ENCODER = msgspec.json.Encoder()
 
 
 def quiet_datatrove(quiet: bool) -> None:
@@ -53,6 +60,14 @@ def _allow_open_files(n: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
     except (ImportError, ValueError, OSError):
         pass
+
+
+def _progress(records, desc: str):
+    """tqdm's bar on a terminal, the bare iterator otherwise (what ``tqdm(disable=None)`` shows, without
+    its pass-through layer around each of millions of records)."""
+    if not getattr(sys.stderr, "isatty", lambda: False)():
+        return records
+    return tqdm(records, desc=desc, unit=" rec", mininterval=5, leave=False)
 
 
 def _write_counters(work_dir: str, stage: str, rank: int, counters: Counter) -> None:
@@ -127,15 +142,24 @@ class ShardDumps(_PlannedStep):
     def _shard_file(self, path: Path, kind: str, out: Path, counters: Counter) -> None:
         plan = self.plan
         _allow_open_files(plan.num_shards)
-        encode = msgspec.json.Encoder().encode
+        encode_lines = msgspec.json.Encoder().encode_lines
+        # records wait per shard and are written as JSON lines in small batches (one msgspec call
+        # each): small, so the memory of written records is reused while it is still in the cache
+        batch = 64
+        queues: list[list] = [[] for _ in range(plan.num_shards)]
         files = [open(out / f"shard-{k:04d}.jsonl", "wb", buffering=1 << 16) for k in range(plan.num_shards)]
         records = dumps.iter_records(path, counters, plan.max_bad_lines, kind=kind[1].lower(),
                                      allow_empty=plan.allow_empty_months, count_as=f"records_{kind.lower()}")
         try:
-            for _, r in tqdm(records, desc=path.name, unit=" rec", mininterval=5, disable=None, leave=False):
-                f = files[shard_of(r["l"], plan.num_shards)]
-                f.write(encode(r))
-                f.write(b"\n")
+            for _, r in _progress(records, path.name):
+                k = shard_of(r.link, plan.num_shards)
+                queue = queues[k]
+                queue.append(r)
+                if len(queue) >= batch:
+                    files[k].write(encode_lines(queue))
+                    queue.clear()
+            for f, queue in zip(files, queues):
+                f.write(encode_lines(queue))
         finally:
             for f in files:
                 f.close()
@@ -162,37 +186,37 @@ class BuildConversations(_PlannedStep):
     def process_shard(self, month: str, shard: int, train_cfg, test_cfg, counters: Counter) -> None:
         plan = self.plan
         has_rs, subs, comments = read_shard(Path(plan.work_dir) / "stage1" / month, shard)
-        rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
+        rows: dict[str, list[tuple[str, bytes]]] = {s: [] for s in SPLITS}
         for link in sorted(set(comments) | set(subs)):
             split = split_of(link, month, plan)
             cfg = test_cfg if split == "test" else train_cfg
             sessions = build_sessions(subs.get(link), comments.get(link, ()), cfg, counters, has_rs)
             if split == "test":
-                rows["test"].extend(multiref_rows(sessions, counters, plan.min_refs, plan.max_refs))
-            else:
-                rows[split].extend(s.to_row() for s in sessions)
+                test_rows = multiref_rows(sessions, counters, plan.min_refs, plan.max_refs)
+                rows["test"].extend(encoded_row(r["id"], r) for r in test_rows)
+            else:  # a Session is encoded as exactly its row
+                rows[split].extend(encoded_row(s.id, s) for s in sessions)
         for split, rs in rows.items():
             counters[f"rows_{split}"] += len(rs)
             write_rows(Path(plan.work_dir) / "stage2" / split / f"{month}-{shard:04d}.parquet", rs, split == "test")
 
 
-def read_shard(month_dir: Path, shard: int) -> tuple[bool, dict[str, dict], dict[str, list[dict]]]:
+def read_shard(month_dir: Path, shard: int) -> tuple[bool, dict[str, Submission], dict[str, list[Comment]]]:
     """(has RS records, submissions by id, comments by link id) of one shard-month of stage 1."""
     has_rs = json.loads((month_dir / "RS" / "meta.json").read_text())["has_records"]
-    decode = msgspec.json.Decoder().decode
-    subs: dict[str, dict] = {}
-    comments: dict[str, list[dict]] = defaultdict(list)
-    for kind in DUMP_KINDS:
+    subs: dict[str, Submission] = {}
+    comments: dict[str, list[Comment]] = defaultdict(list)
+    for kind, record_type in zip(DUMP_KINDS, (Submission, Comment)):
         p = month_dir / kind / f"shard-{shard:04d}.jsonl"
         if not p.exists():  # a month without an RS file
             continue
-        with open(p, "rb") as f:
-            for line in f:
-                r = decode(line)
-                if r["k"] == "s":
-                    subs.setdefault(r["id"], r)
-                else:
-                    comments[r["l"]].append(r)
+        records = msgspec.json.Decoder(record_type).decode_lines(p.read_bytes())
+        if record_type is Submission:
+            for r in records:
+                subs.setdefault(r.id, r)
+        else:
+            for r in records:
+                comments[r.link].append(r)
     return has_rs, subs, comments
 
 
@@ -207,34 +231,35 @@ def arrow_schema(with_test_extras: bool = False):
     return pa.schema(fields)
 
 
-def _column(rows: list[dict], name: str, typ):
-    """One Arrow column from the rows' ``name`` values (a list column defaults to ``[]``). A list of
-    structs (the turns) is built from flat child arrays: ``Table.from_pylist`` was most of stage 2's
-    write time."""
+def encoded_row(row_id: str, row) -> tuple[str, bytes]:
+    """(id, the row as a JSON line): a shard-month's rows wait for their Parquet file as bytes, which
+    the garbage collector never scans (as dicts of lists it traversed them again and again)."""
+    return row_id, _ROW_ENCODER.encode(row)
+
+
+def rows_table(rows: list[tuple[str, bytes]], schema):
+    """:func:`encoded_row` rows (each with exactly the schema's fields) -> an Arrow table, built by
+    Arrow's JSON reader. Building the columns from Python lists (``pa.array``) cost ten times more,
+    and its first call imports pandas."""
     import pyarrow as pa
+    import pyarrow.json as pa_json
 
-    values = [r.get(name, []) for r in rows]
-    if not (pa.types.is_list(typ) and pa.types.is_struct(typ.value_type)):
-        return pa.array(values, typ)
-    offsets = [0]
-    for v in values:
-        offsets.append(offsets[-1] + len(v))
-    flat = [item for v in values for item in v]
-    fields = [typ.value_type.field(i) for i in range(typ.value_type.num_fields)]
-    children = [pa.array([item[f.name] for item in flat], f.type) for f in fields]
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()),
-                                    pa.StructArray.from_arrays(children, fields=fields), type=typ)
+    if not rows:
+        return pa.Table.from_batches([], schema=schema)  # (schema.empty_table() imports pandas)
+    data = b"\n".join(line for _, line in rows)
+    return pa_json.read_json(
+        io.BytesIO(data), read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
+        parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"))
 
 
-def write_rows(path: Path, rows: list[dict], test_extras: bool) -> None:
-    """Rows sorted by id -> one Parquet file, written atomically (a killed task leaves no half file)."""
-    import pyarrow as pa
+def write_rows(path: Path, rows: list[tuple[str, bytes]], test_extras: bool) -> None:
+    """:func:`encoded_row` rows, sorted by id -> one Parquet file, written atomically (a killed task
+    leaves no half file)."""
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = sorted(rows, key=lambda r: r["id"])
-    schema = arrow_schema(test_extras)
-    table = pa.Table.from_arrays([_column(rows, f.name, f.type) for f in schema], schema=schema)
+    rows = sorted(rows, key=operator.itemgetter(0))
+    table = rows_table(rows, arrow_schema(test_extras))
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)

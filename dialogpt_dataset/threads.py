@@ -39,11 +39,15 @@ No author names leave this module.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from dialogpt_dataset import normalize
+from dialogpt_dataset.records import Comment, Submission
 from dialogpt_dataset.rules import ExtractRules, WordBlocklist, load_subreddits, load_words
 
 #: the original's ``get_convo`` starts a thread with ``"title: " + title`` (it marks the root turn as
@@ -76,19 +80,38 @@ class ExtractConfig:
                    subreddit_blocklist=load_subreddits(rules.subreddits_blocklist), keys=keys, discard_hashes=discard)
 
 
-@dataclass
-class Session:
-    id: str
-    link_id: str
-    parent_id: str
-    comment_id: str
+class SessionTurn(msgspec.Struct, gc=False):
+    """One turn of a session: its normalised text, its weight (0.0: context only) and the score of its
+    comment (or submission, for the title)."""
+
+    text: str
+    weight: float
+    score: int
+
+
+class Session(msgspec.Struct, gc=False):
+    """One instance, encoded (msgspec) exactly as a row of the train / validation Parquet."""
+
+    id: str  # "<link_id>,<parent_id>,<comment_id>" (session_id)
     subreddit: str
     created_utc: int
-    turns: list[dict] = field(default_factory=list)  # {"text", "weight", "score"}, oldest first
+    turns: list[SessionTurn]  # oldest first; the last one is the response
+    references: list[str] = msgspec.field(default_factory=list)  # (test rows only: their replies)
+
+    @property
+    def link_id(self) -> str:
+        return self.id.split(",")[0]
+
+    @property
+    def parent_id(self) -> str:
+        return self.id.split(",")[1]
+
+    @property
+    def comment_id(self) -> str:
+        return self.id.split(",")[2]
 
     def to_row(self) -> dict:
-        return {"id": self.id, "subreddit": self.subreddit, "created_utc": self.created_utc,
-                "turns": self.turns, "references": []}
+        return msgspec.to_builtins(self)
 
 
 def session_id(link_id: str, parent_id: str, comment_id: str) -> str:
@@ -102,187 +125,215 @@ def key_of_id(instance_id: str) -> tuple[str, str]:
 
 
 def build_sessions(
-    submission: dict | None,
-    comments: Iterable[dict],
+    submission: Submission | None,
+    comments: Iterable[Comment],
     cfg: ExtractConfig,
     counters: Counter,
     has_rs: bool = True,
 ) -> list[Session]:
     """All sessions of one thread (one ``link_id`` of one month). See the module doc for the rules.
 
-    ``submission`` / ``comments`` are the compact records of :mod:`dialogpt_dataset.dumps`
-    (``id``, ``p`` parent, ``l`` link, ``s`` score, ``t`` created, ``r`` subreddit, ``b`` body,
-    ``a`` author; submissions ``ti`` title, ``st`` selftext, ``n`` num_comments).
+    ``submission`` / ``comments`` are the compact records of :mod:`dialogpt_dataset.records`.
     """
     comments = list(comments)
     if has_rs and submission is None:
         counters["no_submission_in_month"] += len(comments)
         return []
-    if submission is not None and submission.get("n") is not None and submission["n"] < 2:
+    if submission is not None and submission.num_comments is not None and submission.num_comments < 2:
         counters["submission_few_comments"] += 1
         return []
     kept = usable_comments(comments, cfg.rules, counters)
-    root_text = title_turn(submission, cfg.rules)
-    norm = _NormCache()
+    turns = _Turns(submission, title_turn(submission, cfg.rules), kept, cfg.word_blocklist)
     sessions: list[Session] = []
     for tgt in select_targets(kept, cfg.leaves_only, counters):
-        subreddit = (submission or {}).get("r") or tgt["r"]
-        if not target_passes(tgt, subreddit, cfg, counters):
-            continue
-        raw, reached_top = context_chain(tgt, kept, cfg.rules.max_depth)
-        if reached_top and root_text is not None:
-            raw.insert(0, (submission["id"], root_text, submission["s"]))
-        if len(raw) < cfg.rules.min_depth:
-            counters["min_depth"] += 1
-            continue
-        texts = [norm(k, t) for k, t, _ in raw]
-        weights = turn_weights(texts, cfg, counters)
-        if weights is None:
-            continue
-        if reached_top and root_text is None and submission is None:
-            counters["rooted_at_comment"] += 1
-        counters["sessions"] += 1
-        sessions.append(Session(
-            id=session_id(tgt["l"], tgt["p"], tgt["id"]), link_id=tgt["l"], parent_id=tgt["p"],
-            comment_id=tgt["id"], subreddit=subreddit, created_utc=int(tgt["t"]),
-            turns=[{"text": t, "weight": w, "score": int(s)} for t, w, (_, _, s) in zip(texts, weights, raw)],
-        ))
+        session = _session(tgt, kept, turns, cfg, counters)
+        if session is not None:
+            sessions.append(session)
     return sessions
+
+
+_SHORT = 2 * normalize.MAX_TURN_WORDS  # characters: a body this short has at most MAX_TURN_WORDS words
+
+
+class _Turns:
+    """One thread's turns, each worked out once, when a target first needs it: a comment is a
+    context turn of many sessions, and most comments are never a turn at all (not a leaf, too low a
+    score, no parent), so nothing is normalised before the structural rules have kept it."""
+
+    def __init__(self, submission: Submission | None, title: str | None, kept: dict[str, Comment],
+                 blocklist: WordBlocklist | None = None):
+        self.submission = submission
+        self.subreddit = submission.subreddit if submission else None
+        self.title = title
+        #: ids of the comments longer than a turn may be (a short body is never too long: not asked)
+        self.long = {cid for cid, c in kept.items() if len(c.body) > _SHORT and normalize.too_long_body(c.body)}
+        self.blocklist = blocklist
+        #: id -> (gpt_norm text, tokens, rule flags, has a blocklisted word)
+        self.normed: dict[str, tuple[str, int, int, bool]] = {}
+
+    def normed_turn(self, c: Comment | Submission) -> tuple[str, int, int, bool]:
+        """A comment (or, for the title, the submission) as a turn: (text, tokens, rule flags, offensive)."""
+        t = self.normed.get(c.id)
+        if t is None:
+            text = normalize.gpt_norm(self.title if c is self.submission else normalize.minimal_norm(c.body))
+            # gpt_norm joins its tokens by single spaces: the token count is the spaces' plus one
+            t = self.normed[c.id] = (text, text.count(" ") + 1 if text else 0, normalize.turn_flags(text),
+                                     bool(self.blocklist) and self.blocklist.matches(text))
+        return t
+
+
+def _session(tgt: Comment, kept: dict[str, Comment], turns: _Turns, cfg: ExtractConfig, counters: Counter) -> Session | None:
+    """The session ending at target ``tgt``, or None (the rule that dropped it counted)."""
+    subreddit = turns.subreddit or tgt.subreddit
+    if not target_passes(tgt, subreddit, cfg, counters, turns):
+        return None
+    chain, reached_top = context_chain(tgt, kept, cfg.rules.max_depth, turns)
+    with_title = reached_top and turns.title is not None
+    if len(chain) + with_title < cfg.rules.min_depth:
+        counters["min_depth"] += 1
+        return None
+    if with_title:
+        chain.insert(0, turns.submission)
+    known = turns.normed  # (a context turn of several sessions is looked up, not re-made)
+    normed = [known.get(c.id) or turns.normed_turn(c) for c in chain]
+    weights = turn_weights(normed, cfg, counters)
+    if weights is None:
+        return None
+    if reached_top and turns.title is None and turns.submission is None:
+        counters["rooted_at_comment"] += 1
+    counters["sessions"] += 1
+    return Session(session_id(tgt.link, tgt.parent, tgt.id), subreddit, tgt.created,
+                   [SessionTurn(n[0], w, c.score) for n, w, c in zip(normed, weights, chain)])
 
 
 #: counters that a one-target rerun shares with every other target of the thread
 _THREAD_WIDE = {"not_a_leaf", "not_in_keys", "duplicate_record", "sessions"} | set(normalize.COMMENT_RULES)
 
 
-def explain_target(submission: dict | None, comments: Iterable[dict], cfg: ExtractConfig, comment_id: str,
+def explain_target(submission: Submission | None, comments: Iterable[Comment], cfg: ExtractConfig, comment_id: str,
                    has_rs: bool = True) -> str:
     """Why ``comment_id`` is or is not the target of a session: the name of the rule that dropped it,
     or ``"kept"``. For a user asking "why is this reply not in my data?" and for the oracle test's report."""
     comments = list(comments)
-    tgt = next((c for c in comments if c["id"] == comment_id), None)
+    tgt = next((c for c in comments if c.id == comment_id), None)
     if tgt is None:
         return "not in this thread's records"
     counters: Counter = Counter()
     kept = usable_comments(comments, cfg.rules, counters)
     if comment_id not in kept:
-        return normalize.comment_rule(tgt["b"], tgt.get("a"), frozenset(cfg.rules.enabled)) or "duplicate_record"
-    if cfg.leaves_only and any(c["p"] == comment_id for c in kept.values()):
+        return normalize.comment_rule(tgt.body, tgt.author, frozenset(cfg.rules.enabled)) or "duplicate_record"
+    if cfg.leaves_only and any(c.parent == comment_id for c in kept.values()):
         return "not_a_leaf"
     one = ExtractConfig(cfg.rules, cfg.leaves_only, cfg.word_blocklist, cfg.subreddit_blocklist,
-                        frozenset({(tgt["l"], comment_id)}), cfg.discard_hashes)
+                        frozenset({(tgt.link, comment_id)}), cfg.discard_hashes)
     counters = Counter()
     if build_sessions(submission, comments, one, counters, has_rs):
         return "kept"
     return ", ".join(sorted(k for k in counters if k not in _THREAD_WIDE)) or "no rule counted it"
 
 
-def usable_comments(comments: list[dict], rules: ExtractRules, counters: Counter) -> dict[str, dict]:
-    """Comments that pass the comment rules, by id, minimally normalised (the extract stage)."""
+def usable_comments(comments: list[Comment], rules: ExtractRules, counters: Counter) -> dict[str, Comment]:
+    """Comments that pass the comment rules, by id (bodies are normalised later, only for the turns)."""
     enabled = frozenset(rules.enabled)
-    kept: dict[str, dict] = {}
+    kept: dict[str, Comment] = {}
     for c in comments:
-        rule = normalize.comment_rule(c["b"], c.get("a"), enabled)
+        rule = normalize.comment_rule(c.body, c.author, enabled)
         if rule:
             counters[rule] += 1
             continue
-        if c["id"] in kept:  # a record repeated in the dump: the last usable copy wins, as in the
+        if c.id in kept:  # a record repeated in the dump: the last usable copy wins, as in the
             counters["duplicate_record"] += 1  # original (its comments dict is keyed by id)
-            del kept[c["id"]]  # re-inserted below: a dict keeps insertion order, the sort ignores it
-        kept[c["id"]] = dict(c, b=normalize.minimal_norm(c["b"]))
+            del kept[c.id]  # re-inserted below: a dict keeps insertion order, the sort ignores it
+        kept[c.id] = c
     return kept
 
 
-def select_targets(kept: dict[str, dict], leaves_only: bool, counters: Counter) -> list[dict]:
+#: the original sorts a thread's targets by (link_id, parent_id, comment_id)
+_TARGET_ORDER = operator.attrgetter("link", "parent", "id")
+
+
+def select_targets(kept: dict[str, Comment], leaves_only: bool, counters: Counter) -> list[Comment]:
     """Leaves (training months) or every comment (test months), sorted as the original sorts them."""
-    parents = {c["p"] for c in kept.values()}
-    targets = []
-    for c in kept.values():
-        if leaves_only and c["id"] in parents:
-            counters["not_a_leaf"] += 1
-        else:
-            targets.append(c)
-    targets.sort(key=lambda c: (c["l"], c["p"], c["id"]))
+    if leaves_only:
+        parents = {c.parent for c in kept.values()}
+        targets = [c for c in kept.values() if c.id not in parents]
+        if len(targets) < len(kept):  # (a counter is only written once it counted something)
+            counters["not_a_leaf"] += len(kept) - len(targets)
+    else:
+        targets = list(kept.values())
+    targets.sort(key=_TARGET_ORDER)
     return targets
 
 
-def title_turn(submission: dict | None, rules: ExtractRules) -> str | None:
+def title_turn(submission: Submission | None, rules: ExtractRules) -> str | None:
     """The root turn when ``use_title`` is on (None otherwise)."""
     if submission is None or not rules.use_title:
         return None
     # the original's extract stage minimal-normalises the title too (backslashes go before the
     # conv stage looks for '#' tags: "\#tag" is dropped, not kept as "tag")
-    text = TITLE_PREFIX + normalize.minimal_norm(submission["ti"])
-    if rules.use_selftext and submission["st"] not in ("", "[deleted]", "[removed]"):
-        text = f"{text} {normalize.minimal_norm(submission['st'])}"
+    text = TITLE_PREFIX + normalize.minimal_norm(submission.title)
+    if rules.use_selftext and submission.selftext not in ("", "[deleted]", "[removed]"):
+        text = f"{text} {normalize.minimal_norm(submission.selftext)}"
     return text
 
 
-def target_passes(tgt: dict, subreddit: str, cfg: ExtractConfig, counters: Counter) -> bool:
+def target_passes(tgt: Comment, subreddit: str, cfg: ExtractConfig, counters: Counter, turns: _Turns) -> bool:
     """The per-target checks before the context walk, in the original's order (each counted)."""
-    if cfg.keys is not None and (tgt["l"], tgt["id"]) not in cfg.keys:
+    if cfg.keys is not None and (tgt.link, tgt.id) not in cfg.keys:
         counters["not_in_keys"] += 1
     elif subreddit in cfg.subreddit_blocklist:
         counters["bad_subreddit"] += 1
-    elif tgt["s"] < cfg.rules.min_score:
+    elif tgt.score < cfg.rules.min_score:
         counters["low_score"] += 1
-    elif normalize.too_long_turn(tgt["b"]):
+    elif tgt.id in turns.long:
         counters["target_too_long"] += 1
     else:
         return True
     return False
 
 
-def context_chain(tgt: dict, kept: dict[str, dict], max_depth: int) -> tuple[list[tuple], bool]:
-    """``get_convo``: (id, text, score) oldest first, up to ``max_depth`` comments; and whether the
-    walk reached the submission (where the title turn goes)."""
+def context_chain(tgt: Comment, kept: dict[str, Comment], max_depth: int, turns: _Turns) -> tuple[list, bool]:
+    """``get_convo``: the comments oldest first, up to ``max_depth``; and whether the walk reached
+    the submission (where the title turn goes)."""
     chain = []  # target first, walking up
     c = tgt
     reached_top = False
-    while len(chain) < max_depth and not normalize.too_long_turn(c["b"]):
+    while len(chain) < max_depth and c.id not in turns.long:
         chain.append(c)
-        if c["p"].startswith("t3_"):
+        if c.parent.startswith("t3_"):
             reached_top = True
             break
-        if c["p"] not in kept:
+        c = kept.get(c.parent)
+        if c is None:
             break
-        c = kept[c["p"]]
     chain.reverse()
-    return [(cm["id"], cm["b"], cm["s"]) for cm in chain], reached_top
+    return chain, reached_top
 
 
-def turn_weights(texts: list[str], cfg: ExtractConfig, counters: Counter) -> list[float] | None:
+def turn_weights(normed: list[tuple], cfg: ExtractConfig, counters: Counter) -> list[float] | None:
     """1.0 per turn, 0.0 for discarded / blocklisted ones (training months); None when the instance
-    is dropped (an offensive test response, or an instance rule)."""
-    weights = [1.0] * len(texts)
+    is dropped (an offensive test response, or an instance rule). ``normed``: _Turns.normed_turn's."""
+    weights = [1.0] * len(normed)
     if cfg.discard_hashes and cfg.leaves_only:
-        for i, t in enumerate(texts):
+        for i, (t, *_) in enumerate(normed):
             if hashlib.sha224(t.encode("utf-8")).hexdigest() in cfg.discard_hashes:
                 weights[i] = 0.0
                 counters["discarded_turn"] += 1
-    blocklist = cfg.word_blocklist
-    if blocklist:
+    if cfg.word_blocklist:
         if cfg.leaves_only:
-            for i, t in enumerate(texts):
-                if blocklist.matches(t):
+            for i, (*_, offensive) in enumerate(normed):
+                if offensive:
                     weights[i] = 0.0
                     counters["offensive_turn"] += 1
-        elif blocklist.matches(texts[-1]):
+        elif normed[-1][3]:
             counters["offensive"] += 1
             return None
-    rule = normalize.instance_rule(texts, weighted=cfg.leaves_only)
+    tokens = flags = 0
+    for _, n, f, _ in normed:
+        tokens += n
+        flags |= f
+    rule = normalize.rule_of_turns(tokens, len(normed), flags, normed[-1][0].split(), weighted=cfg.leaves_only)
     if rule:
         counters[rule] += 1
         return None
     return weights
-
-
-class _NormCache:
-    """``gpt_norm`` once per comment: a comment is a context turn of many sessions."""
-
-    def __init__(self):
-        self.cache: dict[str, str] = {}
-
-    def __call__(self, key: str, text: str) -> str:
-        if key not in self.cache:
-            self.cache[key] = normalize.gpt_norm(text)
-        return self.cache[key]

@@ -49,3 +49,25 @@ def test_extract_bench_vs_original_quick(tmp_path):
         assert run["wall_s"] > 0 and run["cpu_s"] > 0.3 and run["peak_rss_mb"] > 10
     assert r["speedup_vs_original"] == round(orig["wall_s"] / ours["wall_s"], 2)
     assert [c["comments"] for c in r["memory_curve"]] == [2000, 8000]
+
+
+def test_profile_parts_add_up_for_the_pipeline_and_the_cli(tmp_path):
+    """bench/extract.py --profile (profile_runs): every part of each run, adding up to the run's CPU time."""
+    import importlib.util
+
+    from dialogpt_dataset.synthetic import write_month
+
+    spec = importlib.util.spec_from_file_location("bench_extract", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    write_month(tmp_path / "month", "2010-06", n_comments=1500, compression="zst", seed=0)
+    prof = bench.profile_runs(tmp_path / "month", tmp_path)
+    for mode, extra in (("pipeline", set()), ("cli", {"datasets_builder", "export_parquet", "tsv", "card"})):
+        p = prof[mode]
+        assert p["not_in_this_version"] == [] and p["steps"]["stage2.build_sessions"]["calls"] > 50
+        assert {"startup", "imports", "stage1", "stage2.build_sessions", "stage2.write_parquet"} | extra <= set(p["parts"])
+        assert p["parts"]["stage1"]["cpu_s"] > 0 and p["parts"]["startup"]["wall_s"] > 0
+        assert abs(sum(x["cpu_s"] for x in p["parts"].values()) - p["total_cpu_s"]) < 0.01
+    shares = [f["own_share"] for f in prof["top"]]  # (a month this small: the imports' functions lead)
+    assert len(shares) == 25 and shares == sorted(shares, reverse=True) and 0 < shares[0] < 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["month"]  # the work folders are removed

@@ -6,11 +6,13 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import msgspec
 import pytest
 import zstandard
 
 from dialogpt_dataset import dumps, synthetic
 from dialogpt_dataset.dumps import DumpError, coerce_comment, coerce_submission, iter_records
+from dialogpt_dataset.records import Comment
 
 PUSHSHIFT = Path(__file__).resolve().parents[1] / "data" / "pushshift"
 
@@ -19,33 +21,34 @@ def test_real_pushshift_comments_schema_drift():
     counters = Counter()
     recs = [coerce_comment(r, counters) for _, r in iter_records(PUSHSHIFT / "test_comments.json", counters)]
     assert len(recs) == 27 and all(r is not None for r in recs)
-    assert all(isinstance(r["t"], int) and r["t"] > 1_100_000_000 for r in recs)
-    assert all(r["id"].startswith("t1_") and r["l"].startswith("t3_") for r in recs)
-    assert all(r["p"].startswith(("t1_", "t3_")) for r in recs)
+    assert all(isinstance(r.created, int) and r.created > 1_100_000_000 for r in recs)
+    assert all(r.id.startswith("t1_") and r.link.startswith("t3_") for r in recs)
+    assert all(r.parent.startswith(("t1_", "t3_")) for r in recs)
     # the README of the samples: created_utc as str (6) and float (10); _meta on 10
     assert counters["drift_created_utc_str"] == 6
     assert counters["drift_created_utc_float"] == 10
     assert counters["drift_meta_field"] == 10
-    assert {r["b"] for r in recs} >= {"[deleted]", "[removed]"}
-    assert all("author" not in r for r in recs)
+    assert {r.body for r in recs} >= {"[deleted]", "[removed]"}
+    # only the used fields, typed: what stage 1 writes as one JSON array per record
+    assert all(type(r) is Comment and msgspec.json.decode(msgspec.json.encode(r), type=Comment) == r for r in recs)
 
 
 def test_real_pushshift_submissions():
     counters = Counter()
     recs = [coerce_submission(r, counters) for _, r in iter_records(PUSHSHIFT / "test_submissions.json", counters)]
-    assert len(recs) == 31 and all(r["id"].startswith("t3_") and r["ti"] for r in recs)
-    assert all(isinstance(r["s"], int) for r in recs)
+    assert len(recs) == 31 and all(r.id.startswith("t3_") and r.title for r in recs)
+    assert all(isinstance(r.score, int) and r.link == r.id for r in recs)
 
 
 def test_drift_ids_scores_and_subreddit_fallback():
     c = Counter()
     r = coerce_comment({"id": "t1_abc", "link_id": "xyz", "parent_id": "xyz", "body": "hi there",
                         "created_utc": "1136073600", "permalink": "/r/Python/comments/xyz/t/abc/"}, c)
-    assert (r["id"], r["l"], r["p"], r["s"], r["t"], r["r"]) == ("t1_abc", "t3_xyz", "t3_xyz", 0, 1136073600, "python")
+    assert (r.id, r.link, r.parent, r.score, r.created, r.subreddit) == ("t1_abc", "t3_xyz", "t3_xyz", 0, 1136073600, "python")
     assert c["drift_id_prefixed"] == 1 and c["drift_link_id_bare"] == 1 and c["drift_score_missing"] == 1
     r = coerce_comment({"id": "a", "link_id": "t3_x", "parent_id": "b", "body": "x", "created_utc": 1.5e9,
                         "score": "7", "subreddit": "AskReddit"}, c)
-    assert (r["p"], r["s"], r["t"], r["r"]) == ("t1_b", 7, 1500000000, "askreddit")
+    assert (r.parent, r.score, r.created, r.subreddit) == ("t1_b", 7, 1500000000, "askreddit")
     assert coerce_comment({"id": "a", "link_id": "t3_x", "body": "no parent"}, c) is None
     assert c["missing_field"] == 1
 

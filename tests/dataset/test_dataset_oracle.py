@@ -27,6 +27,7 @@ from dialogpt.legacy_tsv import format_train_line
 from dialogpt_dataset import synthetic
 from dialogpt_dataset.build import BuildConfig, build_dataset
 from dialogpt_dataset.cli import main as cli_main
+from dialogpt_dataset.records import Comment, Submission
 from dialogpt_dataset.rules import ExtractRules
 from dialogpt_dataset.threads import ExtractConfig, explain_target
 
@@ -84,7 +85,7 @@ def dumps(tmp_path_factory) -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _threads(month: str) -> dict[str, tuple[dict | None, list[dict]]]:
+def _threads(month: str) -> dict[str, tuple[Submission | None, list[Comment]]]:
     """link_id -> (submission, comments) of a synthetic month, as the pipeline hands them to threads."""
     from dialogpt_dataset.dumps import coerce_comment, coerce_submission
 
@@ -92,9 +93,9 @@ def _threads(month: str) -> dict[str, tuple[dict | None, list[dict]]]:
     for kind, rec in synthetic.generate_month(month, N_COMMENTS, SEEDS[month], drift=True, duplicates=DUPLICATES):
         r = (coerce_submission if kind == "s" else coerce_comment)(rec, Counter())
         if r is not None and kind == "s":
-            out[r["l"]][0] = r
+            out[r.link][0] = r
         elif r is not None:
-            out[r["l"]][1].append(r)
+            out[r.link][1].append(r)
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from dialogpt_dataset import normalize
 from dialogpt_dataset.build import BuildConfig, make_builder
 from dialogpt_dataset.builder import RedditDialog
 from dialogpt_dataset.cli import main as cli_main
+from dialogpt_dataset.records import Comment, Submission
 from dialogpt_dataset.rules import SHIPPED, ExtractRules, RulesError, WordBlocklist, load_subreddits, load_words
 from dialogpt_dataset.threads import ExtractConfig, build_sessions, explain_target
 
@@ -72,9 +74,9 @@ def test_project_rules_switch_off_to_the_originals_behaviour():
     assert normalize.comment_rule("日本語 の コメント です よろしく", "u", none) is None
     # and through a thread: a bot's reply is the leaf only when the bot rule is off (on, its parent
     # becomes the leaf: the knock-on effect that made the project's selection differ from the original's)
-    sub = {"id": "t3_s", "s": 5, "t": 0, "r": "x", "ti": "t", "st": "", "n": 3}
-    coms = [{"id": "t1_a", "p": "t3_s", "l": "t3_s", "s": 3, "t": 1, "r": "x", "b": "What a fine question here", "a": "u"},
-            {"id": "t1_b", "p": "t1_a", "l": "t3_s", "s": 3, "t": 2, "r": "x", "b": "Beep boop I am a bot", "a": "b0t"}]
+    sub = Submission("t3_s", score=5, created=0, subreddit="x", title="t", selftext="", num_comments=3, author="op")
+    coms = [Comment("t1_a", "t3_s", "t3_s", 3, 1, "x", "What a fine question here", "u"),
+            Comment("t1_b", "t1_a", "t3_s", 3, 2, "x", "Beep boop I am a bot", "b0t")]
     on = build_sessions(sub, coms, ExtractConfig(ExtractRules.from_preset("default")), Counter())
     off = build_sessions(sub, coms, ExtractConfig(ExtractRules.from_preset("original")), Counter())
     assert [s.comment_id for s in on] == ["t1_a"] and [s.comment_id for s in off] == ["t1_b"]
@@ -83,7 +85,7 @@ def test_project_rules_switch_off_to_the_originals_behaviour():
     assert explain_target(sub, coms, default_cfg, "t1_b") == "bot"
     assert explain_target(sub, coms, default_cfg, "t1_a") == "kept"
     assert explain_target(sub, coms, original_cfg, "t1_a") == "not_a_leaf"
-    low = [dict(coms[0]), dict(coms[1], s=0)]
+    low = [coms[0], msgspec.structs.replace(coms[1], score=0)]
     assert explain_target(sub, low, original_cfg, "t1_b") == "low_score"
 
 

@@ -3,18 +3,19 @@
 from collections import Counter
 
 from dialogpt_dataset.multiref import multiref_rows, refs_file_rows
+from dialogpt_dataset.records import Comment, Submission
 from dialogpt_dataset.rules import ExtractRules, WordBlocklist
 from dialogpt_dataset.threads import ExtractConfig, build_sessions
 
 
 def sub(sid="s", title="How do you make good coffee", n=10, score=50):
-    return {"k": "s", "id": f"t3_{sid}", "l": f"t3_{sid}", "s": score, "t": 100, "r": "coffee",
-            "ti": title, "st": "", "n": n, "a": "op"}
+    return Submission(f"t3_{sid}", score=score, created=100, subreddit="coffee", title=title, selftext="",
+                      num_comments=n, author="op")
 
 
 def com(cid, parent, body, score=2, link="s", author="u", t=200):
-    return {"k": "c", "id": f"t1_{cid}", "p": parent, "l": f"t3_{link}", "s": score, "t": t,
-            "r": "coffee", "b": body, "a": author}
+    return Comment(f"t1_{cid}", parent=parent, link=f"t3_{link}", score=score, created=t, subreddit="coffee",
+                   body=body, author=author)
 
 
 #  S  "How do you make good coffee"
@@ -39,7 +40,7 @@ TREE = [
 
 
 def texts(s):
-    return [t["text"] for t in s.turns]
+    return [t.text for t in s.turns]
 
 
 def test_hand_drawn_tree_gives_expected_sessions():
@@ -48,12 +49,15 @@ def test_hand_drawn_tree_gives_expected_sessions():
     assert [s.id for s in sessions] == ["t3_s,t1_b,t1_c", "t3_s,t3_s,t1_g"]
     assert texts(sessions[0]) == ["title : How do you make good coffee", "I use a french press every morning",
                                   "French press coffee is the best honestly", "I agree with you on that one"]
-    assert [t["score"] for t in sessions[0].turns] == [50, 5, 3, 2]
-    assert [t["weight"] for t in sessions[0].turns] == [1.0] * 4
+    assert [t.score for t in sessions[0].turns] == [50, 5, 3, 2]
+    assert [t.weight for t in sessions[0].turns] == [1.0] * 4
     assert texts(sessions[1]) == ["title : How do you make good coffee", "Pour over is my favourite method"]
     assert sessions[0].subreddit == "coffee" and sessions[0].created_utc == 200
     assert counters == Counter(deleted=1, quote=1, not_a_leaf=2, low_score=1, min_depth=1, sessions=2)
-    assert all("author" not in t and "a" not in t for s in sessions for t in s.turns)
+    # no author names leave threads: a row holds exactly these fields
+    assert sessions[0].to_row().keys() == {"id", "subreddit", "created_utc", "turns", "references"}
+    assert all(t.keys() == {"text", "weight", "score"} for t in sessions[0].to_row()["turns"])
+    assert (sessions[0].link_id, sessions[0].parent_id, sessions[0].comment_id) == ("t3_s", "t1_b", "t1_c")
 
 
 def test_title_turn_is_prefixed_and_minimally_normalised_like_get_convo():
@@ -111,7 +115,7 @@ def test_a_repeated_record_keeps_its_last_usable_copy_like_the_original():
     deleted = com("x", "t3_s", "[deleted]", score=3)  # deleted since: filtered, so the copy before it stays
     counters = Counter()
     (s,) = build_sessions(sub(), [first, again, deleted], ExtractConfig(), counters)
-    assert s.turns[-1]["score"] == 9 and counters["duplicate_record"] == 1 and counters["deleted"] == 1
+    assert s.turns[-1].score == 9 and counters["duplicate_record"] == 1 and counters["deleted"] == 1
     assert build_sessions(sub(), [again, first], ExtractConfig(), Counter()) == []  # last copy: score 0
 
 
@@ -130,7 +134,7 @@ def test_keys_subreddit_blocklist_and_offensive_weights():
     assert build_sessions(sub(), TREE, cfg, Counter()) == []
     cfg = ExtractConfig(word_blocklist=WordBlocklist(["french"]))
     s = build_sessions(sub(), TREE, cfg, Counter())[0]
-    assert [t["weight"] for t in s.turns] == [1.0, 0.0, 0.0, 1.0]
+    assert [t.weight for t in s.turns] == [1.0, 0.0, 0.0, 1.0]
     counters = Counter()
     cfg = ExtractConfig(word_blocklist=WordBlocklist(["agree"]), leaves_only=False)
     ids = [s.id for s in build_sessions(sub(), TREE, cfg, counters)]
@@ -151,7 +155,7 @@ def test_discard_hashes_zero_the_weight_like_discard_tgt_keys(tmp_path):
     assert hashes == {h}
     counters = Counter()
     s = build_sessions(sub(), TREE, ExtractConfig(discard_hashes=hashes), counters)[0]
-    assert [t["weight"] for t in s.turns] == [1.0, 1.0, 0.0, 1.0] and counters["discarded_turn"] == 1
+    assert [t.weight for t in s.turns] == [1.0, 1.0, 0.0, 1.0] and counters["discarded_turn"] == 1
 
 
 def popular_thread():

@@ -48,7 +48,7 @@ def test_non_finite_or_overflowing_numbers_are_a_counted_skip(tmp_path, caplog, 
     broken = json.dumps(_comment(2))[:-1] + ", " + bad + "}"  # the later key wins, as in any JSON reader
     path = _write(tmp_path / "RC_2006-01.zst", [good, broken, json.dumps(_comment(3))])
     recs, counters, warned = _read(caplog, path)
-    assert [n for n, _ in recs] == [1, 3] and [r["id"] for _, r in recs] == ["t1_c1", "t1_c3"]
+    assert [n for n, _ in recs] == [1, 3] and [r.id for _, r in recs] == ["t1_c1", "t1_c3"]
     assert counters["bad_number"] == 1 and counters["bad_json"] == 0 and counters["missing_field"] == 0
     assert len(warned) == 1 and f"{path}:2: skipped (bad_number)" in warned[0]
 
@@ -62,7 +62,7 @@ def test_bad_numbers_in_submissions_and_in_the_dict_api(tmp_path):
     assert c["bad_number"] == 4
     # finite drift is still coerced, not skipped
     r = coerce_comment(_comment(1, score="7", created_utc=1.5e9), c)
-    assert (r["s"], r["t"]) == (7, 1_500_000_000) and c["bad_number"] == 4
+    assert (r.score, r.created) == (7, 1_500_000_000) and c["bad_number"] == 4
 
 
 def test_json_nested_too_deep_is_a_counted_skip_naming_file_and_line(tmp_path, caplog):
