@@ -258,7 +258,7 @@ def coverage_line(coverage: dict) -> str | None:
             f"**{coverage['trained_turns']:,} turns trained** (`--train_on {coverage['train_on']}`) in "
             f"{coverage['windows']:,} windows of at most {coverage['max_seq_length']} tokens (a longer dialogue "
             f"becomes several windows, each turn trained in exactly one); {coverage['truncated_turns']:,} turns "
-            f"cut to fit; {coverage['validation_dialogues']:,} dialogues held out for validation; skipped: {skipped}")
+            f"cut to fit; {coverage['validation_dialogues']:,} validation dialogues; skipped: {skipped}")
 
 
 def find_template_dir() -> Path:

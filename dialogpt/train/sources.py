@@ -51,7 +51,7 @@ class DataCoverage:
         return (f"data coverage: {self.dialogues:,} dialogues ({self.source_format}), {self.turns:,} turns; "
                 f"{self.trained_turns:,} turns trained (--train_on {self.train_on}) in {self.windows:,} windows of "
                 f"<= {self.max_seq_length} tokens; {self.truncated_turns:,} cut to fit; "
-                f"{self.validation_dialogues:,} dialogues held out for validation; skipped: {skipped}")
+                f"{self.validation_dialogues:,} validation dialogues; skipped: {skipped}")
 
 
 @dataclass
