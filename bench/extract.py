@@ -117,11 +117,14 @@ def _generate_here(dirpath: Path, n: int) -> None:
 
 
 def worker(args) -> None:
-    """One extraction (both datatrove stages) in this process; prints its counters as JSON."""
+    """One extraction (both datatrove stages) in this process; prints its counters as JSON. The worker
+    owns its process as the CLI does and treats the garbage collector as the CLI does (it freezes its
+    imports: ``pipeline.freeze_owned_process``), so its figures are the CLI's pipeline part."""
     from dialogpt_dataset.dumps import available_months
-    from dialogpt_dataset.pipeline import Plan, auto_num_shards, run_pipeline
+    from dialogpt_dataset.pipeline import Plan, auto_num_shards, freeze_owned_process, run_pipeline
     from dialogpt_dataset.rules import ExtractRules
 
+    freeze_owned_process()
     months = available_months(args.dumps)
     plan = Plan(dumps_dir=str(args.dumps), work_dir=str(args.work), months=months,
                 num_shards=auto_num_shards(str(args.dumps), months, minimum=max(2, args.num_proc),

@@ -26,6 +26,7 @@ _STARTED = time.time()  # noqa: E402 (first: what came before this line is the i
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
+import gc  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -117,6 +118,9 @@ def _parts(clock: Clock, mode: str, total: tuple[float, float]) -> dict:
 
 
 def _run(mode: str, dumps: Path, work: Path) -> None:
+    # the GC as the CLI treats it in its own process (and bench/extract.py's worker): main(argv) would not
+    # (pipeline.freeze_owned_process; a version before it froze the same way)
+    gc.freeze()
     if mode == "cli":
         import contextlib
         import io

@@ -19,6 +19,8 @@ attempt, so a resumed build has no duplicates. Every rule's counters are written
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import json
 import operator
@@ -47,6 +49,24 @@ def quiet_datatrove(quiet: bool) -> None:
         from loguru import logger
 
         logger.disable("datatrove")
+
+
+@contextlib.contextmanager
+def frozen_heap():
+    """Keep what is alive when a task starts (the interpreter's modules, datatrove's, pyarrow's, the
+    caller's objects: ~70K containers) out of the garbage collector's passes while the task runs: it
+    all outlives the task, yet every full collection of the task traversed it again (0.04 CPU s each
+    on the bench month). The task's own objects are collected as before.
+
+    The process is left as found: unfrozen again at the end, unless objects were already frozen when
+    the task started (its owner freezes, as our CLI does: one unfreeze would undo that too)."""
+    owner_froze = gc.get_freeze_count() > 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not owner_froze:
+            gc.unfreeze()
 
 
 def _allow_open_files(n: int) -> None:
@@ -118,7 +138,8 @@ class ShardDumps(_PlannedStep):
         quiet_datatrove(self.quiet)
         month, kind = self.plan.stage1_task(rank)
         counters: Counter = Counter()
-        self.shard_month(month, kind, counters)
+        with frozen_heap():
+            self.shard_month(month, kind, counters)
         self._report("stage1", rank, counters)
         return iter(())
 
@@ -178,8 +199,12 @@ class BuildConversations(_PlannedStep):
         train_cfg = plan.extract_config(leaves_only=True, keys=keys, discard=discard)
         test_cfg = plan.extract_config(leaves_only=False, keys=keys)
         counters: Counter = Counter()
-        for month in plan.all_months:
-            self.process_shard(month, rank, train_cfg, test_cfg, counters)
+        import pyarrow.json  # noqa: F401 (write_rows' modules, imported before the heap is frozen)
+        import pyarrow.parquet  # noqa: F401
+
+        with frozen_heap():
+            for month in plan.all_months:
+                self.process_shard(month, rank, train_cfg, test_cfg, counters)
         self._report("stage2", rank, counters)
         return iter(())
 
