@@ -96,9 +96,9 @@ RULE_NAMES = [r[0] for r in RULES]
 COMMENT_RULES = [r[0] for r in RULES if r[1] == "comment"]
 
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9()\[\]:,.!?'“” ]")
-_TAGS = re.compile(r"[\[\]\(\)]")
-_CAPS = re.compile(r"[A-Z]{5,}")
-_ANY_FLAG = re.compile(r"__url__|[\[\]()]|[A-Z]{5}")  # the url, tags or all_caps rule may apply
+#: a text's UTF-8 bytes -> "A" for each upper-case ASCII letter, "a" for anything else: five
+#: capitals in a row (the all_caps rule, ``[A-Z]{5}``) are then one substring test
+_CAPITALS = bytes(65 if 65 <= b <= 90 else 97 for b in range(256))
 _TWO_WORDS = re.compile(r"\S\s+\S")
 _BOT_NAMES = {"automoderator", "autotldr", "remindmebot", "totesmessenger", "snapshillbot", "tweetposter"}
 
@@ -242,13 +242,12 @@ def turn_flags(text: str) -> int:
     """Which of ``url``, ``tags``, ``all_caps`` and ``reserved_eos`` a normalised turn breaks, as bits:
     computed once per comment, however many sessions it is a context turn of."""
     flags = EOS_FLAG if "EOS" in text and "EOS" in text.split() else 0
-    if not _ANY_FLAG.search(text):  # (most turns: one scan)
-        return flags
     if URL_TOKEN in text:
         flags |= URL_FLAG
-    if _TAGS.search(text):
+    if "(" in text or ")" in text or "[" in text or "]" in text:
         flags |= TAGS_FLAG
-    if _CAPS.search(text):
+    # (string tests and one bytes translation: a third of what one regex scan per rule cost)
+    if b"AAAAA" in text.encode().translate(_CAPITALS):
         flags |= CAPS_FLAG
     return flags
 

@@ -73,6 +73,11 @@ class ExtractConfig:
     #: sha224 hex digests of normalised turns to train on with weight 0.0 (the original's
     #: ``--discard_tgt_keys`` ``keys/<month>-o.gz`` files), from --discard-keys-file
     discard_hashes: frozenset[str] | None = None
+    #: whether ``word_blocklist`` has an entry (asked per instance: WordBlocklist.__bool__ is a Python call)
+    blocks_words: bool = field(init=False, default=False)
+
+    def __post_init__(self):
+        self.blocks_words = bool(self.word_blocklist)
 
     @classmethod
     def from_rules(cls, rules: ExtractRules, leaves_only: bool, keys=None, discard=None) -> ExtractConfig:
@@ -167,7 +172,7 @@ class _Turns:
         self.title = title
         #: ids of the comments longer than a turn may be (a short body is never too long: not asked)
         self.long = {cid for cid, c in kept.items() if len(c.body) > _SHORT and normalize.too_long_body(c.body)}
-        self.blocklist = blocklist
+        self.blocked = blocklist.matches if blocklist else None
         #: id -> (gpt_norm text, tokens, rule flags, has a blocklisted word)
         self.normed: dict[str, tuple[str, int, int, bool]] = {}
 
@@ -178,7 +183,7 @@ class _Turns:
             text = normalize.gpt_norm(self.title if c is self.submission else normalize.minimal_norm(c.body))
             # gpt_norm joins its tokens by single spaces: the token count is the spaces' plus one
             t = self.normed[c.id] = (text, text.count(" ") + 1 if text else 0, normalize.turn_flags(text),
-                                     bool(self.blocklist) and self.blocklist.matches(text))
+                                     self.blocked is not None and self.blocked(text))
         return t
 
 
@@ -319,7 +324,7 @@ def turn_weights(normed: list[tuple], cfg: ExtractConfig, counters: Counter) -> 
             if hashlib.sha224(t.encode("utf-8")).hexdigest() in cfg.discard_hashes:
                 weights[i] = 0.0
                 counters["discarded_turn"] += 1
-    if cfg.word_blocklist:
+    if cfg.blocks_words:
         if cfg.leaves_only:
             for i, (*_, offensive) in enumerate(normed):
                 if offensive:
