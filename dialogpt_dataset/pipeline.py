@@ -17,7 +17,6 @@ and 0-byte dump files (each a one-line error naming the file).
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections import Counter
 from pathlib import Path
@@ -28,6 +27,7 @@ from dialogpt_dataset.plan import SPLITS, Plan, PlanError, auto_num_shards, shar
 from dialogpt_dataset.stages import (
     BuildConversations,
     ShardDumps,
+    freeze_owned_process,
     frozen_heap,
     nonempty_stage2_files,
     quiet_datatrove,
@@ -44,16 +44,6 @@ __all__ = [
 
 #: what ``--executor slurm`` asks for per task unless ``slurm_kwargs`` says otherwise
 SLURM_DEFAULTS = {"time": "24:00:00", "partition": "cpu", "cpus_per_task": 1, "mem_per_cpu_gb": 4}
-
-
-def freeze_owned_process() -> None:
-    """For a command that owns its process (the CLI; the benchmark's worker, which stands for it): the
-    objects alive now (its imports) stay frozen out of every later garbage collection, and so do those
-    alive when each local task starts (:func:`~dialogpt_dataset.stages.frozen_heap` then keeps its freeze).
-    They live as long as the process, yet each full collection traversed them again, and the
-    interpreter's exit runs several (0.1-0.2 CPU s of a 200K-comment build). Never for a library
-    caller: its objects are not ours to freeze."""
-    gc.freeze()
 
 
 def make_executors(plan: Plan, executor: str = "local", num_proc: int = 1, slurm_kwargs: dict | None = None,

@@ -1,5 +1,6 @@
 """End to end: dumps -> datatrove pipeline -> datasets builder -> Parquet + card, resume, keys, Ray, Hub."""
 
+import gc
 import gzip
 import json
 from pathlib import Path
@@ -66,6 +67,22 @@ def test_reference_build_layout_and_counts(reference_build):
         assert c[rule] > 0, rule
     ids = [row["id"] for row in split_rows(r.output_dir, "train")]
     assert len(set(ids)) == len(ids)  # deterministic order: by month-shard file, then id
+
+
+def test_tasks_leave_the_garbage_collector_as_they_found_it(reference_build, monkeypatch):
+    # a library build (reference_build ran both stages in this process) leaves nothing frozen
+    assert gc.get_freeze_count() == 0
+    with stages.frozen_heap():  # a task: what was alive when it started is frozen while it runs
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(stages, "_owner_froze", False)
+    try:  # a command owning its process (the CLI) keeps what its tasks froze frozen
+        pipeline.freeze_owned_process()
+        with stages.frozen_heap():
+            pass
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_kill_and_resume_gives_identical_parquet(dumps_dir, reference_build, tmp_path, monkeypatch):
