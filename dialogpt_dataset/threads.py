@@ -180,10 +180,8 @@ class _Turns:
         """A comment (or, for the title, the submission) as a turn: (text, tokens, rule flags, offensive)."""
         t = self.normed.get(c.id)
         if t is None:
-            text = normalize.gpt_norm(self.title if c is self.submission else normalize.minimal_norm(c.body))
-            # gpt_norm joins its tokens by single spaces: the token count is the spaces' plus one
-            t = self.normed[c.id] = (text, text.count(" ") + 1 if text else 0, normalize.turn_flags(text),
-                                     self.blocked is not None and self.blocked(text))
+            text, tokens, flags = normalize.turn_of(self.title if c is self.submission else normalize.minimal_norm(c.body))
+            t = self.normed[c.id] = (text, tokens, flags, self.blocked is not None and self.blocked(text))
         return t
 
 
@@ -334,10 +332,10 @@ def turn_weights(normed: list[tuple], cfg: ExtractConfig, counters: Counter) -> 
             counters["offensive"] += 1
             return None
     tokens = flags = 0
-    for _, n, f, _ in normed:
-        tokens += n
-        flags |= f
-    rule = normalize.rule_of_turns(tokens, len(normed), flags, normed[-1][0].split(), weighted=cfg.leaves_only)
+    for t in normed:
+        tokens += t[1]
+        flags |= t[2]
+    rule = normalize.rule_of_turns(tokens, len(normed), flags, normed[-1][0].split(), cfg.leaves_only)
     if rule:
         counters[rule] += 1
         return None
