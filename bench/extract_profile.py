@@ -119,8 +119,11 @@ def _parts(clock: Clock, mode: str, total: tuple[float, float]) -> dict:
 
 def _run(mode: str, dumps: Path, work: Path) -> None:
     # the GC as the CLI treats it in its own process (and bench/extract.py's worker): main(argv) would not
-    # (pipeline.freeze_owned_process; a version before it froze the same way)
-    gc.freeze()
+    try:
+        from dialogpt_dataset.pipeline import freeze_owned_process
+    except ImportError:  # a version before it: its CLI froze with gc.freeze
+        freeze_owned_process = gc.freeze
+    freeze_owned_process()
     if mode == "cli":
         import contextlib
         import io

@@ -58,10 +58,10 @@ _owner_froze = False
 def freeze_owned_process() -> None:
     """For a command that owns its process (the CLI; the benchmark's worker, which stands for it): the
     objects alive now (its imports) stay frozen out of every later garbage collection, and so do those
-    alive when each local task starts (:func:`frozen_heap` then keeps its freeze). They live as long
-    as the process, yet each full collection traversed them again, and the interpreter's exit runs
-    several (0.1-0.2 CPU s of a 200K-comment build). Never for a library caller: its objects are not
-    ours to freeze."""
+    alive when each local task starts (:func:`frozen_heap` then keeps its freeze and runs the task
+    without the cyclic collector). They live as long as the process, yet each full collection
+    traversed them again, and the interpreter's exit runs several (0.1-0.2 CPU s of a 200K-comment
+    build). Never for a library caller: its objects are not ours to freeze."""
     global _owner_froze
     _owner_froze = True
     gc.freeze()
@@ -76,12 +76,23 @@ def frozen_heap():
 
     The process is left as found: unfrozen again at the end, unless objects were already frozen when
     the task started (its owner freezes, as our CLI does: one unfreeze would undo that too). (The
-    flag first: ``gc.get_freeze_count`` walks every frozen object, 7 ms in the CLI's process.)"""
+    flag first: ``gc.get_freeze_count`` walks every frozen object, 7 ms in the CLI's process.)
+
+    In a process its owner gave us (:func:`freeze_owned_process`) the task also runs without the
+    cyclic collector: a task makes no reference cycles (a ``gc.collect()`` after each task of the
+    bench month, and of a month of malformed and too-deep lines, finds at most 8 objects), so its
+    ~300 young-generation passes were pure cost (0.05 CPU s of the bench month); memory stays flat
+    (bench/extract.py's curve up to 1M comments)."""
     owner_froze = _owner_froze or gc.get_freeze_count() > 0
+    was_enabled = gc.isenabled()
     gc.freeze()
+    if _owner_froze:
+        gc.disable()
     try:
         yield
     finally:
+        if was_enabled:
+            gc.enable()
         if not owner_froze:
             gc.unfreeze()
 

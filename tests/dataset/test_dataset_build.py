@@ -75,14 +75,16 @@ def test_tasks_leave_the_garbage_collector_as_they_found_it(reference_build, mon
     with stages.frozen_heap():  # a task: what was alive when it started is frozen while it runs
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+    assert gc.isenabled()
     monkeypatch.setattr(stages, "_owner_froze", False)
-    try:  # a command owning its process (the CLI) keeps what its tasks froze frozen
-        pipeline.freeze_owned_process()
+    try:  # a command owning its process (the CLI) keeps what its tasks froze frozen, and runs them
+        pipeline.freeze_owned_process()  # without the cyclic collector
         with stages.frozen_heap():
-            pass
-        assert gc.get_freeze_count() > 0
+            assert not gc.isenabled()
+        assert gc.get_freeze_count() > 0 and gc.isenabled()
     finally:
         gc.unfreeze()
+        gc.enable()
 
 
 def test_kill_and_resume_gives_identical_parquet(dumps_dir, reference_build, tmp_path, monkeypatch):
