@@ -202,8 +202,13 @@ def coerce_raw_comment(rec: RawComment, counters: Counter) -> Comment | None:
     if type(score) is not int or not _INT64_MIN <= score < _INT64:
         score = _score(score, counters)
     if type(created) is not int or not _INT64_MIN <= created < _INT64:
+        # the usual drifts, taken as _created takes them (a finite float in int64's range is one
+        # whose int() is in it too; NaN, inf and the rest go to _created)
         if type(created) is str and len(created) <= 15 and created.isdigit() and created.isascii():
-            counters["drift_created_utc_str"] += 1  # (the usual drift, as _created takes it)
+            counters["drift_created_utc_str"] += 1
+            created = int(created)
+        elif type(created) is float and _INT64_MIN <= created < _INT64:
+            counters["drift_created_utc_float"] += 1
             created = int(created)
         else:
             created = _created(created, counters)
