@@ -15,7 +15,9 @@ unmodified, MIT; run as an outside program exactly as its README says DialoGPT r
 --task=extract``, gzip, ``reddit.py --task=conv ... --use_title 0 --leaves_only 1``, gzip) and ours
 (``run_pipeline`` with ``--preset original``, one process, both stages to Parquet; and the whole
 ``dialogpt-build-dataset --preset original --export-tsv`` CLI) on the same month, then ours alone on
-growing months for the memory curve. ``speedup_vs_original`` = original wall / ours wall.
+growing months for the memory curve. ``speedup_vs_original`` = original wall / ours wall. The
+pipeline's worker owns its process as the CLI does and treats the garbage collector as the CLI does
+(``pipeline.freeze_owned_process``, nothing more), so its figures are the CLI's pipeline part.
 
     python bench/extract.py --vs-original                  # 200K comments; curve 250K/500K/1M
     python bench/extract.py --vs-original --comments 200000 --profile   # + where the time goes
