@@ -7,14 +7,21 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
+from dialogpt_dataset.process import limit_blas_threads
 
-from dialogpt.legacy_tsv import LegacyFormatError
-from dialogpt_dataset.build import BuildConfig, SubmittedToSlurm, build_dataset
-from dialogpt_dataset.dumps import DumpError
-from dialogpt_dataset.pipeline import PlanError, freeze_owned_process
-from dialogpt_dataset.rules import PRESETS, SWITCHABLE
+# this module is the dialogpt-build-dataset command (console script, python -m, scripts/build_dataset.py):
+# the process is its own, and nothing below has imported numpy yet (see dialogpt_dataset.process)
+limit_blas_threads()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+from dialogpt.legacy_tsv import LegacyFormatError  # noqa: E402
+from dialogpt_dataset.build import BuildConfig, SubmittedToSlurm, build_dataset  # noqa: E402
+from dialogpt_dataset.dumps import DumpError  # noqa: E402
+from dialogpt_dataset.pipeline import PlanError  # noqa: E402
+from dialogpt_dataset.process import freeze_owned_process  # noqa: E402
+from dialogpt_dataset.rules import PRESETS, SWITCHABLE  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -19,8 +19,6 @@ attempt, so a resumed build has no duplicates. Every rule's counters are written
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import io
 import json
 import operator
@@ -37,6 +35,7 @@ from dialogpt_dataset import dumps
 from dialogpt_dataset.keys import load_discard_hashes, load_keys
 from dialogpt_dataset.multiref import multiref_rows
 from dialogpt_dataset.plan import DUMP_KINDS, SPLITS, Plan, shard_of, split_of
+from dialogpt_dataset.process import frozen_heap
 from dialogpt_dataset.records import Comment, Submission
 from dialogpt_dataset.threads import build_sessions
 
@@ -49,52 +48,6 @@ def quiet_datatrove(quiet: bool) -> None:
         from loguru import logger
 
         logger.disable("datatrove")
-
-
-#: set by :func:`freeze_owned_process`: this process's owner keeps its objects frozen
-_owner_froze = False
-
-
-def freeze_owned_process() -> None:
-    """For a command that owns its process (the CLI; the benchmark's worker, which stands for it): the
-    objects alive now (its imports) stay frozen out of every later garbage collection, and so do those
-    alive when each local task starts (:func:`frozen_heap` then keeps its freeze and runs the task
-    without the cyclic collector). They live as long as the process, yet each full collection
-    traversed them again, and the interpreter's exit runs several (0.1-0.2 CPU s of a 200K-comment
-    build). Never for a library caller: its objects are not ours to freeze."""
-    global _owner_froze
-    _owner_froze = True
-    gc.freeze()
-
-
-@contextlib.contextmanager
-def frozen_heap():
-    """Keep what is alive when a task starts (the interpreter's modules, datatrove's, pyarrow's, the
-    caller's objects: ~70K containers) out of the garbage collector's passes while the task runs: it
-    all outlives the task, yet every full collection of the task traversed it again (0.04 CPU s each
-    on the bench month). The task's own objects are collected as before.
-
-    The process is left as found: unfrozen again at the end, unless objects were already frozen when
-    the task started (its owner freezes, as our CLI does: one unfreeze would undo that too). (The
-    flag first: ``gc.get_freeze_count`` walks every frozen object, 7 ms in the CLI's process.)
-
-    In a process its owner gave us (:func:`freeze_owned_process`) the task also runs without the
-    cyclic collector: a task makes no reference cycles (a ``gc.collect()`` after each task of the
-    bench month, and of a month of malformed and too-deep lines, finds at most 8 objects), so its
-    ~300 young-generation passes were pure cost (0.05 CPU s of the bench month); memory stays flat
-    (bench/extract.py's curve up to 1M comments)."""
-    owner_froze = _owner_froze or gc.get_freeze_count() > 0
-    was_enabled = gc.isenabled()
-    gc.freeze()
-    if _owner_froze:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-        if not owner_froze:
-            gc.unfreeze()
 
 
 def _allow_open_files(n: int) -> None:
