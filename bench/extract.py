@@ -15,7 +15,10 @@ unmodified, MIT; run as an outside program exactly as its README says DialoGPT r
 --task=extract``, gzip, ``reddit.py --task=conv ... --use_title 0 --leaves_only 1``, gzip) and ours
 (``run_pipeline`` with ``--preset original``, one process, both stages to Parquet; and the whole
 ``dialogpt-build-dataset --preset original --export-tsv`` CLI) on the same month, then ours alone on
-growing months for the memory curve. ``speedup_vs_original`` = original wall / ours wall.
+growing months for the memory curve. ``speedup_vs_original`` = original wall / ours wall. The
+pipeline's worker owns its process as the CLI does and sets it up as the CLI does
+(``dialogpt_dataset.process``: one OpenBLAS thread, imports frozen out of the GC; nothing more), so its
+figures are the CLI's pipeline part.
 
     python bench/extract.py --vs-original                  # 200K comments; curve 250K/500K/1M
     python bench/extract.py --vs-original --comments 200000 --profile   # + where the time goes
@@ -117,11 +120,18 @@ def _generate_here(dirpath: Path, n: int) -> None:
 
 
 def worker(args) -> None:
-    """One extraction (both datatrove stages) in this process; prints its counters as JSON."""
+    """One extraction (both datatrove stages) in this process; prints its counters as JSON. The worker
+    owns its process as the CLI does and sets it up as the CLI does (``dialogpt_dataset.process``: one
+    OpenBLAS thread before numpy is imported, its imports frozen out of the GC), so its figures are the
+    CLI's pipeline part."""
+    from dialogpt_dataset.process import freeze_owned_process, limit_blas_threads
+
+    limit_blas_threads()  # (the CLI's module does it first thing, before its imports)
     from dialogpt_dataset.dumps import available_months
     from dialogpt_dataset.pipeline import Plan, auto_num_shards, run_pipeline
     from dialogpt_dataset.rules import ExtractRules
 
+    freeze_owned_process()
     months = available_months(args.dumps)
     plan = Plan(dumps_dir=str(args.dumps), work_dir=str(args.work), months=months,
                 num_shards=auto_num_shards(str(args.dumps), months, minimum=max(2, args.num_proc),

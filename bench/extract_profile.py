@@ -26,6 +26,7 @@ _STARTED = time.time()  # noqa: E402 (first: what came before this line is the i
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
+import gc  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -117,6 +118,12 @@ def _parts(clock: Clock, mode: str, total: tuple[float, float]) -> dict:
 
 
 def _run(mode: str, dumps: Path, work: Path) -> None:
+    # the GC as the CLI treats it in its own process (and bench/extract.py's worker): main(argv) would not
+    try:
+        from dialogpt_dataset.process import freeze_owned_process
+    except ImportError:  # a version before it: its CLI froze with gc.freeze
+        freeze_owned_process = gc.freeze
+    freeze_owned_process()
     if mode == "cli":
         import contextlib
         import io
@@ -154,6 +161,11 @@ def profile(mode: str, dumps: Path, work: Path, spawned_at: float | None = None)
     t = os.times()
     startup = {"wall_s": round(_STARTED - spawned_at, 3) if spawned_at else None, "cpu_s": round(t.user + t.system, 3)}
     w0, c0 = time.perf_counter(), time.process_time()
+    if mode != "cli":  # as bench/extract.py's worker (the CLI's module does it when it loads)
+        try:
+            importlib.import_module("dialogpt_dataset.process").limit_blas_threads()
+        except (ImportError, AttributeError):  # a version before it
+            pass
     importlib.import_module("dialogpt_dataset.cli" if mode == "cli" else "dialogpt_dataset.pipeline")
     imports = (time.perf_counter() - w0, time.process_time() - c0)
     clock = Clock()

@@ -7,15 +7,21 @@
 
 from __future__ import annotations
 
-import argparse
-import gc
-import sys
+from dialogpt_dataset.process import limit_blas_threads
 
-from dialogpt.legacy_tsv import LegacyFormatError
-from dialogpt_dataset.build import BuildConfig, SubmittedToSlurm, build_dataset
-from dialogpt_dataset.dumps import DumpError
-from dialogpt_dataset.pipeline import PlanError
-from dialogpt_dataset.rules import PRESETS, SWITCHABLE
+# this module is the dialogpt-build-dataset command (console script, python -m, scripts/build_dataset.py):
+# the process is its own, and nothing below has imported numpy yet (see dialogpt_dataset.process)
+limit_blas_threads()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+from dialogpt.legacy_tsv import LegacyFormatError  # noqa: E402
+from dialogpt_dataset.build import BuildConfig, SubmittedToSlurm, build_dataset  # noqa: E402
+from dialogpt_dataset.dumps import DumpError  # noqa: E402
+from dialogpt_dataset.pipeline import PlanError  # noqa: E402
+from dialogpt_dataset.process import freeze_owned_process  # noqa: E402
+from dialogpt_dataset.rules import PRESETS, SWITCHABLE  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,17 +80,9 @@ def _add_rule_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--selftext", action="store_true", default=None, help="append the submission's selftext to the title")
 
 
-def _freeze_imports() -> None:
-    """Leave the ~100K objects of the modules imported above (datasets, pyarrow, pandas, datatrove)
-    out of every later garbage collection: they live as long as the process, yet each full collection
-    of the build and the interpreter's exit traversed them all again (exit alone: 0.3-0.4 CPU s of a
-    200K-comment build). Only for a process of its own: a caller's objects are not ours to freeze."""
-    gc.freeze()
-
-
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # the command owns this process (console script, python -m): see _freeze_imports
-        _freeze_imports()
+    if argv is None:  # the command owns this process (console script, python -m): the ~100K objects of
+        freeze_owned_process()  # the modules imported above (datasets, pyarrow, pandas) leave the GC's passes
     args = parse_args(argv)
     try:
         cfg = BuildConfig(

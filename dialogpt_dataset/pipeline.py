@@ -24,6 +24,7 @@ from pathlib import Path
 from dialogpt_dataset import dumps
 from dialogpt_dataset.keys import load_discard_hashes, load_keys
 from dialogpt_dataset.plan import SPLITS, Plan, PlanError, auto_num_shards, shard_of, split_of
+from dialogpt_dataset.process import freeze_owned_process, frozen_heap, limit_blas_threads
 from dialogpt_dataset.stages import (
     BuildConversations,
     ShardDumps,
@@ -35,8 +36,8 @@ from dialogpt_dataset.stages import (
 )
 
 __all__ = [
-    "SPLITS", "BuildConversations", "Plan", "PlanError", "ShardDumps", "auto_num_shards", "load_discard_hashes",
-    "load_keys", "make_executors", "nonempty_stage2_files", "read_counters", "run_pipeline", "shard_of",
+    "SPLITS", "BuildConversations", "Plan", "PlanError", "ShardDumps", "auto_num_shards", "freeze_owned_process",
+    "frozen_heap", "limit_blas_threads", "load_discard_hashes", "load_keys", "make_executors", "nonempty_stage2_files", "read_counters", "run_pipeline", "shard_of",
     "split_of", "stage2_files", "write_rows",
 ]
 

@@ -125,8 +125,10 @@ def split_of(link_id: str, month: str, plan: Plan) -> str:
     """Whole threads go to one split: test months -> test; else a stable hash of the link id."""
     if month in plan.test_months:
         return "test"
-    h = int(hashlib.md5(link_id.encode()).hexdigest()[:8], 16) / 2**32
     test_fraction = 0.0 if plan.test_months else plan.rules.test_fraction
+    if not test_fraction and not plan.rules.validation_fraction:
+        return "train"  # (what the hash below gives then: it is never below 0; one md5 less per thread)
+    h = int(hashlib.md5(link_id.encode()).hexdigest()[:8], 16) / 2**32
     if h < test_fraction:
         return "test"
     if h < test_fraction + plan.rules.validation_fraction:

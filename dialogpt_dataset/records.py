@@ -24,7 +24,9 @@ from typing import Any
 import msgspec
 
 _INT64 = 2**63
+_INT64_MIN = -_INT64
 _PREFIXES = ("t1_", "t3_")
+_UNSET = msgspec.UNSET
 
 
 class Comment(msgspec.Struct, array_like=True, gc=False):
@@ -179,14 +181,14 @@ def coerce_raw_comment(rec: RawComment, counters: Counter) -> Comment | None:
     bad score / created_utc. Each field's common shape (a bare string id, a ``t3_`` link, an int64
     score and time, a string subreddit) is taken as it is; any other goes through the drift helpers
     above, which count it, in the same order (score, then created_utc, then subreddit)."""
-    if rec.meta is not msgspec.UNSET:
+    if rec.meta is not _UNSET:
         counters["drift_meta_field"] += 1
     cid, link, parent, body = rec.id, rec.link_id, rec.parent_id, rec.body
-    if type(cid) is str and cid and cid[:3] not in _PREFIXES:
+    if type(cid) is str and cid and not cid.startswith(_PREFIXES):
         cid = "t1_" + cid
     else:
         cid = _bare_id(cid, "t1_", counters, "id")
-    if type(link) is not str or link[:3] != "t3_":
+    if type(link) is not str or not link.startswith("t3_"):
         link = _bare_id(link, "t3_", counters, "link_id")
     if cid is None or link is None or not parent or not isinstance(body, str):
         counters["missing_field"] += 1
@@ -197,10 +199,19 @@ def coerce_raw_comment(rec: RawComment, counters: Counter) -> Comment | None:
         # bare parent ids are ambiguous; a parent equal to the link is the submission
         parent = link if "t3_" + parent == link else "t1_" + parent
     score, created, sub, author = rec.score, rec.created_utc, rec.subreddit, rec.author
-    if type(score) is not int or not -_INT64 <= score < _INT64:
+    if type(score) is not int or not _INT64_MIN <= score < _INT64:
         score = _score(score, counters)
-    if type(created) is not int or not -_INT64 <= created < _INT64:
-        created = _created(created, counters)
+    if type(created) is not int or not _INT64_MIN <= created < _INT64:
+        # the usual drifts, taken as _created takes them (a finite float in int64's range is one
+        # whose int() is in it too; NaN, inf and the rest go to _created)
+        if type(created) is str and len(created) <= 15 and created.isdigit() and created.isascii():
+            counters["drift_created_utc_str"] += 1
+            created = int(created)
+        elif type(created) is float and _INT64_MIN <= created < _INT64:
+            counters["drift_created_utc_float"] += 1
+            created = int(created)
+        else:
+            created = _created(created, counters)
     sub = sub.lower() if type(sub) is str and sub else _subreddit(rec, counters)
     return Comment(cid, parent, link, score, created, sub, body, author if type(author) is str else str(author or ""))
 

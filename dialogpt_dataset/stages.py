@@ -9,8 +9,8 @@ months are the parallel unit, so no file is decompressed twice.
 Stage 2 (:class:`BuildConversations`, one task per shard) reads shard ``k`` of each month, groups it
 by ``link_id`` (one shard-month in memory: the shard count grows with the input so this stays
 bounded), calls the pure :func:`threads.build_sessions`, assigns each thread to a split, builds the
-multi-reference test rows, and writes ``stage2/<split>/<month>-<k>.parquet`` (rows sorted by id; they
-wait as JSON lines, which Arrow's JSON reader turns into the table).
+multi-reference test rows, and writes ``stage2/<split>/<month>-<k>.parquet`` (rows sorted by id, encoded
+as JSON lines in one call, which Arrow's JSON reader turns into the table).
 
 Each task writes its outputs under its own names, replacing any partial output of a killed earlier
 attempt, so a resumed build has no duplicates. Every rule's counters are written per task to
@@ -35,6 +35,7 @@ from dialogpt_dataset import dumps
 from dialogpt_dataset.keys import load_discard_hashes, load_keys
 from dialogpt_dataset.multiref import multiref_rows
 from dialogpt_dataset.plan import DUMP_KINDS, SPLITS, Plan, shard_of, split_of
+from dialogpt_dataset.process import frozen_heap
 from dialogpt_dataset.records import Comment, Submission
 from dialogpt_dataset.threads import build_sessions
 
@@ -118,7 +119,8 @@ class ShardDumps(_PlannedStep):
         quiet_datatrove(self.quiet)
         month, kind = self.plan.stage1_task(rank)
         counters: Counter = Counter()
-        self.shard_month(month, kind, counters)
+        with frozen_heap():
+            self.shard_month(month, kind, counters)
         self._report("stage1", rank, counters)
         return iter(())
 
@@ -178,24 +180,27 @@ class BuildConversations(_PlannedStep):
         train_cfg = plan.extract_config(leaves_only=True, keys=keys, discard=discard)
         test_cfg = plan.extract_config(leaves_only=False, keys=keys)
         counters: Counter = Counter()
-        for month in plan.all_months:
-            self.process_shard(month, rank, train_cfg, test_cfg, counters)
+        import pyarrow.json  # noqa: F401 (write_rows' modules, imported before the heap is frozen)
+        import pyarrow.parquet  # noqa: F401
+
+        with frozen_heap():
+            for month in plan.all_months:
+                self.process_shard(month, rank, train_cfg, test_cfg, counters)
         self._report("stage2", rank, counters)
         return iter(())
 
     def process_shard(self, month: str, shard: int, train_cfg, test_cfg, counters: Counter) -> None:
         plan = self.plan
         has_rs, subs, comments = read_shard(Path(plan.work_dir) / "stage1" / month, shard)
-        rows: dict[str, list[tuple[str, bytes]]] = {s: [] for s in SPLITS}
+        rows: dict[str, list] = {s: [] for s in SPLITS}  # Sessions; the test split's rows are dicts
         for link in sorted(set(comments) | set(subs)):
             split = split_of(link, month, plan)
             cfg = test_cfg if split == "test" else train_cfg
             sessions = build_sessions(subs.get(link), comments.get(link, ()), cfg, counters, has_rs)
             if split == "test":
-                test_rows = multiref_rows(sessions, counters, plan.min_refs, plan.max_refs)
-                rows["test"].extend(encoded_row(r["id"], r) for r in test_rows)
+                rows["test"].extend(multiref_rows(sessions, counters, plan.min_refs, plan.max_refs))
             else:  # a Session is encoded as exactly its row
-                rows[split].extend(encoded_row(s.id, s) for s in sessions)
+                rows[split].extend(sessions)
         for split, rs in rows.items():
             counters[f"rows_{split}"] += len(rs)
             write_rows(Path(plan.work_dir) / "stage2" / split / f"{month}-{shard:04d}.parquet", rs, split == "test")
@@ -231,34 +236,29 @@ def arrow_schema(with_test_extras: bool = False):
     return pa.schema(fields)
 
 
-def encoded_row(row_id: str, row) -> tuple[str, bytes]:
-    """(id, the row as a JSON line): a shard-month's rows wait for their Parquet file as bytes, which
-    the garbage collector never scans (as dicts of lists it traversed them again and again)."""
-    return row_id, _ROW_ENCODER.encode(row)
-
-
-def rows_table(rows: list[tuple[str, bytes]], schema):
-    """:func:`encoded_row` rows (each with exactly the schema's fields) -> an Arrow table, built by
-    Arrow's JSON reader. Building the columns from Python lists (``pa.array``) cost ten times more,
-    and its first call imports pandas."""
+def rows_table(rows: list, schema):
+    """Rows (each with exactly the schema's fields: Sessions, or the test split's dicts) -> an Arrow
+    table: one msgspec call encodes them all as JSON lines, which Arrow's JSON reader parses with the
+    schema. Building the columns from Python lists (``pa.array``) cost ten times more, and its first
+    call imports pandas."""
     import pyarrow as pa
     import pyarrow.json as pa_json
 
     if not rows:
         return pa.Table.from_batches([], schema=schema)  # (schema.empty_table() imports pandas)
-    data = b"\n".join(line for _, line in rows)
+    data = _ROW_ENCODER.encode_lines(rows)
     return pa_json.read_json(
         io.BytesIO(data), read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
         parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"))
 
 
-def write_rows(path: Path, rows: list[tuple[str, bytes]], test_extras: bool) -> None:
-    """:func:`encoded_row` rows, sorted by id -> one Parquet file, written atomically (a killed task
-    leaves no half file)."""
+def write_rows(path: Path, rows: list, test_extras: bool) -> None:
+    """Rows -> one Parquet file sorted by id, written atomically (a killed task leaves no half file).
+    ``test_extras``: the test split's rows (dicts with the reference columns); else Sessions."""
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = sorted(rows, key=operator.itemgetter(0))
+    rows = sorted(rows, key=operator.itemgetter("id") if test_extras else operator.attrgetter("id"))
     table = rows_table(rows, arrow_schema(test_extras))
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)

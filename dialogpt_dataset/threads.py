@@ -73,6 +73,17 @@ class ExtractConfig:
     #: sha224 hex digests of normalised turns to train on with weight 0.0 (the original's
     #: ``--discard_tgt_keys`` ``keys/<month>-o.gz`` files), from --discard-keys-file
     discard_hashes: frozenset[str] | None = None
+    #: whether ``word_blocklist`` has an entry (asked per instance: WordBlocklist.__bool__ is a Python call)
+    blocks_words: bool = field(init=False, default=False)
+
+    #: the rules' thresholds, at hand (read once per target)
+    min_score: int = field(init=False, default=1)
+    min_depth: int = field(init=False, default=2)
+    max_depth: int = field(init=False, default=5)
+
+    def __post_init__(self):
+        self.blocks_words = bool(self.word_blocklist)
+        self.min_score, self.min_depth, self.max_depth = self.rules.min_score, self.rules.min_depth, self.rules.max_depth
 
     @classmethod
     def from_rules(cls, rules: ExtractRules, leaves_only: bool, keys=None, discard=None) -> ExtractConfig:
@@ -167,7 +178,7 @@ class _Turns:
         self.title = title
         #: ids of the comments longer than a turn may be (a short body is never too long: not asked)
         self.long = {cid for cid, c in kept.items() if len(c.body) > _SHORT and normalize.too_long_body(c.body)}
-        self.blocklist = blocklist
+        self.blocked = blocklist.matches if blocklist else None
         #: id -> (gpt_norm text, tokens, rule flags, has a blocklisted word)
         self.normed: dict[str, tuple[str, int, int, bool]] = {}
 
@@ -175,28 +186,63 @@ class _Turns:
         """A comment (or, for the title, the submission) as a turn: (text, tokens, rule flags, offensive)."""
         t = self.normed.get(c.id)
         if t is None:
-            text = normalize.gpt_norm(self.title if c is self.submission else normalize.minimal_norm(c.body))
-            # gpt_norm joins its tokens by single spaces: the token count is the spaces' plus one
-            t = self.normed[c.id] = (text, text.count(" ") + 1 if text else 0, normalize.turn_flags(text),
-                                     bool(self.blocklist) and self.blocklist.matches(text))
+            text, tokens, flags = normalize.turn_of(self.title if c is self.submission else normalize.minimal_norm(c.body))
+            t = self.normed[c.id] = (text, tokens, flags, self.blocked is not None and self.blocked(text))
         return t
+
+    def of_chain(self, chain: list) -> tuple[list[tuple[str, int, int, bool]], int, int]:
+        """The chain's turns (:meth:`normed_turn`'s: a context turn of several sessions is looked up,
+        not re-made), their summed token counts and their rule flags or-ed together."""
+        known = self.normed
+        normed = []
+        tokens = flags = 0
+        for c in chain:
+            t = known.get(c.id) or self.normed_turn(c)
+            normed.append(t)
+            tokens += t[1]
+            flags |= t[2]
+        return normed, tokens, flags
 
 
 def _session(tgt: Comment, kept: dict[str, Comment], turns: _Turns, cfg: ExtractConfig, counters: Counter) -> Session | None:
-    """The session ending at target ``tgt``, or None (the rule that dropped it counted)."""
+    """The session ending at target ``tgt``, or None (the rule that dropped it counted). It runs once
+    per target, so the target checks and the context walk are written out here."""
     subreddit = turns.subreddit or tgt.subreddit
-    if not target_passes(tgt, subreddit, cfg, counters, turns):
+    long = turns.long
+    # the per-target checks before the context walk, in the original's order (each counted)
+    rule = None
+    if cfg.keys is not None and (tgt.link, tgt.id) not in cfg.keys:
+        rule = "not_in_keys"
+    elif subreddit in cfg.subreddit_blocklist:
+        rule = "bad_subreddit"
+    elif tgt.score < cfg.min_score:
+        rule = "low_score"
+    elif tgt.id in long:
+        rule = "target_too_long"
+    if rule:
+        counters[rule] += 1
         return None
-    chain, reached_top = context_chain(tgt, kept, cfg.rules.max_depth, turns)
+    # get_convo: from the target up through its parents, at most max_depth comments; a too-long
+    # comment or a missing (filtered) parent ends the walk; reaching the submission places the title
+    chain = [tgt]
+    c, max_depth, reached_top = tgt, cfg.max_depth, False
+    while True:
+        if c.parent.startswith("t3_"):
+            reached_top = True
+            break
+        c = kept.get(c.parent)
+        if c is None or len(chain) >= max_depth or c.id in long:
+            break
+        chain.append(c)
+    chain.reverse()
     with_title = reached_top and turns.title is not None
-    if len(chain) + with_title < cfg.rules.min_depth:
+    if len(chain) + with_title < cfg.min_depth:
         counters["min_depth"] += 1
         return None
     if with_title:
         chain.insert(0, turns.submission)
-    known = turns.normed  # (a context turn of several sessions is looked up, not re-made)
-    normed = [known.get(c.id) or turns.normed_turn(c) for c in chain]
-    weights = turn_weights(normed, cfg, counters)
+    normed, tokens, flags = turns.of_chain(chain)
+    weights = turn_weights(normed, tokens, flags, cfg, counters)
     if weights is None:
         return None
     if reached_top and turns.title is None and turns.submission is None:
@@ -277,49 +323,17 @@ def title_turn(submission: Submission | None, rules: ExtractRules) -> str | None
     return text
 
 
-def target_passes(tgt: Comment, subreddit: str, cfg: ExtractConfig, counters: Counter, turns: _Turns) -> bool:
-    """The per-target checks before the context walk, in the original's order (each counted)."""
-    if cfg.keys is not None and (tgt.link, tgt.id) not in cfg.keys:
-        counters["not_in_keys"] += 1
-    elif subreddit in cfg.subreddit_blocklist:
-        counters["bad_subreddit"] += 1
-    elif tgt.score < cfg.rules.min_score:
-        counters["low_score"] += 1
-    elif tgt.id in turns.long:
-        counters["target_too_long"] += 1
-    else:
-        return True
-    return False
-
-
-def context_chain(tgt: Comment, kept: dict[str, Comment], max_depth: int, turns: _Turns) -> tuple[list, bool]:
-    """``get_convo``: the comments oldest first, up to ``max_depth``; and whether the walk reached
-    the submission (where the title turn goes)."""
-    chain = []  # target first, walking up
-    c = tgt
-    reached_top = False
-    while len(chain) < max_depth and c.id not in turns.long:
-        chain.append(c)
-        if c.parent.startswith("t3_"):
-            reached_top = True
-            break
-        c = kept.get(c.parent)
-        if c is None:
-            break
-    chain.reverse()
-    return chain, reached_top
-
-
-def turn_weights(normed: list[tuple], cfg: ExtractConfig, counters: Counter) -> list[float] | None:
+def turn_weights(normed: list[tuple], tokens: int, flags: int, cfg: ExtractConfig, counters: Counter) -> list[float] | None:
     """1.0 per turn, 0.0 for discarded / blocklisted ones (training months); None when the instance
-    is dropped (an offensive test response, or an instance rule). ``normed``: _Turns.normed_turn's."""
+    is dropped (an offensive test response, or an instance rule). ``normed``, ``tokens``, ``flags``:
+    _Turns.of_chain's."""
     weights = [1.0] * len(normed)
     if cfg.discard_hashes and cfg.leaves_only:
         for i, (t, *_) in enumerate(normed):
             if hashlib.sha224(t.encode("utf-8")).hexdigest() in cfg.discard_hashes:
                 weights[i] = 0.0
                 counters["discarded_turn"] += 1
-    if cfg.word_blocklist:
+    if cfg.blocks_words:
         if cfg.leaves_only:
             for i, (*_, offensive) in enumerate(normed):
                 if offensive:
@@ -328,11 +342,7 @@ def turn_weights(normed: list[tuple], cfg: ExtractConfig, counters: Counter) -> 
         elif normed[-1][3]:
             counters["offensive"] += 1
             return None
-    tokens = flags = 0
-    for _, n, f, _ in normed:
-        tokens += n
-        flags |= f
-    rule = normalize.rule_of_turns(tokens, len(normed), flags, normed[-1][0].split(), weighted=cfg.leaves_only)
+    rule = normalize.rule_of_turns(tokens, len(normed), flags, normed[-1][0].split(), cfg.leaves_only)
     if rule:
         counters[rule] += 1
         return None

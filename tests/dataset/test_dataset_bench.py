@@ -28,8 +28,9 @@ def test_extract_bench_quick(tmp_path):
         run = r[key]
         assert run["records_rc"] == r["generated"][key.split("_num")[0]]["comments"]
         assert run["sessions"] > 0 and run["self_maxrss_mb"] > 10
-        # CPU time is measured (children included), not wall time divided by --num-proc
-        assert run["cpu_s"] > 0.5 and run["comments_per_cpu_s"] == round(run["records_rc"] / run["cpu_s"], 1)
+        # CPU time is measured (children included), not wall time divided by --num-proc (a worker's
+        # start-up and imports alone take more than 0.3 s)
+        assert run["cpu_s"] > 0.3 and run["comments_per_cpu_s"] == round(run["records_rc"] / run["cpu_s"], 1)
     # the same month gives the same sessions whatever the number of workers
     assert r["base_num_proc_1"]["sessions"] == r["base_num_proc_2"]["sessions"]
     assert r["speedup_num_proc_2_vs_1"] > 0 and r["peak_rss_ratio_base_vs_quarter"] > 0

@@ -1,7 +1,11 @@
 """End to end: dumps -> datatrove pipeline -> datasets builder -> Parquet + card, resume, keys, Ray, Hub."""
 
+import gc
 import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -10,7 +14,7 @@ import pytest
 from dialogpt.chat_format import as_turns
 from dialogpt.legacy_tsv import read_refs, read_train_tsv
 from dialogpt_dataset import dumps as dumps_mod
-from dialogpt_dataset import pipeline, stages, synthetic
+from dialogpt_dataset import pipeline, process, stages, synthetic
 from dialogpt_dataset.build import BuildConfig, build_dataset
 from dialogpt_dataset.cli import main as cli_main
 from dialogpt_dataset.rules import ExtractRules
@@ -66,6 +70,47 @@ def test_reference_build_layout_and_counts(reference_build):
         assert c[rule] > 0, rule
     ids = [row["id"] for row in split_rows(r.output_dir, "train")]
     assert len(set(ids)) == len(ids)  # deterministic order: by month-shard file, then id
+
+
+def test_tasks_leave_the_garbage_collector_as_they_found_it(reference_build, monkeypatch):
+    # a library build (reference_build ran both stages in this process) leaves nothing frozen
+    assert gc.get_freeze_count() == 0
+    with process.frozen_heap():  # a task: what was alive when it started is frozen while it runs
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled()
+    monkeypatch.setattr(process, "_owner_froze", False)
+    try:  # a command owning its process (the CLI) keeps what its tasks froze frozen, and runs them
+        pipeline.freeze_owned_process()  # without the cyclic collector
+        with process.frozen_heap():
+            assert not gc.isenabled()
+        assert gc.get_freeze_count() > 0 and gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+_NUMPY_SPY = """
+import os, sys
+class Spy:  # says what OPENBLAS_NUM_THREADS was when numpy was first imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":
+            print("numpy imported with OPENBLAS_NUM_THREADS", os.environ.get("OPENBLAS_NUM_THREADS"))
+            sys.meta_path.remove(self)
+sys.meta_path.insert(0, Spy())
+import dialogpt_dataset.cli
+"""
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "1"), ("3", "3")])
+def test_the_cli_process_starts_one_blas_thread_unless_told(preset, expected):
+    # the command's module limits OpenBLAS (whose idle threads spin at numpy's import) before
+    # anything imports numpy, and keeps a user's own setting
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    out = subprocess.run([sys.executable, "-c", _NUMPY_SPY], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"numpy imported with OPENBLAS_NUM_THREADS {expected}"
 
 
 def test_kill_and_resume_gives_identical_parquet(dumps_dir, reference_build, tmp_path, monkeypatch):
