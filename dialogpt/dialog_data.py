@@ -16,6 +16,10 @@ class DialogDataError(ValueError):
     """A dataset the user named cannot be read; the message names the flag and the source."""
 
 
+class MissingSplitError(DialogDataError):
+    """The dataset has no split of that name (callers for whom a split is optional catch this one)."""
+
+
 def _is_saved_to_disk(path: Path) -> bool:
     return path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists())
 
@@ -52,7 +56,7 @@ def load_dialog_split(source: str, split: str, *, flag: str = "--dataset", cache
     error listing the splits it has."""
     data = load_dialog_data(source, flag=flag, cache_dir=cache_dir, name=name)
     if split not in data:
-        raise DialogDataError(f"{flag} {source}: no split {split!r} (has {', '.join(data)})")
+        raise MissingSplitError(f"{flag} {source}: no split {split!r} (has {', '.join(data)})")
     ds = data[split]
     if column is not None and column not in ds.column_names:
         raise DialogDataError(f"{flag} {source} split {split!r} has no {column!r} column "

@@ -50,6 +50,7 @@ from dialogpt.conversations.options import (
     LAYOUTS,
     ConversationError,
     ConversationOptions,
+    MissingSplit,
     from_axolotl,
     from_llamafactory,
 )
@@ -57,5 +58,5 @@ from dialogpt.conversations.readers import file_type
 from dialogpt.conversations.report import ConversationReport
 from dialogpt.conversations.split import split_dialogues
 
-__all__ = ["LAYOUTS", "ConversationError", "ConversationOptions", "ConversationReport", "dialogue_contexts", "file_type",
+__all__ = ["LAYOUTS", "ConversationError", "ConversationOptions", "ConversationReport", "MissingSplit", "dialogue_contexts", "file_type",
            "from_axolotl", "from_llamafactory", "load_conversations", "split_dialogues"]

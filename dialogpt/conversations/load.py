@@ -26,7 +26,7 @@ from dialogpt.conversations.normalize import (
     normalize_row,
     output_features,
 )
-from dialogpt.conversations.options import ConversationError, ConversationOptions
+from dialogpt.conversations.options import ConversationError, ConversationOptions, MissingSplit
 from dialogpt.conversations.readers import (
     FILE_TYPES,
     ROW_FILE_TYPES,
@@ -36,7 +36,7 @@ from dialogpt.conversations.readers import (
     sample_rows,
 )
 from dialogpt.conversations.report import ConversationReport
-from dialogpt.dialog_data import DialogDataError, load_dialog_split
+from dialogpt.dialog_data import DialogDataError, MissingSplitError, load_dialog_split
 from dialogpt.errors import first_line
 
 #: bump when the normalised rows change, so cached Arrow files of older code are not reused
@@ -263,14 +263,14 @@ def _dataset(dataset: str, config: str | None, split: str, options, flag: str, c
     by_split = folder_split_files(path, split) if path.is_dir() and config is None else None
     if by_split is not None:
         if split not in by_split:
-            raise ConversationError(f"{flag} {dataset}: no split {split!r} (has {', '.join(by_split)})")
+            raise MissingSplit(f"{flag} {dataset}: no split {split!r} (has {', '.join(by_split)})")
         paths, ftype = _check_files(by_split[split], flag)
         raw, layout = _row_files(paths, ftype, options, cache_dir)
         return raw, layout, "folder"
     try:
         ds = load_dialog_split(dataset, split, flag=flag, cache_dir=cache_dir, column=None, name=config)
     except DialogDataError as e:
-        raise ConversationError(str(e)) from None
+        raise (MissingSplit if isinstance(e, MissingSplitError) else ConversationError)(str(e)) from None
     raw, layout = _typed(ds, options, f"{dataset} [{split}]", split, num_proc)
     return raw, layout, "folder" if path.is_dir() else "hub"
 

@@ -31,6 +31,10 @@ class ConversationError(ValueError):
     """A user's dialogue file or option cannot be read; the message is one line naming the input."""
 
 
+class MissingSplit(ConversationError):
+    """The dataset has no split of that name (a validation split is optional: training catches this one)."""
+
+
 def _roles(value, flag: str) -> tuple[str, ...] | None:
     """``"human,user"`` or a sequence -> a tuple of lower-cased role values (matching ignores case)."""
     if value is None:
