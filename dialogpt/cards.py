@@ -249,16 +249,23 @@ def data_lines(facts: DataFacts | None) -> list[str]:
     return lines
 
 
+def coverage_text(coverage: dict, bold: bool = False) -> str:
+    """The one sentence on how much of the data a run trained (``train_results.json``'s data_coverage): the
+    training log prints it, the model card shows it (``bold``: the trained count in Markdown bold)."""
+    skipped = ", ".join(f"{k} {v:,}" for k, v in coverage.get("skipped", {}).items() if v) or "none"
+    trained = f"{coverage['trained_turns']:,} turns trained"
+    return (f"{coverage['dialogues']:,} dialogues ({coverage['source_format']}), {coverage['turns']:,} turns; "
+            f"{f'**{trained}**' if bold else trained} (--train_on {coverage['train_on']}) in {coverage['windows']:,} "
+            f"windows of <= {coverage['max_seq_length']} tokens; {coverage['truncated_turns']:,} cut to fit; "
+            f"{coverage['validation_dialogues']:,} validation dialogues; skipped: {skipped}")
+
+
 def coverage_line(coverage: dict) -> str | None:
-    """The card's sentence on how much of the data was trained (``train_results.json``'s data_coverage)."""
+    """The card's sentence on how much of the data was trained, and how windows make that possible."""
     if not coverage:
         return None
-    skipped = ", ".join(f"{k} {v:,}" for k, v in coverage.get("skipped", {}).items() if v) or "none"
-    return (f"Coverage: {coverage['dialogues']:,} dialogues ({coverage['source_format']}), {coverage['turns']:,} turns; "
-            f"**{coverage['trained_turns']:,} turns trained** (`--train_on {coverage['train_on']}`) in "
-            f"{coverage['windows']:,} windows of at most {coverage['max_seq_length']} tokens (a longer dialogue "
-            f"becomes several windows, each turn trained in exactly one); {coverage['truncated_turns']:,} turns "
-            f"cut to fit; {coverage['validation_dialogues']:,} validation dialogues; skipped: {skipped}")
+    return (f"Coverage: {coverage_text(coverage, bold=True)}. A dialogue longer than max_seq_length becomes several "
+            "windows, each turn trained in exactly one")
 
 
 def find_template_dir() -> Path:

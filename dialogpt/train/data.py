@@ -75,11 +75,16 @@ class TokenizeStats:
         return dataclasses.asdict(self)
 
 
+def arrow_column(ds, name: str):
+    """One column as Arrow, through the dataset's index map: ``ds.data`` alone is the whole table under a
+    ``select`` or ``filter`` (a held-out split, the dropped no-label rows), so it would count those rows too."""
+    return ds.select_columns([name]).with_format("arrow")[:][name]
+
+
 def _column_sum(ds, name: str) -> int:
     import pyarrow.compute as pc
 
-    # the arrow view, not ds.data: a filtered or selected dataset keeps its whole table under an index map
-    return int(pc.sum(ds.with_format("arrow")[name]).as_py() or 0) if len(ds) else 0
+    return int(pc.sum(arrow_column(ds, name)).as_py() or 0) if len(ds) else 0
 
 
 def tokenize_sessions(ds, tokenizer, max_seq_length: int, reverse: bool = False,

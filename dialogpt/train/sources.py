@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from dialogpt.cards import coverage_text
 from dialogpt.conversations import (
     ConversationError,
     ConversationOptions,
@@ -22,7 +23,7 @@ from dialogpt.conversations import (
 )
 from dialogpt.errors import first_line
 from dialogpt.train.config import TrainConfig, TrainingError
-from dialogpt.train.data import TokenizeStats, tokenize_sessions
+from dialogpt.train.data import TokenizeStats, arrow_column, tokenize_sessions
 
 
 @dataclass
@@ -48,11 +49,7 @@ class DataCoverage:
         return dataclasses.asdict(self)
 
     def describe(self) -> str:
-        skipped = ", ".join(f"{k} {v:,}" for k, v in self.skipped.items() if v) or "none"
-        return (f"data coverage: {self.dialogues:,} dialogues ({self.source_format}), {self.turns:,} turns; "
-                f"{self.trained_turns:,} turns trained (--train_on {self.train_on}) in {self.windows:,} windows of "
-                f"<= {self.max_seq_length} tokens; {self.truncated_turns:,} cut to fit; "
-                f"{self.validation_dialogues:,} validation dialogues; skipped: {skipped}")
+        return f"data coverage: {coverage_text(self.as_dict())}"
 
 
 @dataclass
@@ -99,9 +96,9 @@ def load_session_splits(dataset: str | None = None, train_file: str | Sequence[s
 
 
 def turns_column(ds):
-    """The ``turns`` column as Arrow, through the dataset's indices mapping: ``ds.data`` alone is the whole
-    table under a ``select`` (a held-out split), so it would count the other side's turns too."""
-    return ds.select_columns(["turns"]).with_format("arrow")[:]["turns"]
+    """The ``turns`` column as Arrow (:func:`dialogpt.train.data.arrow_column`: through a held-out split's
+    index map)."""
+    return arrow_column(ds, "turns")
 
 
 def _turn_count(ds) -> int:
