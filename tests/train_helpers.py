@@ -54,3 +54,15 @@ def read_csv_log(path: Path) -> list[dict]:
     lines = Path(path).read_text().splitlines()
     header = lines[0].split(",")
     return [dict(zip(header, ln.split(","))) for ln in lines[1:]]
+
+
+class Killed(Exception):
+    """Stands for a kill in the middle of a run (raised from a step callback or a patched function)."""
+
+
+def kill_at(step: int):
+    """A ``train(step_callback=...)`` that stops the run right after optimizer step ``step``."""
+    def callback(state) -> None:
+        if state.global_step == step:
+            raise Killed()
+    return callback

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from train_helpers import base_config, write_parquet_dataset
+from train_helpers import Killed, base_config, write_parquet_dataset
 
 from dialogpt.cli.train import main
 from dialogpt.train import checkpointing
@@ -133,9 +133,6 @@ def test_a_file_changed_after_the_save_is_one_line_naming_it(base_run, tmp_path,
 
 def test_a_kill_during_rotation_leaves_nothing_a_resume_could_take_and_the_next_start_cleans_up(
         base_run, tmp_path, ds, tokenizer_dir, capsys, monkeypatch):
-    class Killed(Exception):
-        pass
-
     def killed_mid_delete(path: Path) -> None:
         (path / "model.safetensors").unlink()  # part of the old checkpoint is gone, then the kill
         raise Killed()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import base_config, write_parquet_dataset
+from train_helpers import Killed, base_config, kill_at, write_parquet_dataset
 
 from dialogpt.cli.train import main
 from dialogpt.train.checkpointing import list_checkpoints
@@ -161,15 +161,8 @@ def test_without_peft_the_folder_loads_serves_and_trains_and_lora_is_one_line(lo
 
 @pytest.mark.slow
 def test_a_killed_lora_run_resumes_with_the_same_losses(lora_run, tmp_path, ds, tokenizer_dir, tiny_model_dir, capsys):
-    class Killed(Exception):
-        pass
-
-    def kill_at_4(state):
-        if state.global_step == 4:
-            raise Killed()
-
     with pytest.raises(Killed):
-        train(_config(tmp_path, ds, tokenizer_dir, tiny_model_dir), step_callback=kill_at_4)
+        train(_config(tmp_path, ds, tokenizer_dir, tiny_model_dir), step_callback=kill_at(4))
     # the checkpoint's LoRA flags must match: a full fine-tune cannot continue it (one line, before work)
     with pytest.raises(TrainingError, match="was trained with --lora_r 4, this run has None: give the same LoRA"):
         train(_config(tmp_path, ds, tokenizer_dir, tiny_model_dir, lora_r=None, resume_from_checkpoint="latest"))

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import yaml
-from train_helpers import base_config, read_csv_log, write_parquet_dataset
+from train_helpers import Killed, base_config, kill_at, read_csv_log, write_parquet_dataset
 
 from dialogpt.chat_format import CHAT_TEMPLATE
 from dialogpt.train.checkpointing import list_checkpoints
@@ -68,16 +68,9 @@ def test_killed_run_resumes_with_the_same_loss_sequence(tmp_path, dataset_dir, t
     common = dict(num_optim_steps=16, save_steps=5, lr_schedule="noam", warmup_steps=3, learning_rate=1e-4)
     full = train(base_config(tmp_path / "a", dataset_dir, tokenizer_dir, **common))
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_7(state):
-        if state.global_step == 7:
-            raise Killed()
-
     cfg = base_config(tmp_path / "b", dataset_dir, tokenizer_dir, **common)
     with pytest.raises(Killed):
-        train(cfg, step_callback=kill_at_7)
+        train(cfg, step_callback=kill_at(7))
     out = tmp_path / "b" / "run"
     assert [p.name for p in list_checkpoints(out)] == ["step-000005"]
     resumed = train(base_config(tmp_path / "b", dataset_dir, tokenizer_dir, resume_from_checkpoint="latest", **common))
@@ -121,15 +114,8 @@ def test_resume_from_a_checkpoint_taken_on_the_last_batch_of_an_epoch(tmp_path, 
     common = dict(num_optim_steps=6, save_steps=2, lr_schedule="None", learning_rate=1e-3, max_seq_length=256)
     full = train(base_config(tmp_path / "a", ds, tokenizer_dir, **common))
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_3(state):
-        if state.global_step == 3:
-            raise Killed()
-
     with pytest.raises(Killed):
-        train(base_config(tmp_path / "b", ds, tokenizer_dir, **common), step_callback=kill_at_3)
+        train(base_config(tmp_path / "b", ds, tokenizer_dir, **common), step_callback=kill_at(3))
     resumed = train(base_config(tmp_path / "b", ds, tokenizer_dir, resume_from_checkpoint="latest", **common))
     assert resumed.loss_history == full.loss_history[2:] and resumed.epoch == full.epoch
     rows = read_csv_log(tmp_path / "b" / "run" / "train_log.txt")
