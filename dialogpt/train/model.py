@@ -130,11 +130,11 @@ def build_model_config(name_or_path: str, vocab_size: int, eos_token_id: int | N
     elif Path(name_or_path).is_file():
         cfg = GPT2Config.from_json_file(name_or_path)
         cfg.vocab_size = vocab_size
+        if eos_token_id is not None:  # the file's own ids stay unless the tokenizer gives one
+            cfg.update(ids)
     else:
         raise TrainingError(f"--model_config {name_or_path!r} is not one of {', '.join(MODEL_SHAPES)} "
                             "nor a config.json file")
-    if eos_token_id is not None:
-        cfg.bos_token_id = cfg.eos_token_id = cfg.pad_token_id = eos_token_id
     if dropout is not None:
         cfg.resid_pdrop = cfg.embd_pdrop = cfg.attn_pdrop = dropout
     return cfg
