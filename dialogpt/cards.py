@@ -137,6 +137,11 @@ def schedule_text(config) -> str:
     return "None: constant learning rate, no warm-up"
 
 
+def trained_share(trained: int, total: int) -> str:
+    """``"8,192 of 188,672 (4.342%)"``: the parameters a LoRA run trains (the startup summary and the card)."""
+    return f"{trained:,} of {total:,} ({100 * trained / max(total, 1):.3f}%)"
+
+
 def lora_facts(config, result) -> dict | None:
     """What a LoRA run (``--lora_r``) trained, for the card; None for full fine-tuning."""
     if getattr(config, "lora_r", None) is None:
@@ -145,7 +150,7 @@ def lora_facts(config, result) -> dict | None:
     total = trained + result.num_parameters
     return {"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
             "target_modules": ", ".join(n.strip() for n in config.lora_target_modules.split(",")),
-            "trained": f"{trained:,} of {total:,} ({100 * trained / max(total, 1):.3f}%)"}
+            "trained": trained_share(trained, total)}
 
 
 def lora_text(info: ModelCardInfo) -> str | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dialogpt.cards import trained_share
 from dialogpt.train.config import TrainConfig, TrainingError
 
 INSTALL_HINT = "pip install -e '.[lora]'"
@@ -134,7 +135,7 @@ def describe(config: TrainConfig, trained: int, saved: int) -> str:
     """The startup summary's line on what trains."""
     if config.lora_r is None:
         return f"all {trained:,} (full fine-tuning)"
-    return (f"{trained:,} of {trained + saved:,} ({100 * trained / max(trained + saved, 1):.3f}%): LoRA adapters "
+    return (f"{trained_share(trained, trained + saved)}: LoRA adapters "
             f"r {config.lora_r}, alpha {config.lora_alpha:g}, dropout {config.lora_dropout:g} on "
             f"{', '.join(target_names(config))}")
 
